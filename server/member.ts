@@ -1,0 +1,85 @@
+import * as grpc from '@grpc/grpc-js';
+import * as http from 'node:http';
+import pino, { type Logger } from 'pino';
+import { serviceDefinition } from '../proto';
+import { ClientListener } from './client-listener';
+import { clusterService } from './cluster-service';
+import type { ServerConfig } from './config';
+import { EtcdServer } from './etcd-server';
+import { httpHandler } from './http-handler';
+import { kvService } from './kv-service';
+import { leaseService } from './lease-service';
+import { maintenanceService } from './maintenance-service';
+import { ServerMetrics } from './metrics';
+import { SERVER_VERSION } from './version';
+
+/** gRPC's own receive limit sits 512 KiB above --max-request-bytes, as in etcd (v3rpc/grpc.go). */
+export const GRPC_OVERHEAD_BYTES = 512 * 1024;
+
+/**
+ * A running member: the server plus its client-facing listeners. This is what bin/cairn starts and
+ * what a Node program embeds (`await startMember(config)`).
+ */
+export interface RunningMember {
+  server: EtcdServer;
+  metrics: ServerMetrics;
+  /** The bound client address of each --listen-client-urls entry (useful with port 0). */
+  clientAddresses: { host: string; port: number }[];
+  close(): Promise<void>;
+}
+
+export async function startMember(cfg: ServerConfig, log: Logger = pino({ level: cfg.logLevel })): Promise<RunningMember> {
+  const metrics = new ServerMetrics();
+  metrics.serverVersion.set({ server_version: SERVER_VERSION }, 1);
+  metrics.quotaBackendBytes.set(cfg.quotaBackendBytes);
+  const server = await EtcdServer.open(cfg, log, metrics);
+
+  const grpcServer = new grpc.Server({
+    'grpc.max_receive_message_length': cfg.maxRequestBytes + GRPC_OVERHEAD_BYTES,
+    'grpc.max_send_message_length': -1,
+    'grpc.keepalive_time_ms': cfg.grpcKeepaliveIntervalMs,
+    'grpc.keepalive_timeout_ms': cfg.grpcKeepaliveTimeoutMs,
+    // Accept client pings as often as --grpc-keepalive-min-time allows (kube-apiserver pings every 30 s).
+    'grpc.http2.min_ping_interval_without_data_ms': cfg.grpcKeepaliveMinTimeMs,
+  });
+  grpcServer.addService(serviceDefinition('etcdserverpb', 'KV'), kvService(server, metrics));
+  grpcServer.addService(serviceDefinition('etcdserverpb', 'Lease'), leaseService(server, metrics));
+  grpcServer.addService(serviceDefinition('etcdserverpb', 'Maintenance'), maintenanceService(server, metrics));
+  grpcServer.addService(serviceDefinition('etcdserverpb', 'Cluster'), clusterService(server, metrics));
+  grpcServer.addService(serviceDefinition('grpc.health.v1', 'Health'), {
+    Check: (_call: grpc.ServerUnaryCall<unknown, unknown>, cb: grpc.sendUnaryData<unknown>) => cb(null, { status: 1 }),
+    Watch: (call: grpc.ServerWritableStream<unknown, unknown>) => call.write({ status: 1 }),
+  });
+  const injector = grpcServer.createConnectionInjector(grpc.ServerCredentials.createInsecure());
+  const httpServer = http.createServer(httpHandler(server, metrics));
+
+  server.start(() => undefined);
+
+  const listeners: ClientListener[] = [];
+  for (const url of cfg.listenClientUrls) {
+    const l = new ClientListener(url, { grpc: (s) => injector.injectConnection(s), http: httpServer }, log);
+    await l.listen();
+    listeners.push(l);
+  }
+  const metricsServers: http.Server[] = [];
+  for (const url of cfg.listenMetricsUrls) {
+    const s = http.createServer(httpHandler(server, metrics));
+    await new Promise<void>((resolve) => s.listen(Number(url.port), url.hostname, resolve));
+    metricsServers.push(s);
+  }
+  log.info({ name: cfg.name, 'data-dir': cfg.dataDir, 'member-id': server.memberId.toString(16) }, 'ready to serve client requests');
+
+  return {
+    server,
+    metrics,
+    clientAddresses: listeners.map((l) => ({ host: l.address().address, port: l.address().port })),
+    async close(): Promise<void> {
+      for (const l of listeners) await l.close();
+      for (const s of metricsServers) s.close();
+      injector.destroy();
+      grpcServer.forceShutdown();
+      httpServer.close();
+      await server.stop();
+    },
+  };
+}

@@ -1,0 +1,217 @@
+import type { Logger } from 'pino';
+import { RawNode, MemoryStorage, type Entry, type Message, type Ready, type ReadState, type ConfChange, type ConfState, StateType } from '../raft';
+import type { Wal } from './wal';
+import type { ServerMetrics } from './metrics';
+
+/**
+ * Drives the pure Raft core (raft/) with real time, disk and network, in the order the persistence
+ * contract demands (etcd's raftNode, server/etcdserver/raft.go):
+ *   1. a leader sends its messages at once (it counts itself only after its own fsync);
+ *   2. entries and hard state go to the WAL in one synced batch per Ready (group commit: every
+ *      proposal that arrived while the previous fsync ran rides in the next one);
+ *   3. committed entries are applied while that fsync is in flight;
+ *   4. a follower sends its messages (votes, append acks) only after the fsync;
+ *   5. advance().
+ */
+
+export interface RaftNodeOptions {
+  id: bigint;
+  storage: MemoryStorage;
+  wal: Wal;
+  applied: number;
+  electionTicks: number;
+  heartbeatTicks: number;
+  tickMs: number;
+  preVote: boolean;
+  /** etcd's maxSizePerMsg (1 MiB) and maxInflightMsgs (4096 / 8 = 512). */
+  maxSizePerMsgBytes: number;
+  maxInflightMsgs: number;
+  /** etcd server's cap on uncommitted entries (1 GiB): proposals beyond it are refused. */
+  maxUncommittedEntriesSizeBytes: number;
+  send(messages: Message[]): void;
+  apply(entries: Entry[]): void | Promise<void>;
+  onLeaderChange(lead: bigint, term: number): void;
+  onReadStates(states: ReadState[]): void;
+  random: () => number;
+  log: Logger;
+  metrics: ServerMetrics;
+}
+
+export class RaftNode {
+  private readonly node: RawNode;
+  private ticker: NodeJS.Timeout | undefined;
+  private processing = false;
+  private scheduled = false;
+  private stopped = false;
+  private lead = 0n;
+  private raftState: StateType = StateType.Follower;
+  private lastIndexPersisted: number;
+  private idle: (() => void)[] = [];
+
+  constructor(private readonly opts: RaftNodeOptions) {
+    this.node = new RawNode({
+      id: opts.id,
+      electionTick: opts.electionTicks,
+      heartbeatTick: opts.heartbeatTicks,
+      storage: opts.storage,
+      applied: opts.applied,
+      maxSizePerMsg: opts.maxSizePerMsgBytes,
+      maxInflightMsgs: opts.maxInflightMsgs,
+      maxUncommittedEntriesSize: opts.maxUncommittedEntriesSizeBytes,
+      checkQuorum: true,
+      preVote: opts.preVote,
+      readOnlyOption: 'safe',
+      random: opts.random,
+    });
+    this.lastIndexPersisted = opts.storage.lastIndex();
+  }
+
+  start(): void {
+    this.ticker = setInterval(() => {
+      this.node.tick();
+      this.kick();
+    }, this.opts.tickMs);
+    this.kick();
+  }
+
+  /** Raises ErrProposalDropped when there is no leader to take it (or the uncommitted cap is hit). */
+  propose(data: Uint8Array): void {
+    this.node.propose(data);
+    this.kick();
+  }
+
+  proposeConfChange(cc: ConfChange): void {
+    this.node.proposeConfChange(cc);
+    this.kick();
+  }
+
+  applyConfChange(cc: ConfChange): ConfState {
+    return this.node.applyConfChange(cc);
+  }
+
+  readIndex(ctx: Uint8Array): void {
+    this.node.readIndex(ctx);
+    this.kick();
+  }
+
+  step(m: Message): void {
+    this.node.step(m);
+    this.kick();
+  }
+
+  campaign(): void {
+    this.node.campaign();
+    this.kick();
+  }
+
+  transferLeader(to: bigint): void {
+    this.node.transferLeader(to);
+    this.kick();
+  }
+
+  reportUnreachable(id: bigint): void {
+    this.node.reportUnreachable(id);
+  }
+
+  reportSnapshot(id: bigint, ok: boolean): void {
+    this.node.reportSnapshot(id, ok);
+    this.kick();
+  }
+
+  get leader(): bigint {
+    return this.lead;
+  }
+
+  get isLeader(): boolean {
+    return this.raftState === StateType.Leader;
+  }
+
+  status(): ReturnType<RawNode['status']> {
+    return this.node.status();
+  }
+
+  /** Resolves once every Ready produced so far has been persisted, sent and applied. */
+  whenIdle(): Promise<void> {
+    if (!this.processing && !this.node.hasReady()) return Promise.resolve();
+    return new Promise((resolve) => this.idle.push(resolve));
+  }
+
+  private kick(): void {
+    if (this.scheduled || this.processing || this.stopped) return;
+    this.scheduled = true;
+    // setImmediate, not nextTick: let pending socket reads land first so one fsync covers them all.
+    setImmediate(() => {
+      this.scheduled = false;
+      void this.process();
+    });
+  }
+
+  private async process(): Promise<void> {
+    if (this.processing || this.stopped) return;
+    this.processing = true;
+    try {
+      while (!this.stopped && this.node.hasReady()) {
+        const rd = this.node.ready();
+        this.observeSoftState(rd);
+        if (rd.readStates.length > 0) this.opts.onReadStates(rd.readStates);
+        const leaderNow = this.raftState === StateType.Leader;
+        if (leaderNow && rd.messages.length > 0) this.opts.send(rd.messages);
+        const persisted = this.persist(rd);
+        const applied = rd.committedEntries.length > 0 ? this.opts.apply(rd.committedEntries) : undefined;
+        await persisted;
+        if (!leaderNow && rd.messages.length > 0) this.opts.send(rd.messages);
+        if (applied) await applied;
+        this.node.advance(rd);
+      }
+    } catch (e) {
+      // A failed fsync or apply leaves this member unable to keep its promises: stop, as etcd panics.
+      this.opts.log.fatal({ err: e }, 'raft loop failed; stopping member');
+      this.stopped = true;
+      process.exitCode = 1;
+      throw e;
+    } finally {
+      this.processing = false;
+      const idle = this.idle;
+      this.idle = [];
+      for (const f of idle) f();
+    }
+    if (this.node.hasReady()) this.kick();
+  }
+
+  private observeSoftState(rd: Ready): void {
+    if (!rd.softState) return;
+    const { lead, raftState } = rd.softState;
+    this.raftState = raftState;
+    if (lead !== this.lead) {
+      this.lead = lead;
+      this.opts.onLeaderChange(lead, this.node.status().term);
+    }
+  }
+
+  private async persist(rd: Ready): Promise<void> {
+    const hs = rd.hardState;
+    if (rd.entries.length === 0 && !hs && !rd.snapshot) return;
+    await this.opts.wal.save({
+      entries: rd.entries,
+      hardState: hs ? { term: hs.term, vote: hs.vote, commit: hs.commit } : undefined,
+      snapshot: rd.snapshot
+        ? { index: rd.snapshot.metadata.index, term: rd.snapshot.metadata.term, data: rd.snapshot.data }
+        : undefined,
+      previousLastIndex: this.lastIndexPersisted,
+      sync: rd.mustSync,
+    });
+    if (rd.snapshot) this.opts.storage.applySnapshot(rd.snapshot);
+    if (hs) this.opts.storage.setHardState(hs);
+    if (rd.entries.length > 0) {
+      this.opts.storage.append(rd.entries);
+      this.lastIndexPersisted = rd.entries[rd.entries.length - 1].index;
+    }
+  }
+
+  async stop(): Promise<void> {
+    if (this.ticker) clearInterval(this.ticker);
+    this.ticker = undefined;
+    await this.whenIdle();
+    this.stopped = true;
+  }
+}
