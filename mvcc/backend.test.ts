@@ -1,0 +1,110 @@
+import { afterAll, afterEach, describe, expect, it } from 'vitest';
+import { Backend } from './backend';
+import { removeTempDirs, tempDir } from './test-helpers';
+
+const open: Backend[] = [];
+async function fresh(opts = {}, path = tempDir()): Promise<Backend> {
+  const be = await Backend.open(path, opts);
+  open.push(be);
+  return be;
+}
+afterEach(async () => {
+  for (const be of open.splice(0)) await be.close().catch(() => undefined);
+});
+afterAll(removeTempDirs);
+
+async function entries(be: Backend, bucket: string): Promise<Array<[string, string]>> {
+  const out: Array<[string, string]> = [];
+  for await (const [k, v] of be.bucket(bucket).iterate()) out.push([k.toString(), v.toString()]);
+  return out;
+}
+
+describe('Backend', () => {
+  it('pending writes are readable before they are flushed, and flushed within the batch interval', async () => {
+    const be = await fresh({ batchIntervalMs: 20 });
+    const members = be.bucket('members');
+    members.put('m1', Buffer.from('one'));
+    expect(be.pendingCount).toBe(1);
+    expect((await members.get('m1'))?.toString()).toBe('one');
+    await new Promise((r) => setTimeout(r, 80));
+    expect(be.pendingCount).toBe(0);
+    expect((await members.get('m1'))?.toString()).toBe('one');
+    members.del('m1');
+    expect(await members.get('m1')).toBeUndefined();
+  });
+
+  it('flushes as soon as the pending batch reaches the batch limit', async () => {
+    const be = await fresh({ batchIntervalMs: 60_000, batchLimit: 10 });
+    for (let i = 0; i < 10; i++) be.bucket('b').put(`k${i}`, Buffer.from('v'));
+    be.commitIfFull();
+    await be.forceCommit(); // joins the flush started above
+    expect(be.pendingCount).toBe(0);
+  });
+
+  it('iteration merges pending writes and deletes over LevelDB in key order', async () => {
+    const be = await fresh();
+    const bk = be.bucket('lease');
+    for (const k of ['a', 'c', 'e']) bk.put(k, Buffer.from('disk'));
+    await be.forceCommit();
+    bk.put('b', Buffer.from('mem'));
+    bk.put('e', Buffer.from('mem'));
+    bk.del('c');
+    bk.put('f', Buffer.from('mem'));
+    expect(await entries(be, 'lease')).toEqual([['a', 'disk'], ['b', 'mem'], ['e', 'mem'], ['f', 'mem']]);
+    const ranged: string[] = [];
+    for await (const [k] of bk.iterate({ gte: Buffer.from('b'), lt: Buffer.from('f') })) ranged.push(k.toString());
+    expect(ranged).toEqual(['b', 'e']);
+  });
+
+  it('an iteration sees the data as of its start, not later writes', async () => {
+    const be = await fresh();
+    const bk = be.bucket('x');
+    for (let i = 0; i < 5; i++) bk.put(`k${i}`, Buffer.from('1'));
+    const it = bk.iterate()[Symbol.asyncIterator]();
+    const first = await it.next();
+    bk.put('k9', Buffer.from('late'));
+    bk.del('k4');
+    await be.forceCommit();
+    const rest: string[] = [first.value?.[0].toString() ?? ''];
+    for (let r = await it.next(); r.done !== true; r = await it.next()) rest.push(r.value[0].toString());
+    expect(rest).toEqual(['k0', 'k1', 'k2', 'k3', 'k4']);
+  });
+
+  it('buckets are isolated even when one name prefixes another', async () => {
+    const be = await fresh();
+    be.bucket('a').put('1', Buffer.from('a'));
+    be.bucket('ab').put('1', Buffer.from('ab'));
+    await be.forceCommit();
+    be.bucket('a').put('2', Buffer.from('a'));
+    expect(await entries(be, 'a')).toEqual([['1', 'a'], ['2', 'a']]);
+    expect(await entries(be, 'ab')).toEqual([['1', 'ab']]);
+    expect(() => be.bucket('bad/name')).toThrow();
+  });
+
+  it('data survives close and reopen; sync commits work with nothing pending', async () => {
+    const path = tempDir();
+    const be = await Backend.open(path);
+    be.bucket('meta').put('x', Buffer.from('1'));
+    await be.forceCommit({ sync: false });
+    await be.forceCommit({ sync: true });
+    await be.forceCommit({ sync: true });
+    await be.close();
+    const again = await fresh({}, path);
+    expect((await again.bucket('meta').get('x'))?.toString()).toBe('1');
+  });
+
+  it('reports a positive size and defragments while writes continue', async () => {
+    const be = await fresh();
+    const bk = be.bucket('key');
+    for (let i = 0; i < 2000; i++) bk.put(`k${i}`, Buffer.alloc(100, i));
+    await be.forceCommit();
+    for (let i = 0; i < 1000; i++) bk.del(`k${i}`);
+    const defrag = be.defragment();
+    bk.put('during', Buffer.from('1'));
+    expect((await bk.get('during'))?.toString()).toBe('1');
+    await defrag;
+    expect(await be.sizeBytes()).toBeGreaterThan(0);
+    expect(await be.sizeInUseBytes()).toBeGreaterThanOrEqual(0);
+    expect((await entries(be, 'key')).length).toBe(1001);
+  });
+});

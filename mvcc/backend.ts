@@ -1,0 +1,395 @@
+/**
+ * The storage backend (etcd mvcc/backend): one LevelDB holding logical buckets as key prefixes.
+ *
+ * Writes go to an in-memory pending batch that reads see immediately (read-your-writes, like
+ * bbolt's read buffer in etcd's batchTx). The batch is flushed to LevelDB in one atomic `batch()`
+ * every BATCH_INTERVAL_MS, or as soon as it holds BATCH_LIMIT keys, without fsync: durability comes
+ * from the server's raft WAL, which is replayed from the store's consistentIndex on restart.
+ * `forceCommit({ sync: true })` makes everything written so far durable.
+ */
+import assert from 'node:assert/strict';
+import { promises as fs } from 'node:fs';
+import { join } from 'node:path';
+import { Level } from 'level';
+import { ErrBackend, ErrClosed } from './errors';
+import { BATCH_INTERVAL_MS, BATCH_LIMIT, ITERATOR_CHUNK_ENTRIES } from './limits';
+
+export interface BackendOptions {
+  readonly batchIntervalMs?: number;
+  readonly batchLimit?: number;
+}
+
+/** One pending write; `value` undefined = delete. */
+interface PendingOp {
+  readonly key: Buffer;
+  readonly value: Buffer | undefined;
+}
+
+type Overlay = Map<string, PendingOp>;
+
+/** classic-level's extra (LevelDB-only) methods, present at runtime but absent from `level`'s types. */
+type LevelDb = Level<Buffer, Buffer> & {
+  getSync(key: Buffer): Buffer | undefined;
+  approximateSize(start: Buffer, end: Buffer): Promise<number>;
+  compactRange(start: Buffer, end: Buffer): Promise<void>;
+};
+type BatchOp = { type: 'put'; key: Buffer; value: Buffer } | { type: 'del'; key: Buffer };
+export type Entry = [key: Buffer, value: Buffer];
+
+export interface IterateOptions {
+  /** false = keys only (entries' values are then undefined for LevelDB entries). */
+  readonly values?: boolean;
+  /** Entries per LevelDB `nextv()` (default ITERATOR_CHUNK_ENTRIES). */
+  readonly chunkSize?: number;
+}
+
+const BUCKET_NAME = /^[A-Za-z0-9_.-]+$/;
+const BUCKET_SEPARATOR = '/';
+/** Written (and fsynced) when a sync commit finds nothing pending; excluded from hash(). */
+const SYNC_MARKER_KEY = Buffer.from('meta/backend_sync_marker');
+
+/** Bytes above any key we store (bucket names are ASCII), the upper bound for whole-db ranges. */
+const KEYSPACE_END = Buffer.alloc(16, 0xff);
+const KEYSPACE_START = Buffer.alloc(1, 0);
+
+export class Backend {
+  private pending: Overlay = new Map();
+  /** The batch being written by LevelDB right now; still part of the read overlay. */
+  private flushing: Overlay | null = null;
+  private timer: NodeJS.Timeout | null = null;
+  /** A flush that is queued but not started; later flush requests join it. */
+  private queuedFlush: Promise<void> | null = null;
+  private queuedFlushSync = false;
+  private flushTail: Promise<void> = Promise.resolve();
+  /** True when LevelDB holds writes that were not fsynced. */
+  private unsynced = false;
+  private failure: ErrBackend | null = null;
+  private closed = false;
+  private readonly buckets = new Map<string, Bucket>();
+  private readonly batchIntervalMs: number;
+  private readonly batchLimit: number;
+
+  private constructor(private readonly db: LevelDb, readonly path: string, opts: BackendOptions) {
+    this.batchIntervalMs = opts.batchIntervalMs ?? BATCH_INTERVAL_MS;
+    this.batchLimit = opts.batchLimit ?? BATCH_LIMIT;
+    assert(this.batchIntervalMs > 0 && this.batchLimit > 0);
+  }
+
+  static async open(path: string, opts: BackendOptions = {}): Promise<Backend> {
+    // `level` resolves to classic-level on Node; its typings omit the LevelDB-only methods we use.
+    const db = new Level<Buffer, Buffer>(path, { keyEncoding: 'buffer', valueEncoding: 'buffer' }) as LevelDb;
+    assert(typeof db.compactRange === 'function' && typeof db.getSync === 'function', 'level must be classic-level');
+    await db.open();
+    return new Backend(db, path, opts);
+  }
+
+  /** The bucket named `name` ("key", "meta", "lease", "members", …); created on first use. */
+  bucket(name: string): Bucket {
+    let b = this.buckets.get(name);
+    if (b === undefined) {
+      assert(BUCKET_NAME.test(name), `invalid bucket name ${JSON.stringify(name)}`);
+      b = new Bucket(this, name);
+      this.buckets.set(name, b);
+    }
+    return b;
+  }
+
+  /** Distinct keys waiting in the pending batch. */
+  get pendingCount(): number {
+    return this.pending.size;
+  }
+
+  // ---- writes (full backend keys, i.e. including the bucket prefix) ----
+
+  putKey(key: Buffer, value: Buffer): void {
+    this.stage(key, value);
+  }
+
+  delKey(key: Buffer): void {
+    this.stage(key, undefined);
+  }
+
+  /** Starts a flush now if the pending batch reached BATCH_LIMIT. Call between txns. */
+  commitIfFull(): void {
+    if (this.pending.size >= this.batchLimit) this.flush(false).catch(noop);
+  }
+
+  /** Flushes everything written so far to LevelDB; with sync, also fsyncs it. */
+  forceCommit(opts: { sync?: boolean } = {}): Promise<void> {
+    if (this.closed) return Promise.reject(new ErrClosed());
+    return this.flush(opts.sync === true);
+  }
+
+  // ---- reads (see pending writes) ----
+
+  async getKey(key: Buffer): Promise<Buffer | undefined> {
+    this.assertOpen();
+    const op = this.overlayGet(key);
+    if (op !== undefined) return op.value;
+    return (await this.db.get(key)) ?? undefined;
+  }
+
+  /** Synchronous point read (LevelDB getSync); only for rare reads on the apply path. */
+  getKeySync(key: Buffer): Buffer | undefined {
+    this.assertOpen();
+    const op = this.overlayGet(key);
+    if (op !== undefined) return op.value;
+    return this.db.getSync(key) ?? undefined;
+  }
+
+  async getManyKeys(keys: Buffer[]): Promise<Array<Buffer | undefined>> {
+    this.assertOpen();
+    const out: Array<Buffer | undefined> = new Array(keys.length);
+    const missIdx: number[] = [];
+    const missKeys: Buffer[] = [];
+    for (let i = 0; i < keys.length; i++) {
+      const op = this.overlayGet(keys[i]);
+      if (op !== undefined) {
+        out[i] = op.value;
+      } else {
+        missIdx.push(i);
+        missKeys.push(keys[i]);
+      }
+    }
+    if (missKeys.length > 0) {
+      const got = await this.db.getMany(missKeys);
+      for (let j = 0; j < missIdx.length; j++) out[missIdx[j]] = got[j] ?? undefined;
+    }
+    return out;
+  }
+
+  /**
+   * Entries with gte <= key < lt in key order, in chunks, as of the moment iteration starts (the
+   * first `next()`): LevelDB's implicit iterator snapshot merged with a copy of the pending
+   * overlay taken at the same instant. Later writes are not seen.
+   */
+  async *iterateChunks(gte: Buffer, lt: Buffer, opts: IterateOptions = {}): AsyncGenerator<Entry[]> {
+    this.assertOpen();
+    const chunkSize = opts.chunkSize ?? ITERATOR_CHUNK_ENTRIES;
+    assert(chunkSize > 0);
+    const overlay = this.overlayBetween(gte, lt);
+    const it = this.db.iterator({ gte, lt, values: opts.values !== false });
+    let oi = 0;
+    try {
+      for (;;) {
+        const chunk = await it.nextv(chunkSize);
+        if (chunk.length === 0) break;
+        if (oi >= overlay.length) {
+          yield chunk as Entry[];
+          continue;
+        }
+        const out: Entry[] = [];
+        for (const [k, v] of chunk) {
+          while (oi < overlay.length && Buffer.compare(overlay[oi].key, k) < 0) pushOp(out, overlay[oi++]);
+          if (oi < overlay.length && overlay[oi].key.equals(k)) {
+            pushOp(out, overlay[oi++]);
+          } else {
+            out.push([k, v]);
+          }
+        }
+        if (out.length > 0) yield out;
+      }
+      const rest: Entry[] = [];
+      while (oi < overlay.length) pushOp(rest, overlay[oi++]);
+      if (rest.length > 0) yield rest;
+    } finally {
+      await it.close();
+    }
+  }
+
+  // ---- maintenance ----
+
+  /** Approximate size of the database on disk (all files in the LevelDB directory). */
+  async sizeBytes(): Promise<number> {
+    const names = await fs.readdir(this.path);
+    let total = 0;
+    for (const name of names) {
+      try {
+        const st = await fs.stat(join(this.path, name));
+        if (st.isFile()) total += st.size;
+      } catch {
+        // LevelDB deletes obsolete files concurrently; a vanished file has no size.
+      }
+    }
+    return total;
+  }
+
+  /** LevelDB's own estimate of the bytes used by live data (Status.dbSizeInUse). */
+  async sizeInUseBytes(): Promise<number> {
+    this.assertOpen();
+    return this.db.approximateSize(KEYSPACE_START, KEYSPACE_END);
+  }
+
+  /**
+   * Compacts the whole LevelDB keyspace (etcd's defragment reclaims free pages; here LevelDB
+   * rewrites its SSTables without deleted and overwritten entries). Runs on LevelDB's background
+   * thread; reads and writes proceed meanwhile.
+   */
+  async defragment(): Promise<void> {
+    this.assertOpen();
+    await this.forceCommit();
+    await this.db.compactRange(KEYSPACE_START, KEYSPACE_END);
+  }
+
+  /** Every stored entry of every bucket (full keys), in key order, as iterateChunks does. */
+  async *allEntries(): AsyncGenerator<Entry[]> {
+    yield* this.iterateChunks(KEYSPACE_START, KEYSPACE_END);
+  }
+
+  isSyncMarker(fullKey: Buffer): boolean {
+    return fullKey.equals(SYNC_MARKER_KEY);
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    try {
+      await this.flush(true);
+    } finally {
+      this.closed = true;
+      if (this.timer !== null) clearTimeout(this.timer);
+      this.timer = null;
+      await this.db.close();
+    }
+  }
+
+  // ---- internals ----
+
+  private assertOpen(): void {
+    if (this.closed) throw new ErrClosed();
+  }
+
+  private stage(key: Buffer, value: Buffer | undefined): void {
+    this.assertOpen();
+    if (this.failure !== null) throw this.failure;
+    this.pending.set(key.toString('latin1'), { key, value });
+    if (this.timer === null) {
+      this.timer = setTimeout(() => {
+        this.timer = null;
+        this.flush(false).catch(noop);
+      }, this.batchIntervalMs);
+    }
+  }
+
+  private overlayGet(key: Buffer): PendingOp | undefined {
+    if (this.pending.size === 0 && this.flushing === null) return undefined;
+    const k = key.toString('latin1');
+    return this.pending.get(k) ?? this.flushing?.get(k);
+  }
+
+  /** Pending ops (newest wins) with gte <= key < lt, sorted by key. */
+  private overlayBetween(gte: Buffer, lt: Buffer): PendingOp[] {
+    if (this.pending.size === 0 && this.flushing === null) return [];
+    const lo = gte.toString('latin1');
+    const hi = lt.toString('latin1');
+    const merged = new Map<string, PendingOp>();
+    for (const layer of [this.flushing, this.pending]) {
+      if (layer === null) continue;
+      for (const [k, op] of layer) if (k >= lo && k < hi) merged.set(k, op);
+    }
+    const keys = [...merged.keys()].sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
+    return keys.map((k) => merged.get(k) as PendingOp);
+  }
+
+  /** Flushes are serialised; a request made while one is queued joins it. */
+  private flush(sync: boolean): Promise<void> {
+    if (this.queuedFlush !== null) {
+      if (sync) this.queuedFlushSync = true;
+      return this.queuedFlush;
+    }
+    this.queuedFlushSync = sync;
+    const p = this.flushTail.then(() => {
+      this.queuedFlush = null;
+      return this.writeBatch(this.queuedFlushSync);
+    });
+    this.queuedFlush = p;
+    this.flushTail = p.catch(noop);
+    return p;
+  }
+
+  private async writeBatch(sync: boolean): Promise<void> {
+    if (this.timer !== null) {
+      clearTimeout(this.timer);
+      this.timer = null;
+    }
+    if (this.failure !== null) throw this.failure;
+    if (this.closed) return;
+    const batch = this.pending;
+    if (batch.size === 0) {
+      if (!sync || !this.unsynced) return;
+      batch.set(SYNC_MARKER_KEY.toString('latin1'), { key: SYNC_MARKER_KEY, value: Buffer.alloc(0) });
+    }
+    this.pending = new Map();
+    this.flushing = batch;
+    const ops: BatchOp[] = [];
+    for (const op of batch.values()) {
+      ops.push(op.value === undefined ? { type: 'del', key: op.key } : { type: 'put', key: op.key, value: op.value });
+    }
+    try {
+      await this.db.batch(ops, { sync });
+      this.unsynced = !sync;
+    } catch (e) {
+      this.failure = new ErrBackend(e);
+      throw this.failure;
+    } finally {
+      this.flushing = null;
+    }
+  }
+}
+
+function pushOp(out: Entry[], op: PendingOp): void {
+  if (op.value !== undefined) out.push([op.key, op.value]);
+}
+
+function noop(): void {}
+
+/**
+ * A logical bucket: keys are stored as `<name>/<key>`. Writes are staged in the backend's pending
+ * batch and visible to reads at once; `iterate` yields keys without the prefix.
+ */
+export class Bucket {
+  readonly prefix: Buffer;
+  /** First key after every key of this bucket ('/' + 1 = '0'). */
+  private readonly upper: Buffer;
+
+  constructor(private readonly backend: Backend, readonly name: string) {
+    this.prefix = Buffer.from(name + BUCKET_SEPARATOR, 'latin1');
+    this.upper = Buffer.from(name + '0', 'latin1');
+  }
+
+  /** The full backend key of `key` in this bucket. */
+  fullKey(key: Buffer | string): Buffer {
+    const k = typeof key === 'string' ? Buffer.from(key) : key;
+    const out = Buffer.allocUnsafe(this.prefix.length + k.length);
+    this.prefix.copy(out, 0);
+    k.copy(out, this.prefix.length);
+    return out;
+  }
+
+  get(key: Buffer | string): Promise<Buffer | undefined> {
+    return this.backend.getKey(this.fullKey(key));
+  }
+
+  put(key: Buffer | string, value: Buffer): void {
+    this.backend.putKey(this.fullKey(key), value);
+  }
+
+  del(key: Buffer | string): void {
+    this.backend.delKey(this.fullKey(key));
+  }
+
+  /** Entries with gte <= key < lt (defaults: the whole bucket) in key order, prefix stripped. */
+  async *iterate(opts: { gte?: Buffer; lt?: Buffer } = {}): AsyncGenerator<Entry> {
+    for await (const chunk of this.iterateChunks(opts)) yield* chunk;
+  }
+
+  /** As `iterate`, in chunks of up to ITERATOR_CHUNK_ENTRIES (cheaper for large scans). */
+  async *iterateChunks(opts: { gte?: Buffer; lt?: Buffer } & IterateOptions = {}): AsyncGenerator<Entry[]> {
+    const gte = opts.gte !== undefined ? this.fullKey(opts.gte) : this.prefix;
+    const lt = opts.lt !== undefined ? this.fullKey(opts.lt) : this.upper;
+    const n = this.prefix.length;
+    for await (const chunk of this.backend.iterateChunks(gte, lt, opts)) {
+      for (const entry of chunk) entry[0] = entry[0].subarray(n);
+      yield chunk;
+    }
+  }
+}

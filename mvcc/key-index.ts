@@ -1,0 +1,105 @@
+/**
+ * The revision history of one key (etcd mvcc/key_index.go), plus its current value.
+ *
+ * etcd keeps a list of generations, each a run of puts ended by a tombstone. We keep the same
+ * information as one ascending list of revisions with a tombstone flag: a tombstone ends a
+ * generation, and the next put starts a new one. create_revision and version live in the stored
+ * KeyValue, so the index does not need per-generation counters.
+ */
+import assert from 'node:assert/strict';
+import type { KeyValue } from './kv';
+
+export interface IndexedRevision {
+  readonly main: number;
+  readonly sub: number;
+  readonly tombstone: boolean;
+}
+
+export class KeyIndex {
+  /** Ascending by (main, sub). */
+  private revs: IndexedRevision[] = [];
+  /**
+   * The key's latest KeyValue while it is live, undefined after a tombstone. This is the
+   * current-value cache that makes reads at the current revision synchronous.
+   */
+  current: KeyValue | undefined = undefined;
+
+  get revisionCount(): number {
+    return this.revs.length;
+  }
+
+  get isEmpty(): boolean {
+    return this.revs.length === 0;
+  }
+
+  /** The newest revision, or undefined when the history is empty. */
+  get latest(): IndexedRevision | undefined {
+    return this.revs[this.revs.length - 1];
+  }
+
+  /** Records a put or tombstone at (main, sub); revisions only grow. */
+  append(main: number, sub: number, tombstone: boolean): IndexedRevision {
+    const last = this.latest;
+    assert(last === undefined || main > last.main || (main === last.main && sub > last.sub),
+      'key index revisions must increase');
+    const rev: IndexedRevision = { main, sub, tombstone };
+    this.revs.push(rev);
+    return rev;
+  }
+
+  /**
+   * The revision holding the key's value as of `atRev` (the newest with main <= atRev), or
+   * undefined when the key did not exist then (never written, or its newest revision is a
+   * tombstone). etcd `keyIndex.get`.
+   */
+  revisionAt(atRev: number): IndexedRevision | undefined {
+    const i = this.newestAtOrBefore(atRev);
+    if (i < 0) return undefined;
+    const rev = this.revs[i];
+    return rev.tombstone ? undefined : rev;
+  }
+
+  /**
+   * Drops the history that compaction at `atRev` makes unreachable (etcd `keyIndex.compact`):
+   * keeps the newest revision <= atRev unless it is a tombstone, in which case that tombstone and
+   * everything before it go. Returns the kept revision <= atRev (which must survive physical
+   * compaction), if any. The caller removes the key from the index when `isEmpty`.
+   */
+  compact(atRev: number): IndexedRevision | undefined {
+    const i = this.newestAtOrBefore(atRev);
+    if (i < 0) return undefined;
+    const newest = this.revs[i];
+    if (newest.tombstone) {
+      this.revs = this.revs.slice(i + 1);
+      return undefined;
+    }
+    if (i > 0) this.revs = this.revs.slice(i);
+    return newest;
+  }
+
+  /** All revisions, oldest first (tests and diagnostics). */
+  revisions(): readonly IndexedRevision[] {
+    return this.revs;
+  }
+
+  /** Index of the newest revision with main <= atRev, or -1. */
+  private newestAtOrBefore(atRev: number): number {
+    const revs = this.revs;
+    let lo = 0;
+    let hi = revs.length - 1;
+    // Fast path: most reads are at or after the newest revision.
+    if (hi < 0) return -1;
+    if (revs[hi].main <= atRev) return hi;
+    let found = -1;
+    while (lo <= hi) {
+      const mid = (lo + hi) >>> 1;
+      if (revs[mid].main <= atRev) {
+        found = mid;
+        lo = mid + 1;
+      } else {
+        hi = mid - 1;
+      }
+    }
+    return found;
+  }
+}

@@ -1,0 +1,76 @@
+/**
+ * Compaction (etcd mvcc/kvstore_compaction.go + treeIndex.Compact), in two chunked phases so that
+ * reads and writes are never blocked for long:
+ *
+ *  1. Index: for every key drop the history compaction makes unreachable, keeping the newest
+ *     revision <= atRev unless it is a tombstone (then the key's history up to it goes, and the key
+ *     leaves the index if nothing newer exists). The kept revisions form the `keep` set.
+ *  2. Backend: delete every stored revision with main <= atRev that is not in `keep`.
+ *
+ * Both phases only touch revisions <= atRev, while writers only add revisions > the current
+ * revision >= atRev, so interleaving with writers is safe. Reads at any revision >= atRev find the
+ * kept revision (or newer ones) throughout.
+ */
+import type { Backend } from './backend';
+import type { TreeIndex } from './tree-index';
+import { REVISION_BYTES, encodeRevision } from './revision';
+
+export interface CompactionContext {
+  readonly index: TreeIndex;
+  readonly backend: Backend;
+  /** The full backend key of revision (main, 0): the key bucket prefix + encoded revision. */
+  readonly revisionKey: (main: number) => Buffer;
+  /** Length of the key bucket prefix in full backend keys. */
+  readonly prefixBytes: number;
+  /** Index keys / backend revisions handled per chunk before yielding to the event loop. */
+  readonly chunkSize: number;
+  /** When true, stop at the next chunk boundary (the store is closing; resumed on open). */
+  readonly shouldStop: () => boolean;
+}
+
+/** Set of kept revisions, each as the latin1 string of its 17-byte encoding. */
+type KeepSet = Set<string>;
+
+export function yieldToEventLoop(): Promise<void> {
+  return new Promise((resolve) => setImmediate(resolve));
+}
+
+/** Phase 1. Returns the keep set, or undefined if stopped early. */
+export async function compactIndex(ctx: CompactionContext, atRev: number): Promise<KeepSet | undefined> {
+  const keep: KeepSet = new Set();
+  let after: string | undefined;
+  for (;;) {
+    if (ctx.shouldStop()) return undefined;
+    const chunk = ctx.index.chunkAfter(after, ctx.chunkSize);
+    if (chunk.length === 0) return keep;
+    for (const [latin1, ki] of chunk) {
+      const kept = ki.compact(atRev);
+      if (kept !== undefined) keep.add(encodeRevision(kept.main, kept.sub).toString('latin1'));
+      if (ki.isEmpty) ctx.index.delete(latin1);
+    }
+    after = chunk[chunk.length - 1][0];
+    await yieldToEventLoop();
+  }
+}
+
+/** Phase 2. Returns false if stopped early. */
+export async function compactBackend(ctx: CompactionContext, atRev: number, keep: KeepSet): Promise<boolean> {
+  // Everything <= atRev was written before compaction was scheduled; after this flush it is all
+  // in LevelDB, so the scan below needs no overlay and its deletes go to the pending batch.
+  await ctx.backend.forceCommit();
+  const start = ctx.revisionKey(0);
+  const end = ctx.revisionKey(atRev + 1);
+  const revStart = ctx.prefixBytes;
+  const revEnd = revStart + REVISION_BYTES;
+  for await (const chunk of ctx.backend.iterateChunks(start, end, { values: false, chunkSize: ctx.chunkSize })) {
+    for (const [key] of chunk) {
+      // A tombstone's key is one byte longer and a tombstone is never kept.
+      const isTombstone = key.length !== revEnd;
+      if (isTombstone || !keep.has(key.toString('latin1', revStart, revEnd))) ctx.backend.delKey(key);
+    }
+    ctx.backend.commitIfFull();
+    if (ctx.shouldStop()) return false;
+    await yieldToEventLoop();
+  }
+  return true;
+}

@@ -1,0 +1,213 @@
+/**
+ * The write transaction (etcd mvcc/kvstore_txn.go storeTxnWrite).
+ *
+ * Used only by the server's single apply loop, and fully synchronous. Changes are staged inside the
+ * txn and become visible (index, current-value cache, pending backend batch) at `end()`. Reads in
+ * the txn see its own earlier writes: once it has a change they read at beginRev+1, which is the
+ * revision every change of this txn gets (sub 0, 1, 2, …).
+ */
+import assert from 'node:assert/strict';
+import { ErrCompacted, ErrFutureRev } from './errors';
+import type { KeyIndex } from './key-index';
+import { EMPTY_BUFFER, type Event, type KeyValue, type RangeResult, type RevRangeOptions } from './kv';
+import { encodeKeyValue } from './kv-codec';
+import { type KeyRange, type TreeIndex, inRange, resolveRange } from './tree-index';
+
+/** A key this txn has written; `kv` is the key's value in the txn's view (undefined = deleted). */
+export interface StagedKey {
+  readonly latin1: string;
+  /** The key's index entry; created at commit for keys new to the index. */
+  ki: KeyIndex | undefined;
+  kv: KeyValue | undefined;
+}
+
+/** One change, in txn order; its revision is (beginRev + 1, sub). */
+export interface StagedChange {
+  readonly sub: number;
+  readonly tombstone: boolean;
+  /** The encoded KeyValue to store under the revision key. */
+  readonly record: Buffer;
+  /** The PUT kv or the DELETE tombstone kv (views into `record`). */
+  readonly kv: KeyValue;
+  readonly key: StagedKey;
+}
+
+/** What a txn needs from its store; implemented privately by KvStore. */
+export interface TxnHost {
+  readonly index: TreeIndex;
+  readonly currentRev: number;
+  readonly compactRev: number;
+  /** A read at rev < currentRev, synchronously (rare inside a txn; may touch LevelDB). */
+  rangeHistoricalSync(range: KeyRange, rev: number, limit: number, countOnly: boolean): { kvs: KeyValue[]; count: number };
+  commit(changes: readonly StagedChange[], consistentIndex: number): void;
+  release(txn: TxnWrite): void;
+}
+
+export class TxnWrite {
+  /** The store revision when the txn began. */
+  readonly beginRev: number;
+  private readonly staged = new Map<string, StagedKey>();
+  private readonly staging: StagedChange[] = [];
+  private readonly events: Event[] = [];
+  private ended = false;
+
+  constructor(private readonly host: TxnHost) {
+    this.beginRev = host.currentRev;
+  }
+
+  /** etcd's TxnWrite.Rev(): the revision when the txn began. Its changes commit at rev + 1. */
+  get rev(): number {
+    return this.beginRev;
+  }
+
+  /** The revision reads in this txn observe: beginRev, or beginRev+1 once there are changes. */
+  get readRev(): number {
+    return this.staging.length === 0 ? this.beginRev : this.beginRev + 1;
+  }
+
+  /** Events produced so far, in order (PUT events carry prevKv when the key was live). */
+  get changes(): readonly Event[] {
+    return this.events;
+  }
+
+  /**
+   * Puts key = value with `lease` (0n = none). A live key keeps its create_revision and its version
+   * goes up by one; a missing or deleted key starts a new generation at version 1. Returns the
+   * previous KeyValue, if the key was live.
+   */
+  put(key: Buffer, value: Buffer, lease: bigint = 0n): KeyValue | undefined {
+    this.assertActive();
+    const staged = this.stagedKey(key.toString('latin1'));
+    const prev = staged.kv;
+    const main = this.beginRev + 1;
+    const { record, kv } = prev === undefined
+      ? encodeKeyValue(key, value, main, main, 1, lease)
+      : encodeKeyValue(key, value, prev.createRevision, main, prev.version + 1, lease);
+    this.stage(staged, record, kv, false);
+    this.events.push(prev === undefined ? { type: 'PUT', kv } : { type: 'PUT', kv, prevKv: prev });
+    staged.kv = kv;
+    return prev;
+  }
+
+  /**
+   * Deletes every live key in the range (etcd range conventions), writing a tombstone for each.
+   * Returns the deleted KeyValues in key order; a delete that matches nothing changes nothing.
+   */
+  deleteRange(key: Buffer, end: Buffer | null | undefined): KeyValue[] {
+    this.assertActive();
+    const victims: string[] = [];
+    this.forEachLive(resolveRange(key, end), (latin1) => {
+      victims.push(latin1);
+    });
+    const main = this.beginRev + 1;
+    const deleted: KeyValue[] = [];
+    for (const latin1 of victims) {
+      const staged = this.stagedKey(latin1);
+      const prev = staged.kv;
+      assert(prev !== undefined, 'deleteRange victim must be live');
+      const { record, kv } = encodeKeyValue(prev.key, EMPTY_BUFFER, 0, main, 0, 0n);
+      this.stage(staged, record, kv, true);
+      this.events.push({ type: 'DELETE', kv, prevKv: prev });
+      staged.kv = undefined;
+      deleted.push(prev);
+    }
+    return deleted;
+  }
+
+  /**
+   * Reads the range as this txn sees it (its own writes included). `rev` 0/absent reads at
+   * `this.readRev`; an older rev reads history (ErrCompacted below the compact revision); a newer
+   * one is ErrFutureRev. The result's `rev` is `this.readRev` (as etcd's storeTxnWrite.Range).
+   */
+  range(key: Buffer, end: Buffer | null | undefined, opts: RevRangeOptions = {}): RangeResult {
+    this.assertActive();
+    const viewRev = this.readRev;
+    const rev = opts.rev ?? 0;
+    if (rev > viewRev) throw new ErrFutureRev();
+    if (rev > 0 && rev < this.host.compactRev) throw new ErrCompacted();
+    const range = resolveRange(key, end);
+    const limit = opts.limit !== undefined && opts.limit > 0 ? opts.limit : Infinity;
+    const countOnly = opts.countOnly === true;
+    if (rev > 0 && rev < viewRev) {
+      const { kvs, count } = this.host.rangeHistoricalSync(range, rev, limit, countOnly);
+      return { kvs, count, rev: viewRev };
+    }
+    const kvs: KeyValue[] = [];
+    let count = 0;
+    this.forEachLive(range, (_latin1, kv) => {
+      count++;
+      if (!countOnly && kvs.length < limit) kvs.push(kv);
+    });
+    return { kvs, count, rev: viewRev };
+  }
+
+  /**
+   * Commits: the changes become visible, the revision goes up by one if there were any, and
+   * `consistentIndex` (the raft index this txn applies) is persisted in the same backend batch —
+   * also when there were no changes, so the apply loop's progress is recorded.
+   */
+  end(opts: { consistentIndex: number }): void {
+    this.assertActive();
+    this.ended = true;
+    try {
+      this.host.commit(this.staging, opts.consistentIndex);
+    } finally {
+      this.host.release(this);
+    }
+  }
+
+  private assertActive(): void {
+    assert(!this.ended, 'write txn already ended');
+  }
+
+  private stagedKey(latin1: string): StagedKey {
+    let staged = this.staged.get(latin1);
+    if (staged === undefined) {
+      const ki = this.host.index.get(latin1);
+      staged = { latin1, ki, kv: ki?.current };
+      this.staged.set(latin1, staged);
+    }
+    return staged;
+  }
+
+  private stage(key: StagedKey, record: Buffer, kv: KeyValue, tombstone: boolean): void {
+    this.staging.push({ sub: this.staging.length, tombstone, record, kv, key });
+  }
+
+  /** Visits live keys of the txn's view in key order: the index merged with staged writes. */
+  private forEachLive(range: KeyRange, visit: (latin1: string, kv: KeyValue) => void): void {
+    const index = this.host.index;
+    if (this.staged.size === 0) {
+      index.forRange(range, (latin1, ki) => {
+        if (ki.current !== undefined) visit(latin1, ki.current);
+      });
+      return;
+    }
+    if (range.high === undefined) {
+      const staged = this.staged.get(range.low);
+      const kv = staged !== undefined ? staged.kv : index.get(range.low)?.current;
+      if (kv !== undefined) visit(range.low, kv);
+      return;
+    }
+    const overlay: StagedKey[] = [];
+    for (const staged of this.staged.values()) if (inRange(range, staged.latin1)) overlay.push(staged);
+    overlay.sort((a, b) => (a.latin1 < b.latin1 ? -1 : 1));
+    let j = 0;
+    index.forRange(range, (latin1, ki) => {
+      while (j < overlay.length && overlay[j].latin1 < latin1) {
+        const s = overlay[j++];
+        if (s.kv !== undefined) visit(s.latin1, s.kv);
+      }
+      if (j < overlay.length && overlay[j].latin1 === latin1) {
+        const s = overlay[j++];
+        if (s.kv !== undefined) visit(latin1, s.kv);
+        return;
+      }
+      if (ki.current !== undefined) visit(latin1, ki.current);
+    });
+    for (; j < overlay.length; j++) {
+      const s = overlay[j];
+      if (s.kv !== undefined) visit(s.latin1, s.kv);
+    }
+  }
+}

@@ -1,0 +1,504 @@
+/**
+ * The revisioned keyspace (etcd mvcc/kvstore.go). See docs/mvcc.md for the layout.
+ *
+ * In memory: the key index (every key's revision history) and each live key's latest KeyValue, so
+ * reads at the current revision are synchronous. On disk (LevelDB via Backend): every revision's
+ * KeyValue in the "key" bucket, and consistentIndex / compaction progress in "meta".
+ */
+import assert from 'node:assert/strict';
+import { Backend, type BackendOptions, type Bucket } from './backend';
+import { crc32cUpdate } from './crc32c';
+import { ErrClosed, ErrCompacted, ErrFutureRev } from './errors';
+import { KeyIndex } from './key-index';
+import type { IndexedRevision } from './key-index';
+import type { Event, KeyValue, RangeOptions, RangeResult, RevRangeOptions } from './kv';
+import { decodeKeyValue } from './kv-codec';
+import { type CompactionContext, compactBackend, compactIndex } from './kv-store-compaction';
+import { type StagedChange, type TxnHost, TxnWrite } from './kv-store-txn';
+
+export { TxnWrite };
+import { COMPACTION_BATCH_LIMIT, WATCH_BATCH_MAX_REVS } from './limits';
+import { REVISION_BYTES, decodeRevision, readMainRevision, writeRevision } from './revision';
+import { type KeyRange, TreeIndex, resolveRange } from './tree-index';
+
+export interface KvStoreOptions extends BackendOptions {
+  /** Keys / revisions per compaction chunk (default COMPACTION_BATCH_LIMIT). */
+  readonly compactionBatchLimit?: number;
+}
+
+export interface HashKVResult {
+  /** crc32c over the key bucket's surviving revisions up to hashRev. */
+  readonly hash: number;
+  /** The store's compact revision when hashed (-1 if never compacted). */
+  readonly compactRev: number;
+  readonly hashRev: number;
+}
+
+export interface CompactResult {
+  /** Settles when the physical deletion has finished and been flushed (rejects if the store closes first). */
+  readonly done: Promise<void>;
+}
+
+export const KEY_BUCKET = 'key';
+export const META_BUCKET = 'meta';
+const META_CONSISTENT_INDEX = 'consistent_index';
+const META_SCHEDULED_COMPACT = 'scheduledCompactRev';
+const META_FINISHED_COMPACT = 'finishedCompactRev';
+
+interface Pick {
+  readonly ki: KeyIndex;
+  readonly rev: IndexedRevision;
+}
+
+export class KvStore {
+  private readonly index = new TreeIndex();
+  private readonly keyBucket: Bucket;
+  private readonly metaBucket: Bucket;
+  private readonly keyPrefixBytes: number;
+  private readonly consistentIndexKey: Buffer;
+  private readonly compactionBatchLimit: number;
+  private readonly txnHost: TxnHost;
+
+  private currentRev = 1;
+  private compactMainRev = -1;
+  private appliedIndex = 0;
+  private activeTxn: TxnWrite | null = null;
+  /** Compactions run one after another (etcd's FIFO compaction scheduler). */
+  private compactionTail: Promise<void> = Promise.resolve();
+  private compactionsRunning = 0;
+  private closing = false;
+  private closed = false;
+
+  private constructor(readonly backend: Backend, opts: KvStoreOptions) {
+    this.keyBucket = backend.bucket(KEY_BUCKET);
+    this.metaBucket = backend.bucket(META_BUCKET);
+    this.keyPrefixBytes = this.keyBucket.prefix.length;
+    this.consistentIndexKey = this.metaBucket.fullKey(META_CONSISTENT_INDEX);
+    this.compactionBatchLimit = opts.compactionBatchLimit ?? COMPACTION_BATCH_LIMIT;
+    assert(this.compactionBatchLimit > 0);
+    this.txnHost = this.makeTxnHost();
+  }
+
+  /** Opens (or creates) the store at `path`, restoring its exact state from disk. */
+  static async open(path: string, opts: KvStoreOptions = {}): Promise<KvStore> {
+    const backend = await Backend.open(path, opts);
+    const store = new KvStore(backend, opts);
+    try {
+      await store.restore();
+    } catch (e) {
+      await backend.close();
+      throw e;
+    }
+    return store;
+  }
+
+  /** The current revision; 1 on a fresh store, +1 per write txn with changes. */
+  get rev(): number {
+    return this.currentRev;
+  }
+
+  /** The compacted-to revision (etcd compactMainRev); -1 if never compacted. */
+  get compactRev(): number {
+    return this.compactMainRev;
+  }
+
+  /** The raft index of the last applied entry, as recorded by `TxnWrite.end`; 0 on a fresh store. */
+  get consistentIndex(): number {
+    return this.appliedIndex;
+  }
+
+  /** Number of keys in the index (live keys plus deleted keys not yet compacted away). */
+  get indexedKeyCount(): number {
+    return this.index.size;
+  }
+
+  // ---------------------------------------------------------------- reads
+
+  /** A read at the current revision: synchronous, served from memory. */
+  rangeCurrent(key: Buffer, end: Buffer | null | undefined, opts: RangeOptions = {}): RangeResult {
+    this.assertOpen();
+    const limit = normaliseLimit(opts.limit);
+    const countOnly = opts.countOnly === true;
+    const kvs: KeyValue[] = [];
+    let count = 0;
+    this.index.forRange(resolveRange(key, end), (_latin1, ki) => {
+      const kv = ki.current;
+      if (kv === undefined) return;
+      count++;
+      if (!countOnly && kvs.length < limit) kvs.push(kv);
+    });
+    return { kvs, count, rev: this.currentRev };
+  }
+
+  /**
+   * A read at any revision (`rev` 0 = current, served synchronously). rev > current →
+   * ErrFutureRev; 0 < rev < compactRev → ErrCompacted (a read at compactRev itself is allowed).
+   */
+  async range(key: Buffer, end: Buffer | null | undefined, opts: RevRangeOptions = {}): Promise<RangeResult> {
+    this.assertOpen();
+    const rev = opts.rev ?? 0;
+    if (rev <= 0 || rev === this.currentRev) return this.rangeCurrent(key, end, opts);
+    this.checkRevision(rev);
+    const countOnly = opts.countOnly === true;
+    const { picks, count } = this.collectAt(resolveRange(key, end), rev, normaliseLimit(opts.limit), countOnly);
+    const kvs = await this.materialise(picks);
+    // A compaction that started meanwhile may have deleted what we read.
+    if (rev < this.compactMainRev) throw new ErrCompacted();
+    assert(kvs.every((kv) => kv !== undefined), 'indexed revision missing from the backend');
+    return { kvs: kvs as KeyValue[], count, rev: this.currentRev };
+  }
+
+  /** The key's KeyValue as of `rev`; undefined if it did not exist then or `rev` is compacted. */
+  async kvAt(key: Buffer, rev: number): Promise<KeyValue | undefined> {
+    if (rev <= 0 || rev < this.compactMainRev) return undefined;
+    try {
+      return (await this.range(key, null, { rev })).kvs[0];
+    } catch (e) {
+      if (e instanceof ErrCompacted) return undefined;
+      throw e;
+    }
+  }
+
+  /** The key's value just before revision `rev` (a watch event's prev_kv), i.e. `kvAt(key, rev - 1)`. */
+  prevKvAt(key: Buffer, rev: number): Promise<KeyValue | undefined> {
+    return this.kvAt(key, rev - 1);
+  }
+
+  /**
+   * Every change with fromRev <= main revision <= toRev, in revision order, covering at most
+   * `maxRevs` distinct main revisions (so a caller resumes from the last event's revision + 1).
+   * DELETE events carry only key and modRevision; events carry no prevKv. fromRev < compactRev →
+   * ErrCompacted.
+   */
+  async readEvents(fromRev: number, toRev: number, maxRevs: number = WATCH_BATCH_MAX_REVS): Promise<Event[]> {
+    this.assertOpen();
+    assert(maxRevs > 0, 'maxRevs must be positive');
+    if (fromRev < this.compactMainRev) throw new ErrCompacted();
+    const first = Math.max(fromRev, 0);
+    const last = Math.min(toRev, this.currentRev);
+    const events: Event[] = [];
+    if (last < first) return events;
+    const revEnd = this.keyPrefixBytes + REVISION_BYTES;
+    let revs = 0;
+    let lastMain = -1;
+    outer: for await (const chunk of this.backend.iterateChunks(this.revisionKey(first), this.revisionKey(last + 1))) {
+      for (const [key, record] of chunk) {
+        const main = readMainRevision(key, this.keyPrefixBytes);
+        if (main !== lastMain) {
+          if (revs === maxRevs) break outer;
+          revs++;
+          lastMain = main;
+        }
+        events.push({ type: key.length === revEnd ? 'PUT' : 'DELETE', kv: decodeKeyValue(record) });
+      }
+    }
+    if (fromRev < this.compactMainRev) throw new ErrCompacted();
+    return events;
+  }
+
+  // ---------------------------------------------------------------- writes
+
+  /** Starts the write txn. One at a time; it must be ended before the next `write()`. */
+  write(): TxnWrite {
+    this.assertOpen();
+    assert(this.activeTxn === null, 'a write txn is already active');
+    const txn = new TxnWrite(this.txnHost);
+    this.activeTxn = txn;
+    return txn;
+  }
+
+  /**
+   * Compacts history up to `rev` (etcd Compact): rev <= compactRev → ErrCompacted, rev > current →
+   * ErrFutureRev. The compaction is recorded durably (with `consistentIndex`, if given, in the same
+   * batch) and reads below `rev` fail from now on; physical deletion runs in the background.
+   */
+  compact(rev: number, opts: { consistentIndex?: number } = {}): CompactResult {
+    this.assertOpen();
+    assert(this.activeTxn === null, 'compact during a write txn');
+    if (rev <= this.compactMainRev) throw new ErrCompacted();
+    if (rev > this.currentRev) throw new ErrFutureRev();
+    this.compactMainRev = rev;
+    this.metaBucket.put(META_SCHEDULED_COMPACT, encodeUint64(rev));
+    if (opts.consistentIndex !== undefined) this.recordConsistentIndex(opts.consistentIndex);
+    return { done: this.scheduleCompaction(rev) };
+  }
+
+  /** Resolves when no compaction is queued or running. */
+  async compactionIdle(): Promise<void> {
+    while (this.compactionsRunning > 0) await this.compactionTail;
+  }
+
+  // ---------------------------------------------------------------- hashing & maintenance
+
+  /**
+   * crc32c over the revisions (key-bucket key and stored value) with main <= rev that survive
+   * compaction, after any running compaction finishes: equal on any two stores that applied the
+   * same writes and compactions. `rev` 0 = current.
+   */
+  async hashKV(rev = 0): Promise<HashKVResult> {
+    this.assertOpen();
+    this.checkRevision(rev);
+    await this.compactionIdle();
+    this.checkRevision(rev);
+    const hashRev = rev > 0 ? rev : this.currentRev;
+    const compactRev = this.compactMainRev;
+    let crc = crc32cUpdate(0, Buffer.from(KEY_BUCKET));
+    for await (const chunk of this.backend.iterateChunks(this.revisionKey(0), this.revisionKey(hashRev + 1))) {
+      for (const [key, value] of chunk) {
+        crc = crc32cUpdate(crc, key.subarray(this.keyPrefixBytes));
+        crc = crc32cUpdate(crc, value);
+      }
+    }
+    return { hash: crc, compactRev, hashRev };
+  }
+
+  /** crc32c over the whole backend (all buckets), excluding consistent_index (etcd's Hash ignores it). */
+  async hash(): Promise<number> {
+    this.assertOpen();
+    await this.compactionIdle();
+    let crc = 0;
+    for await (const chunk of this.backend.allEntries()) {
+      for (const [key, value] of chunk) {
+        if (key.equals(this.consistentIndexKey) || this.backend.isSyncMarker(key)) continue;
+        crc = crc32cUpdate(crc, key);
+        crc = crc32cUpdate(crc, value);
+      }
+    }
+    return crc;
+  }
+
+  /**
+   * A backend bucket for the server's own state ("members", "alarm", "lease", …). Its writes join
+   * the same pending batch as the store's, so the next `TxnWrite.end`'s consistentIndex covers them.
+   * "key" holds revisions and belongs to the store; in "meta" the store owns consistent_index,
+   * scheduledCompactRev and finishedCompactRev.
+   */
+  bucket(name: string): Bucket {
+    return this.backend.bucket(name);
+  }
+
+  /** Flushes pending writes to LevelDB now; with sync: true also fsyncs (before raft log compaction). */
+  forceCommit(opts: { sync?: boolean } = {}): Promise<void> {
+    return this.backend.forceCommit(opts);
+  }
+
+  /** Approximate on-disk size (Status.dbSize). */
+  dbSizeBytes(): Promise<number> {
+    return this.backend.sizeBytes();
+  }
+
+  /** Approximate bytes of live data (Status.dbSizeInUse). */
+  dbSizeInUseBytes(): Promise<number> {
+    return this.backend.sizeInUseBytes();
+  }
+
+  /** Rewrites LevelDB's files without dead entries; reads and writes continue meanwhile. */
+  defragment(): Promise<void> {
+    this.assertOpen();
+    return this.backend.defragment();
+  }
+
+  /** Stops any compaction at its next chunk (it resumes on open), flushes with fsync, and closes. */
+  async close(): Promise<void> {
+    if (this.closing) return;
+    this.closing = true;
+    await this.compactionTail;
+    this.closed = true;
+    await this.backend.close();
+  }
+
+  // ---------------------------------------------------------------- internals
+
+  private assertOpen(): void {
+    if (this.closed || this.closing) throw new ErrClosed();
+  }
+
+  /** ErrFutureRev / ErrCompacted for a read at `rev` (0 = current). */
+  private checkRevision(rev: number): void {
+    if (rev > this.currentRev) throw new ErrFutureRev();
+    if (rev > 0 && rev < this.compactMainRev) throw new ErrCompacted();
+  }
+
+  /** The full backend key of revision (main, sub) in the key bucket. */
+  private revisionKey(main: number, sub = 0, tombstone = false): Buffer {
+    const key = Buffer.allocUnsafe(this.keyPrefixBytes + REVISION_BYTES + (tombstone ? 1 : 0));
+    this.keyBucket.prefix.copy(key, 0);
+    writeRevision(key, this.keyPrefixBytes, main, sub, tombstone);
+    return key;
+  }
+
+  private recordConsistentIndex(consistentIndex: number): void {
+    assert(Number.isSafeInteger(consistentIndex) && consistentIndex >= 0, 'consistentIndex out of range');
+    this.appliedIndex = consistentIndex;
+    this.backend.putKey(this.consistentIndexKey, encodeUint64(consistentIndex));
+  }
+
+  /** Keys in range live at `rev`; the first `limit` (unless countOnly) with their revisions. */
+  private collectAt(range: KeyRange, rev: number, limit: number, countOnly: boolean): { picks: Pick[]; count: number } {
+    const picks: Pick[] = [];
+    let count = 0;
+    this.index.forRange(range, (_latin1, ki) => {
+      const at = ki.revisionAt(rev);
+      if (at === undefined) return;
+      count++;
+      if (!countOnly && picks.length < limit) picks.push({ ki, rev: at });
+    });
+    return { picks, count };
+  }
+
+  /** The cached KeyValue when `pick` is its key's latest revision; otherwise undefined. */
+  private cached(pick: Pick): KeyValue | undefined {
+    return pick.rev === pick.ki.latest ? pick.ki.current : undefined;
+  }
+
+  /** The KeyValues at the picked revisions; undefined where a racing compaction deleted one. */
+  private async materialise(picks: Pick[]): Promise<Array<KeyValue | undefined>> {
+    const kvs: Array<KeyValue | undefined> = new Array(picks.length);
+    const missIdx: number[] = [];
+    const missKeys: Buffer[] = [];
+    for (let i = 0; i < picks.length; i++) {
+      const kv = this.cached(picks[i]);
+      if (kv !== undefined) {
+        kvs[i] = kv;
+      } else {
+        missIdx.push(i);
+        missKeys.push(this.revisionKey(picks[i].rev.main, picks[i].rev.sub));
+      }
+    }
+    if (missKeys.length > 0) {
+      const records = await this.backend.getManyKeys(missKeys);
+      for (let j = 0; j < missIdx.length; j++) {
+        const record = records[j];
+        kvs[missIdx[j]] = record === undefined ? undefined : decodeKeyValue(record);
+      }
+    }
+    return kvs;
+  }
+
+  private materialiseSync(picks: Pick[]): KeyValue[] {
+    return picks.map((pick) => {
+      const kv = this.cached(pick);
+      if (kv !== undefined) return kv;
+      const record = this.backend.getKeySync(this.revisionKey(pick.rev.main, pick.rev.sub));
+      assert(record !== undefined, 'indexed revision missing from the backend');
+      return decodeKeyValue(record);
+    });
+  }
+
+  private commit(changes: readonly StagedChange[], consistentIndex: number): void {
+    if (changes.length > 0) {
+      const main = this.currentRev + 1;
+      for (const change of changes) {
+        this.backend.putKey(this.revisionKey(main, change.sub, change.tombstone), change.record);
+        const staged = change.key;
+        let ki = staged.ki;
+        if (ki === undefined) {
+          ki = new KeyIndex();
+          staged.ki = ki;
+          this.index.set(staged.latin1, ki);
+        }
+        ki.append(main, change.sub, change.tombstone);
+        ki.current = change.tombstone ? undefined : change.kv;
+      }
+      this.currentRev = main;
+    }
+    this.recordConsistentIndex(consistentIndex);
+    this.backend.commitIfFull();
+  }
+
+  private makeTxnHost(): TxnHost {
+    // eslint-disable-next-line @typescript-eslint/no-this-alias
+    const store = this;
+    return {
+      index: this.index,
+      get currentRev() {
+        return store.currentRev;
+      },
+      get compactRev() {
+        return store.compactMainRev;
+      },
+      rangeHistoricalSync(range, rev, limit, countOnly) {
+        const { picks, count } = store.collectAt(range, rev, limit, countOnly);
+        return { kvs: store.materialiseSync(picks), count };
+      },
+      commit(changes, consistentIndex) {
+        store.commit(changes, consistentIndex);
+      },
+      release(txn) {
+        assert(store.activeTxn === txn, 'ending a txn that is not active');
+        store.activeTxn = null;
+      },
+    };
+  }
+
+  private scheduleCompaction(rev: number): Promise<void> {
+    this.compactionsRunning++;
+    const done = this.compactionTail.then(() => this.runCompaction(rev)).finally(() => {
+      this.compactionsRunning--;
+    });
+    this.compactionTail = done.catch(() => undefined);
+    done.catch(() => undefined); // the caller may ignore `done`; failures stay observable through it
+    return done;
+  }
+
+  private async runCompaction(rev: number): Promise<void> {
+    const ctx: CompactionContext = {
+      index: this.index,
+      backend: this.backend,
+      revisionKey: (main) => this.revisionKey(main),
+      prefixBytes: this.keyPrefixBytes,
+      chunkSize: this.compactionBatchLimit,
+      shouldStop: () => this.closing,
+    };
+    const keep = await compactIndex(ctx, rev);
+    if (keep === undefined || !(await compactBackend(ctx, rev, keep))) throw new ErrClosed();
+    this.metaBucket.put(META_FINISHED_COMPACT, encodeUint64(rev));
+    await this.backend.forceCommit();
+  }
+
+  /** Rebuilds index, cache and revision bookkeeping from disk (etcd kvstore.restore). */
+  private async restore(): Promise<void> {
+    this.appliedIndex = decodeUint64(await this.metaBucket.get(META_CONSISTENT_INDEX)) ?? 0;
+    const scheduled = decodeUint64(await this.metaBucket.get(META_SCHEDULED_COMPACT));
+    const finished = decodeUint64(await this.metaBucket.get(META_FINISHED_COMPACT));
+    let maxMain = 0;
+    for await (const chunk of this.keyBucket.iterateChunks()) {
+      for (const [revKey, record] of chunk) {
+        const rev = decodeRevision(revKey);
+        const kv = decodeKeyValue(record);
+        const latin1 = kv.key.toString('latin1');
+        let ki = this.index.get(latin1);
+        if (ki === undefined) {
+          ki = new KeyIndex();
+          this.index.set(latin1, ki);
+        }
+        ki.append(rev.main, rev.sub, rev.tombstone);
+        ki.current = rev.tombstone ? undefined : kv;
+        maxMain = Math.max(maxMain, rev.main);
+      }
+    }
+    this.compactMainRev = Math.max(scheduled ?? -1, finished ?? -1);
+    // Compaction may have removed every revision up to compactMainRev (e.g. trailing tombstones).
+    this.currentRev = Math.max(1, maxMain, this.compactMainRev);
+    if (scheduled !== undefined && (finished === undefined || finished < scheduled)) {
+      this.scheduleCompaction(scheduled).catch(() => undefined);
+    }
+  }
+}
+
+function normaliseLimit(limit: number | undefined): number {
+  return limit !== undefined && limit > 0 ? limit : Infinity;
+}
+
+function encodeUint64(n: number): Buffer {
+  const buf = Buffer.allocUnsafe(8);
+  buf.writeUInt32BE(Math.floor(n / 0x1_0000_0000), 0);
+  buf.writeUInt32BE(n >>> 0, 4);
+  return buf;
+}
+
+function decodeUint64(buf: Buffer | undefined): number | undefined {
+  if (buf === undefined) return undefined;
+  assert(buf.length === 8, 'malformed meta value');
+  return buf.readUInt32BE(0) * 0x1_0000_0000 + buf.readUInt32BE(4);
+}
