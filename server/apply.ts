@@ -1,4 +1,4 @@
-import type { KeyValue, RangeResult } from '../mvcc/kv';
+import type { Event, KeyValue, RangeResult } from '../mvcc/kv';
 import type { KvStore, TxnWrite } from '../mvcc/kv-store';
 import type { Lessor } from '../mvcc/lessor';
 import type {
@@ -177,11 +177,22 @@ function sign(a: number, b: number): number {
   return a < b ? -1 : a > b ? 1 : 0;
 }
 
+/** Called after every write txn that changed something, with its events, in revision order. */
+export type CommitListener = (events: readonly Event[], rev: number) => void;
+
 export class Applier {
   constructor(
     private readonly store: KvStore,
     private readonly lessor: Lessor,
+    private readonly onCommit: CommitListener,
   ) {}
+
+  /** Ends a write txn and publishes its events (to the watch hub) once they are visible to reads. */
+  private commit(w: TxnWrite, index: number): void {
+    const events = w.changes;
+    w.end({ consistentIndex: index });
+    if (events.length > 0) this.onCommit(events, this.store.rev);
+  }
 
   // ---------------------------------------------------------------- reads (no log entry)
 
@@ -256,7 +267,7 @@ export class Applier {
 
   private applyNoop<T>(index: number, response: T): ApplyResult<T> {
     const w = this.store.write();
-    w.end({ consistentIndex: index });
+    this.commit(w, index);
     return { response };
   }
 
@@ -268,10 +279,10 @@ export class Applier {
     try {
       resp = this.put(w, p);
     } catch (e) {
-      w.end({ consistentIndex: index });
+      this.commit(w, index);
       throw e;
     }
-    w.end({ consistentIndex: index });
+    this.commit(w, index);
     resp.header = header(this.store.rev);
     return { response: resp };
   }
@@ -300,7 +311,7 @@ export class Applier {
   private applyDelete(index: number, d: DeleteRangeRequest, header: (rev: number) => ResponseHeader): ApplyResult<DeleteRangeResponse> {
     const w = this.store.write();
     const resp = this.deleteRange(w, d);
-    w.end({ consistentIndex: index });
+    this.commit(w, index);
     resp.header = header(this.store.rev);
     return { response: resp };
   }
@@ -402,7 +413,7 @@ export class Applier {
     try {
       resp = this.execTxn({ range: (k, e, o) => w.range(k, e, o) }, w, rt, path, { i: 0 }, prefetched, w.rev);
     } finally {
-      w.end({ consistentIndex: index });
+      this.commit(w, index);
     }
     resp.header = header(this.store.rev);
     return { response: resp };
@@ -444,7 +455,7 @@ export class Applier {
     const rev = Number(c.revision);
     const done = this.store.compact(rev).done;
     const w = this.store.write();
-    w.end({ consistentIndex: index });
+    this.commit(w, index);
     return { response: { header: header(this.store.rev) }, physicalDone: c.physical ? done : undefined };
   }
 
@@ -459,7 +470,7 @@ export class Applier {
     const keys = this.lessor.revoke(id);
     const w = this.store.write();
     for (const k of keys) w.deleteRange(Buffer.from(k, 'latin1'), null);
-    w.end({ consistentIndex: index });
+    this.commit(w, index);
     return { response: { header: header(this.store.rev) } };
   }
 }

@@ -60,9 +60,13 @@ export class ClientListener {
       socket.off('data', onData);
       socket.pause();
       socket.unshift(buffered);
+      // HTTP/2 reads the unshifted bytes itself and then consumes the socket natively; resuming the
+      // JS stream here would steal the preface from it. HTTP/1 needs the stream flowing again.
       if (isHttp2) this.handlers.grpc(socket);
-      else this.handlers.http.emit('connection', socket);
-      socket.resume();
+      else {
+        this.handlers.http.emit('connection', socket);
+        socket.resume();
+      }
     };
     socket.on('data', onData);
     socket.on('error', () => socket.destroy());

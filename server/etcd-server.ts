@@ -15,7 +15,7 @@ import type {
   ResponseHeader,
   TxnRequest,
 } from '../proto/etcd-types';
-import { Applier, type ApplyOutcome, type ApplyResult } from './apply';
+import { Applier, type ApplyOutcome, type ApplyResult, type CommitListener } from './apply';
 import type { ServerConfig } from './config';
 import { ErrNoLeader, ErrRequestTooLarge, ErrStopped, ErrTimeout, ErrTooManyRequests } from './errors';
 import { toEtcdError } from './grpc-errors';
@@ -105,6 +105,7 @@ export class EtcdServer {
   private stopped = false;
   private readonly requestTimeoutMs: number;
   private leaderSince = 0;
+  private readonly commitListeners: CommitListener[] = [];
 
   private constructor(
     readonly cfg: ServerConfig,
@@ -124,7 +125,9 @@ export class EtcdServer {
     this.clusterIdStr = identity.clusterId.toString();
     this.ids = new IdGenerator(identity.memberId);
     this.appliedWait = new AppliedIndexWait(applied);
-    this.applier = new Applier(store, lessor);
+    this.applier = new Applier(store, lessor, (events, rev) => {
+      for (const l of this.commitListeners) l(events, rev);
+    });
     // etcd's ReqTimeout: 5 s plus two election timeouts.
     this.requestTimeoutMs = 5000 + 2 * cfg.electionTimeoutMs;
     this.readIndexer = new ReadIndexer({
@@ -290,6 +293,11 @@ export class EtcdServer {
 
   get appliedIndex(): number {
     return this.appliedWait.index;
+  }
+
+  /** Subscribes to every committed change, in revision order, right after it becomes readable. */
+  onCommit(listener: CommitListener): void {
+    this.commitListeners.push(listener);
   }
 
   // ---------------------------------------------------------------- KV

@@ -12,6 +12,10 @@ import { leaseService } from './lease-service';
 import { maintenanceService } from './maintenance-service';
 import { ServerMetrics } from './metrics';
 import { SERVER_VERSION } from './version';
+import { WatchableStore } from '../mvcc/watchable-store';
+import { watchService, watchServiceDefinition } from './watch-service';
+import { electionService } from './election-service';
+import { lockService } from './lock-service';
 
 /** gRPC's own receive limit sits 512 KiB above --max-request-bytes, as in etcd (v3rpc/grpc.go). */
 export const GRPC_OVERHEAD_BYTES = 512 * 1024;
@@ -44,6 +48,12 @@ export async function startMember(cfg: ServerConfig, log: Logger = pino({ level:
   });
   grpcServer.addService(serviceDefinition('etcdserverpb', 'KV'), kvService(server, metrics));
   grpcServer.addService(serviceDefinition('etcdserverpb', 'Lease'), leaseService(server, metrics));
+  // The watch hub sees every commit, in revision order, right after it becomes readable.
+  const watchHub = new WatchableStore(server.store);
+  server.onCommit((events, rev) => watchHub.notify(events, rev));
+  grpcServer.addService(watchServiceDefinition(), watchService(server, watchHub, metrics));
+  grpcServer.addService(serviceDefinition('v3electionpb', 'Election'), electionService(server, watchHub, metrics));
+  grpcServer.addService(serviceDefinition('v3lockpb', 'Lock'), lockService(server, watchHub, metrics));
   grpcServer.addService(serviceDefinition('etcdserverpb', 'Maintenance'), maintenanceService(server, metrics));
   grpcServer.addService(serviceDefinition('etcdserverpb', 'Cluster'), clusterService(server, metrics));
   grpcServer.addService(serviceDefinition('grpc.health.v1', 'Health'), {

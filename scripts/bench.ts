@@ -1,0 +1,120 @@
+/**
+ * npm run bench: the same Go clientv3 load (shared/tools/etcdload) against the real etcd and cairn,
+ * back to back in one run, so the figures that matter are the ratios (this machine is noisy).
+ *
+ *   npm run bench -- [--duration 10s] [--rounds 1] [--only put1,put100,range-l,range-s,txn] [--skip-watch]
+ *
+ * Each target is a fresh single member with its data on the same disk. Results are printed as a
+ * markdown table for BENCHMARKS.md.
+ */
+import { execFileSync } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { startMember, type Member, REPO_ROOT } from '../test/support/member';
+
+interface Scenario {
+  id: string;
+  label: string;
+  args: string[];
+}
+
+const SCENARIOS: Scenario[] = [
+  { id: 'put1', label: 'put, 1 client', args: ['-op', 'put', '-clients', '1', '-conns', '1'] },
+  { id: 'put100', label: 'put, 100 clients / 10 conns', args: ['-op', 'put', '-clients', '100', '-conns', '10'] },
+  { id: 'range-l', label: 'range linearizable, 100 clients', args: ['-op', 'range-l', '-clients', '100', '-conns', '10'] },
+  { id: 'range-s', label: 'range serializable, 100 clients', args: ['-op', 'range-s', '-clients', '100', '-conns', '10'] },
+  { id: 'txn', label: 'txn compare-and-put, 100 clients', args: ['-op', 'txn', '-clients', '100', '-conns', '10'] },
+];
+
+interface LoadResult {
+  ops: number;
+  errors: number;
+  qps: number;
+  p50: number;
+  p99: number;
+}
+
+function arg(name: string, fallback: string): string {
+  const i = process.argv.indexOf(`--${name}`);
+  return i >= 0 && i + 1 < process.argv.length ? process.argv[i + 1] : fallback;
+}
+
+export function buildEtcdload(): string {
+  const out = path.join(REPO_ROOT, '.bench', 'etcdload');
+  if (fs.existsSync(out)) return out;
+  fs.mkdirSync(path.dirname(out), { recursive: true });
+  const script = path.resolve(REPO_ROOT, '../shared/tools/etcdload/build.sh');
+  execFileSync('bash', [script, out], { stdio: ['ignore', 'ignore', 'inherit'] });
+  return out;
+}
+
+export function runLoad(bin: string, endpoint: string, args: string[], duration: string): LoadResult {
+  const line = execFileSync(bin, ['-endpoints', endpoint, '-duration', duration, ...args], { encoding: 'utf8' }).trim();
+  const field = (k: string): number => Number(new RegExp(`${k}=([0-9.]+)`).exec(line)?.[1] ?? NaN);
+  return { ops: field('ops'), errors: field('errors'), qps: field('qps'), p50: field('p50_ms'), p99: field('p99_ms') };
+}
+
+const fmt = (n: number, digits = 0): string => (Number.isFinite(n) ? n.toFixed(digits) : 'n/a');
+
+async function main(): Promise<void> {
+  const duration = arg('duration', '10s');
+  const rounds = Number(arg('rounds', '1'));
+  const only = arg('only', SCENARIOS.map((s) => s.id).join(',')).split(',');
+  const bin = buildEtcdload();
+  const etcd = await startMember({ kind: 'etcd', name: 'bench-etcd' });
+  const cairn = await startMember({ kind: 'cairn', name: 'bench-cairn' });
+  const targets: Member[] = [etcd, cairn];
+  const rows: string[] = [];
+  try {
+    for (const s of SCENARIOS.filter((x) => only.includes(x.id))) {
+      const acc = new Map<string, LoadResult[]>([['etcd', []], ['cairn', []]]);
+      for (let r = 0; r < rounds; r++) {
+        // Alternate who goes first so drift in the machine's load does not favour one side.
+        const order = r % 2 === 0 ? targets : [...targets].reverse();
+        for (const t of order) acc.get(t.kind)?.push(runLoad(bin, t.endpoint, s.args, duration));
+      }
+      const mean = (xs: LoadResult[], k: keyof LoadResult): number => xs.reduce((a, x) => a + x[k], 0) / xs.length;
+      const e = acc.get('etcd') ?? [];
+      const c = acc.get('cairn') ?? [];
+      const row = `| ${s.label} | ${fmt(mean(e, 'qps'))} | ${fmt(mean(c, 'qps'))} | **${fmt(mean(c, 'qps') / mean(e, 'qps'), 2)}x** | ${fmt(mean(e, 'p50'), 2)} | ${fmt(mean(c, 'p50'), 2)} | ${fmt(mean(c, 'p50') / mean(e, 'p50'), 2)}x | ${fmt(mean(e, 'p99'), 2)} | ${fmt(mean(c, 'p99'), 2)} | ${mean(e, 'errors') + mean(c, 'errors')} |`;
+      rows.push(row);
+      process.stderr.write(`${row}\n`);
+    }
+  } finally {
+    await etcd.cleanup();
+    await cairn.cleanup();
+  }
+  const header = [
+    `Single member, Go clientv3 (etcdload), ${duration} per run, ${rounds} round(s), ${new Date().toISOString().slice(0, 10)}, ${process.version}.`,
+    '',
+    '| scenario | etcd ops/s | cairn ops/s | throughput ratio | etcd p50 ms | cairn p50 ms | p50 ratio | etcd p99 ms | cairn p99 ms | errors |',
+    '|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|',
+  ];
+  process.stdout.write(`${[...header, ...rows].join('\n')}\n`);
+  if (!process.argv.includes('--skip-watch')) {
+    const watchBench = path.join(__dirname, 'bench-watch.ts');
+    if (fs.existsSync(watchBench)) {
+      const mod = (await import(watchBench)) as { benchWatch?: (t: { name: string; endpoint: string }[]) => Promise<string> };
+      if (mod.benchWatch) {
+        const e2 = await startMember({ kind: 'etcd', name: 'bench-etcd-w' });
+        const c2 = await startMember({ kind: 'cairn', name: 'bench-cairn-w' });
+        try {
+          process.stdout.write(`\n${await mod.benchWatch([{ name: 'etcd', endpoint: e2.endpoint }, { name: 'cairn', endpoint: c2.endpoint }])}\n`);
+        } finally {
+          await e2.cleanup();
+          await c2.cleanup();
+        }
+      }
+    }
+  }
+}
+
+if (require.main === module || process.argv[1]?.endsWith('bench.ts')) {
+  main().then(
+    () => process.exit(0),
+    (e: unknown) => {
+      process.stderr.write(`${e instanceof Error ? e.stack : String(e)}\n`);
+      process.exit(1);
+    },
+  );
+}
