@@ -11,7 +11,9 @@ export function maintenanceService(server: EtcdServer, metrics: ServerMetrics): 
   const u = <Req, Res>(m: string, fn: (r: Req) => Promise<Res> | Res) => unary<Req, Res>(metrics, 'etcdserverpb.Maintenance', m, fn);
   return {
     Status: u('Status', async () => {
-      const [dbSize, dbSizeInUse] = await Promise.all([server.store.backend.sizeBytes(), server.store.backend.sizeInUseBytes()]);
+      const [dbSize, approxInUse] = await Promise.all([server.store.backend.sizeBytes(), server.store.backend.sizeInUseBytes()]);
+      // LevelDB's estimate covers only compacted tables; data still in its log is in use too.
+      const dbSizeInUse = approxInUse > 0 ? Math.min(approxInUse, dbSize) : dbSize;
       return {
         header: server.header(server.store.rev),
         version: SERVER_VERSION,

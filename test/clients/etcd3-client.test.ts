@@ -44,9 +44,9 @@ describe('npm etcd3 client', () => {
   });
 
   it('range between two keys, and delete a range', async () => {
-    const inRange = await client.getAll().range('list/1', 'list/3').keys();
+    const inRange = await client.getAll().inRange({ start: 'list/1', end: 'list/3' }).keys();
     expect(inRange).toEqual(['list/1', 'list/2']);
-    const res = await client.delete().range('list/1', 'list/3').exec();
+    const res = await client.delete().inRange({ start: 'list/1', end: 'list/3' }).exec();
     expect(res.deleted).toBe('2');
     expect(await client.getAll().prefix('list/').keys()).toEqual(['list/0', 'list/3', 'list/4']);
     await client.delete().prefix('list/').exec();

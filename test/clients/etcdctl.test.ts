@@ -22,9 +22,9 @@ afterAll(async () => {
 function normalise(m: Member, r: EtcdctlResult): { code: number | null; stdout: string; stderr: string } {
   const clean = (s: string): string =>
     s
-      .replaceAll(m.endpoint, 'ENDPOINT')
       .replaceAll(m.clientUrl, 'CLIENT_URL')
       .replaceAll(m.peerUrl, 'PEER_URL')
+      .replaceAll(m.endpoint, 'ENDPOINT')
       .replace(/took = [0-9.]+[a-zµ]+/g, 'took = T')
       .replace(/"(cluster_id|member_id|leader|ID)":\d+/g, '"$1":ID')
       .replace(/"(raft_term|raftTerm|raftIndex|raftAppliedIndex|dbSize|dbSizeInUse)":\d+/g, '"$1":N')
@@ -98,9 +98,10 @@ describe('etcdctl against cairn matches etcd', () => {
     await same(['put', 'tkey', 'v1']);
     const script = 'value("tkey") = "v1"\n\nput tkey v2\nget tkey\n\nput other x\n\n';
     const r = await same(['txn', '-i'], script);
-    expect(r.stdout).toBe('SUCCESS\n\nOK\n\ntkey\nv2\n\n');
+    const prompts = 'compares:\nsuccess requests (get, put, del):\nfailure requests (get, put, del):\n';
+    expect(r.stdout).toBe(`${prompts}SUCCESS\n\nOK\n\ntkey\nv2\n`);
     const r2 = await same(['txn', '-i'], script);
-    expect(r2.stdout).toBe('FAILURE\n\nOK\n\n');
+    expect(r2.stdout).toBe(`${prompts}FAILURE\n\nOK\n`);
     await same(['txn', '-i', '-w', 'json'], 'mod("tkey") > "0"\nversion("missing") = "0"\n\nget tkey\n\n\n');
   });
 
@@ -115,7 +116,7 @@ describe('etcdctl against cairn matches etcd', () => {
     const status = await same(['endpoint', 'status', '-w', 'json']);
     expect(status.stdout).toContain('"revision":');
     const health = await same(['endpoint', 'health']);
-    expect(health.stdout).toContain('is healthy: successfully committed proposal: took = T');
+    expect(health.stdout + health.stderr).toContain('is healthy: successfully committed proposal: took = T');
     const members = await same(['member', 'list', '-w', 'json']);
     expect(members.stdout).toContain('"clientURLs":["CLIENT_URL"]');
     expect(members.stdout).toContain('"peerURLs":["PEER_URL"]');
