@@ -89,6 +89,11 @@ export class WatchableStore implements WatchHub {
     return { streams: this.streams.size, synced: this.syncedCount, unsynced: this.unsynced.size };
   }
 
+  /** Whether the sync loop has work scheduled or running (tests wait for it to settle). */
+  get syncBusy(): boolean {
+    return this.syncScheduled || this.syncing;
+  }
+
   /** A new client stream; `onReady` is called when its queue goes from empty to non-empty. */
   newStream(onReady: () => void): WatchStream {
     assert(!this.closed, 'watch hub closed');
