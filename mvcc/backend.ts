@@ -236,6 +236,21 @@ export class Backend {
     yield* this.iterateChunks(KEYSPACE_START, KEYSPACE_END);
   }
 
+  /**
+   * Replaces everything with `chunks` (a snapshot streamed from the leader): waits for writes in
+   * flight, clears LevelDB, writes the new entries and fsyncs. The caller must not write meanwhile.
+   */
+  async replaceAll(chunks: AsyncIterable<Entry[]> | Iterable<Entry[]>): Promise<void> {
+    this.assertOpen();
+    await this.flush(false);
+    this.pending = new Map();
+    await this.db.clear();
+    for await (const chunk of chunks) {
+      await this.db.batch(chunk.map(([key, value]) => ({ type: 'put' as const, key, value })));
+    }
+    await this.flush(true);
+  }
+
   isSyncMarker(fullKey: Buffer): boolean {
     return fullKey.equals(SYNC_MARKER_KEY);
   }

@@ -6,7 +6,7 @@
  * KeyValue in the "key" bucket, and consistentIndex / compaction progress in "meta".
  */
 import assert from 'node:assert/strict';
-import { Backend, type BackendOptions, type Bucket } from './backend';
+import { Backend, type Entry, type BackendOptions, type Bucket } from './backend';
 import { crc32cUpdate } from './crc32c';
 import { ErrClosed, ErrCompacted, ErrFutureRev } from './errors';
 import { KeyIndex } from './key-index';
@@ -454,6 +454,27 @@ export class KvStore {
     if (keep === undefined || !(await compactBackend(ctx, rev, keep))) throw new ErrClosed();
     this.metaBucket.put(META_FINISHED_COMPACT, encodeUint64(rev));
     await this.backend.forceCommit();
+  }
+
+  /**
+   * Installs a snapshot of another member's backend (etcd's kvstore.Restore after a raft snapshot):
+   * every bucket is replaced and the index, cache, revisions and consistent index are rebuilt.
+   * Compactions in progress finish first; the caller (the apply loop) must not write meanwhile.
+   */
+  async replaceContents(chunks: AsyncIterable<Entry[]> | Iterable<Entry[]>): Promise<void> {
+    this.assertOpen();
+    assert(this.activeTxn === null, 'replaceContents during a write txn');
+    await this.compactionIdle();
+    await this.backend.replaceAll(chunks);
+    this.index.clear();
+    this.currentRev = 1;
+    this.compactMainRev = -1;
+    await this.restore();
+  }
+
+  /** Every backend entry, consistent as of the first chunk: what a snapshot sends to a follower. */
+  snapshotEntries(): AsyncGenerator<Entry[]> {
+    return this.backend.allEntries();
   }
 
   /** Rebuilds index, cache and revision bookkeeping from disk (etcd kvstore.restore). */

@@ -55,6 +55,10 @@ export class TreeIndex {
     this.tree.delete(latin1Key);
   }
 
+  clear(): void {
+    this.tree.clear();
+  }
+
   /** Calls `visit` for each indexed key in the range, in key order. */
   forRange(range: KeyRange, visit: (latin1Key: string, ki: KeyIndex) => void): void {
     if (range.high === undefined) {

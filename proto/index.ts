@@ -62,7 +62,7 @@ export function protoRoot(): protobuf.Root {
       }
       return target;
     };
-    r.loadSync([...ETCD_PROTO_FILES, 'internal.proto'], { keepCase: true });
+    r.loadSync([...ETCD_PROTO_FILES, 'internal.proto', 'raft.proto'], { keepCase: true });
     r.resolveAll();
     root = r;
   }
