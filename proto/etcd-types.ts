@@ -151,4 +151,5 @@ export interface InternalRaftRequest {
   lease_revoke?: LeaseRevokeRequest | null;
   alarm?: AlarmRequest | null;
   lease_checkpoint?: LeaseCheckpointRequest | null;
+  member_attributes?: { ID: Int64; name: string; clientURLs: string[] } | null;
 }

@@ -109,7 +109,7 @@ async function main(): Promise<void> {
   }
 }
 
-if (require.main === module || process.argv[1]?.endsWith('bench.ts')) {
+{
   main().then(
     () => process.exit(0),
     (e: unknown) => {

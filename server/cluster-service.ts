@@ -4,13 +4,30 @@ import { unary } from './grpc-handler';
 import { Membership } from './membership';
 import type { ServerMetrics } from './metrics';
 
-/** etcdserverpb.Cluster. Membership changes come with the multi-member cluster. */
+/** etcdserverpb.Cluster: membership changes go through Raft as configuration changes. */
 export function clusterService(server: EtcdServer, metrics: ServerMetrics): grpc.UntypedServiceImplementation {
   const u = <Req, Res>(m: string, fn: (r: Req) => Promise<Res> | Res) => unary<Req, Res>(metrics, 'etcdserverpb.Cluster', m, fn);
+  const header = () => server.header(server.store.rev);
   return {
     MemberList: u('MemberList', async (r: { linearizable: boolean }) => {
       if (r.linearizable) await server.linearizableReadNotify();
-      return { header: server.header(0), members: server.membership.list().map(Membership.toMsg) };
+      return { header: header(), members: server.membership.list().map(Membership.toMsg) };
+    }),
+    MemberAdd: u('MemberAdd', async (r: { peerURLs: string[]; isLearner: boolean }) => {
+      const { member, members } = await server.addMember(r.peerURLs, r.isLearner);
+      return { header: header(), member: Membership.toMsg(member), members: members.map(Membership.toMsg) };
+    }),
+    MemberRemove: u('MemberRemove', async (r: { ID: string }) => {
+      const members = await server.removeMember(BigInt(r.ID));
+      return { header: header(), members: members.map(Membership.toMsg) };
+    }),
+    MemberUpdate: u('MemberUpdate', async (r: { ID: string; peerURLs: string[] }) => {
+      const members = await server.updateMember(BigInt(r.ID), r.peerURLs);
+      return { header: header(), members: members.map(Membership.toMsg) };
+    }),
+    MemberPromote: u('MemberPromote', async (r: { ID: string }) => {
+      const members = await server.promoteMember(BigInt(r.ID));
+      return { header: header(), members: members.map(Membership.toMsg) };
     }),
   };
 }

@@ -121,6 +121,8 @@ export const FLAGS: Record<string, FlagSpec> = {
   'socket-reuse-port': B(false, false),
   'socket-reuse-address': B(false, false),
   'v2-deprecation': S('not-yet', false),
+  // cairn's own: dial a peer at host:port instead of its advertised URL (fault-injection proxies).
+  'peer-dial-override': S(''),
 };
 
 export interface ParsedFlags {
@@ -232,6 +234,8 @@ export interface ServerConfig {
   preVote: boolean;
   strictReconfigCheck: boolean;
   logLevel: string;
+  /** member name → host:port to dial instead of its advertised peer URL. */
+  peerDialOverride: Map<string, string>;
 }
 
 /** etcd's default backend quota when --quota-backend-bytes is 0: 2 GiB. */
@@ -317,5 +321,11 @@ export function buildConfig(flags: ParsedFlags): ServerConfig {
     preVote: v('pre-vote') === 'true',
     strictReconfigCheck: v('strict-reconfig-check') === 'true',
     logLevel: v('debug') === 'true' ? 'debug' : v('log-level'),
+    peerDialOverride: new Map(
+      v('peer-dial-override')
+        .split(',')
+        .filter((p) => p.includes('='))
+        .map((p) => [p.slice(0, p.indexOf('=')).trim(), p.slice(p.indexOf('=') + 1).trim()] as [string, string]),
+    ),
   };
 }

@@ -52,6 +52,7 @@ export class ErrStopped extends kind('etcdserver: server stopped', status.UNAVAI
 export class ErrTimeout extends kind('etcdserver: request timed out', status.UNAVAILABLE) {}
 export class ErrTimeoutDueToLeaderFail extends kind('etcdserver: request timed out, possibly due to previous leader failure', status.UNAVAILABLE) {}
 export class ErrTimeoutDueToConnectionLost extends kind('etcdserver: request timed out, possibly due to connection lost', status.UNAVAILABLE) {}
+export class ErrTimeoutLeaderTransfer extends kind('etcdserver: request timed out, leader transfer took too long', status.UNAVAILABLE) {}
 export class ErrUnhealthy extends kind('etcdserver: unhealthy cluster', status.UNAVAILABLE) {}
 export class ErrCorrupt extends kind('etcdserver: corrupt cluster', status.DATA_LOSS) {}
 export class ErrNotSupportedForLearner extends kind('etcdserver: rpc not supported for learner', status.UNAVAILABLE) {}

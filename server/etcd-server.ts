@@ -1,7 +1,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { Logger } from 'pino';
-import { MemoryStorage, EntryType, ErrProposalDropped, type Entry, type Message, type Snapshot, type ConfState } from '../raft';
+import { MemoryStorage, EntryType, ErrProposalDropped, ConfChangeType, decodeConfChange, type ConfChange, type Entry, type Message, type Snapshot, type ConfState } from '../raft';
 import { KvStore } from '../mvcc/kv-store';
 import { Lessor, type LeaseRecord } from '../mvcc/lessor';
 import { messageCodec, type MessageCodec } from '../proto';
@@ -17,7 +17,24 @@ import type {
 } from '../proto/etcd-types';
 import { Applier, type ApplyOutcome, type ApplyResult, type CommitListener } from './apply';
 import type { ServerConfig } from './config';
-import { ErrNoLeader, ErrRequestTooLarge, ErrStopped, ErrTimeout, ErrTooManyRequests } from './errors';
+import {
+  ErrBadLeaderTransferee,
+  ErrLearnerNotReady,
+  ErrMemberBadURLs,
+  ErrMemberExist,
+  ErrMemberNotFound,
+  ErrMemberNotLearner,
+  ErrNoLeader,
+  ErrNotLeader,
+  ErrPeerURLExist,
+  ErrRequestTooLarge,
+  ErrStopped,
+  ErrTimeout,
+  ErrTooManyLearners,
+  ErrTimeoutLeaderTransfer,
+  ErrTooManyRequests,
+} from './errors';
+import { PeerTransport, leaseRenewReq, leaseRenewResp, ttlReq, ttlResp } from './peer-transport';
 import { toEtcdError } from './grpc-errors';
 import { IdGenerator } from './id-generator';
 import { computeClusterId, computeMemberId } from './member-id';
@@ -60,12 +77,21 @@ function decodeIdentity(b: Uint8Array): Identity {
 }
 
 function encodeConfState(cs: ConfState): Buffer {
-  return Buffer.from(JSON.stringify({ voters: cs.voters.map(String), learners: cs.learners.map(String) }));
+  const ids = (xs: bigint[]): string[] => xs.map(String);
+  return Buffer.from(
+    JSON.stringify({ voters: ids(cs.voters), learners: ids(cs.learners), votersOutgoing: ids(cs.votersOutgoing), learnersNext: ids(cs.learnersNext), autoLeave: cs.autoLeave }),
+  );
 }
 
 function decodeConfState(b: Uint8Array): ConfState {
-  const o = JSON.parse(Buffer.from(b).toString()) as { voters: string[]; learners: string[] };
-  return { voters: o.voters.map(BigInt), learners: o.learners.map(BigInt), votersOutgoing: [], learnersNext: [], autoLeave: false };
+  const o = JSON.parse(Buffer.from(b).toString()) as { voters: string[]; learners: string[]; votersOutgoing?: string[]; learnersNext?: string[]; autoLeave?: boolean };
+  return {
+    voters: o.voters.map(BigInt),
+    learners: o.learners.map(BigInt),
+    votersOutgoing: (o.votersOutgoing ?? []).map(BigInt),
+    learnersNext: (o.learnersNext ?? []).map(BigInt),
+    autoLeave: o.autoLeave ?? false,
+  };
 }
 
 const LEASE_BUCKET = 'lease';
@@ -106,6 +132,16 @@ export class EtcdServer {
   private readonly requestTimeoutMs: number;
   private leaderSince = 0;
   private readonly commitListeners: CommitListener[] = [];
+  /** The configuration as of the last applied entry, recorded in snapshots. */
+  confState!: ConfState;
+  /** Index of the last snapshot (the log below it may be compacted). */
+  snapshotIndex = 0;
+  private transport: PeerTransport | undefined;
+  /** Backend data received with a MsgSnap, installed when Raft accepts that snapshot. */
+  private incomingSnapshot: { index: number; entries: [Buffer, Buffer][] } | undefined;
+  private snapshotting = false;
+  private publishTimer: NodeJS.Timeout | undefined;
+  private readonly snapshotListeners: (() => void)[] = [];
 
   private constructor(
     readonly cfg: ServerConfig,
@@ -165,10 +201,24 @@ export class EtcdServer {
     const storage = new MemoryStorage();
     let identity: Identity;
     let membership: Membership;
-    if (!contents.metadata) {
-      if (cfg.initialClusterState !== 'new') {
-        throw new Error('--initial-cluster-state=existing is not supported yet: start members as a new cluster');
-      }
+    let confState: ConfState = { voters: [], learners: [], votersOutgoing: [], learnersNext: [], autoLeave: false };
+    let snapshotIndex = 0;
+    if (!contents.metadata && cfg.initialClusterState === 'existing') {
+      // Joining a running cluster: learn it (and this member's ID, chosen at MemberAdd) from a peer.
+      const others = [...cfg.initialCluster.entries()].filter(([name]) => name !== cfg.name).flatMap(([, urls]) => urls);
+      const fetched = await PeerTransport.fetchMembers(others);
+      const members = fetched.members.map(decodeMember);
+      const mine = [...cfg.initialAdvertisePeerUrls].sort().join(',');
+      const self = members.find((m) => [...m.peerUrls].sort().join(',') === mine);
+      if (!self) throw new Error(`member with peer URLs ${mine} is not in the cluster: add it with 'etcdctl member add' first`);
+      identity = { memberId: self.id, clusterId: fetched.clusterId };
+      membership = new Membership(identity.clusterId, membershipPersistence);
+      self.name = cfg.name;
+      self.clientUrls = cfg.advertiseClientUrls;
+      membership.restore(members);
+      await wal.saveMetadata(encodeIdentity(identity));
+      log.info({ 'local-member-id': identity.memberId.toString(16), 'cluster-id': identity.clusterId.toString(16) }, 'joining an existing cluster');
+    } else if (!contents.metadata) {
       const myUrls = cfg.initialCluster.get(cfg.name);
       if (!myUrls) throw new Error(`couldn't find local name "${cfg.name}" in the initial cluster configuration`);
       const advertised = [...cfg.initialAdvertisePeerUrls].sort().join(',');
@@ -190,18 +240,20 @@ export class EtcdServer {
       await backend.forceCommit({ sync: true });
       // Every member of a new cluster starts from the same snapshot at index 1, term 1, holding the
       // initial configuration, so their logs agree from the first entry on.
-      const confState: ConfState = { voters: members.map((m) => m.id), learners: [], votersOutgoing: [], learnersNext: [], autoLeave: false };
-      const snapshot: Snapshot = { data: new Uint8Array(), metadata: { index: 1, term: 1, confState } };
+      const initialConf: ConfState = { voters: members.map((m) => m.id), learners: [], votersOutgoing: [], learnersNext: [], autoLeave: false };
+      const snapshot: Snapshot = { data: new Uint8Array(), metadata: { index: 1, term: 1, confState: initialConf } };
       await wal.save({
         entries: [],
         hardState: { term: 1, vote: 0n, commit: 1 },
-        snapshot: { index: 1, term: 1, data: encodeConfState(confState) },
+        snapshot: { index: 1, term: 1, data: encodeConfState(initialConf) },
         previousLastIndex: 0,
         sync: true,
       });
       await wal.saveMetadata(encodeIdentity(identity));
       storage.applySnapshot(snapshot);
       storage.setHardState({ term: 1, vote: 0n, commit: 1 });
+      confState = snapshot.metadata.confState;
+      snapshotIndex = 1;
       log.info({ 'local-member-id': identity.memberId.toString(16), 'cluster-id': identity.clusterId.toString(16) }, 'bootstrapped a new cluster');
     } else {
       identity = decodeIdentity(contents.metadata);
@@ -212,10 +264,13 @@ export class EtcdServer {
       const self = membership.get(identity.memberId);
       if (self) self.clientUrls = cfg.advertiseClientUrls;
       if (contents.snapshot) {
-        storage.applySnapshot({
+        const snap: Snapshot = {
           data: new Uint8Array(),
           metadata: { index: contents.snapshot.index, term: contents.snapshot.term, confState: decodeConfState(contents.snapshot.data) },
-        });
+        };
+        storage.applySnapshot(snap);
+        confState = snap.metadata.confState;
+        snapshotIndex = snap.metadata.index;
       }
       if (contents.hardState) storage.setHardState(contents.hardState);
       storage.append(contents.entries);
@@ -232,13 +287,18 @@ export class EtcdServer {
       if (kv.lease !== 0n) lessor.attach(kv.lease, kv.key.toString('latin1'));
     }
 
-    const snapIndex = contents.snapshot?.index ?? 1;
-    const applied = Math.max(snapIndex, Math.min(store.consistentIndex, storage.initialState().hardState.commit));
-    return new EtcdServer(cfg, log, metrics, wal, store, lessor, membership, identity, storage, applied);
+    const applied = Math.max(snapshotIndex, Math.min(store.consistentIndex, storage.initialState().hardState.commit));
+    const server = new EtcdServer(cfg, log, metrics, wal, store, lessor, membership, identity, storage, applied);
+    server.confState = confState;
+    server.snapshotIndex = snapshotIndex;
+    return server;
   }
 
   /** Starts the Raft node; a single voter elects itself at once. */
-  start(send: (messages: Message[]) => void): void {
+  start(transport?: PeerTransport): void {
+    this.transport = transport;
+    const send = (messages: Message[]): void => transport?.send(messages);
+    for (const m of this.membership.list()) if (m.id !== this.memberId) transport?.addPeer(m.id, m.peerUrls);
     const tickMs = this.cfg.heartbeatIntervalMs;
     this.raft = new RaftNode({
       id: this.memberId,
@@ -256,6 +316,7 @@ export class EtcdServer {
       apply: (entries) => this.applyEntries(entries),
       onLeaderChange: (lead, term) => this.onLeaderChange(lead, term),
       onReadStates: (rs) => this.readIndexer.onReadStates(rs),
+      installSnapshot: (snap) => this.installSnapshot(snap),
       random: mulberry32(Number(this.memberId & 0xffffffffn) ^ Date.now()),
       log: this.log,
       metrics: this.metrics,
@@ -264,6 +325,117 @@ export class EtcdServer {
     this.raft.start();
     if (this.membership.voters().length === 1 && this.membership.voters()[0] === this.memberId) this.raft.campaign();
     this.leaseTimer = setInterval(() => this.revokeExpiredLeases(), LEASE_EXPIRY_CHECK_MS);
+    this.publishAttributes();
+  }
+
+  /** Announces this member's client URLs through the log, retrying until it is applied (etcd publish). */
+  private publishAttributes(): void {
+    const self = this.membership.get(this.memberId);
+    const attempt = (): void => {
+      this.publishTimer = undefined;
+      if (this.stopped) return;
+      this.propose({ member_attributes: { ID: this.memberIdStr, name: this.cfg.name, clientURLs: this.cfg.advertiseClientUrls } }).then(
+        () => this.log.info({ 'client-urls': this.cfg.advertiseClientUrls }, 'published local member to cluster through raft'),
+        () => {
+          this.publishTimer = setTimeout(attempt, 500);
+        },
+      );
+    };
+    const same = self && self.name === this.cfg.name && self.clientUrls.join(',') === this.cfg.advertiseClientUrls.join(',');
+    if (!same || this.membership.list().length > 1) attempt();
+  }
+
+  reportUnreachable(id: bigint): void {
+    this.raft?.reportUnreachable(id);
+  }
+
+  reportSnapshot(id: bigint, ok: boolean): void {
+    this.raft?.reportSnapshot(id, ok);
+  }
+
+  /** Incoming traffic from the peer transport. */
+  stepMessages(messages: Message[]): void {
+    for (const m of messages) {
+      try {
+        this.raft.step(m);
+      } catch (e) {
+        this.log.debug({ err: e instanceof Error ? e.message : String(e) }, 'dropped raft message');
+      }
+    }
+  }
+
+  /** A MsgSnap with the leader's backend: keep the data until Raft accepts the snapshot. */
+  receiveSnapshot(m: Message, entries: [Buffer, Buffer][]): void {
+    if (!m.snapshot) return;
+    this.incomingSnapshot = { index: m.snapshot.metadata.index, entries };
+    this.stepMessages([m]);
+  }
+
+  /** Subscribes to backend replacements by a leader snapshot (the watch hub resyncs its watchers). */
+  onSnapshotInstalled(listener: () => void): void {
+    this.snapshotListeners.push(listener);
+  }
+
+  private async installSnapshot(snap: Snapshot): Promise<void> {
+    const incoming = this.incomingSnapshot;
+    this.incomingSnapshot = undefined;
+    this.confState = snap.metadata.confState;
+    this.snapshotIndex = snap.metadata.index;
+    if (!incoming || incoming.index !== snap.metadata.index) {
+      throw new Error(`raft accepted snapshot ${snap.metadata.index} without its data`);
+    }
+    this.log.info({ index: snap.metadata.index, entries: incoming.entries.length }, 'installing snapshot from leader');
+    await this.store.replaceContents([incoming.entries]);
+    await this.reloadFromBackend();
+    this.appliedWait.advance(Math.max(snap.metadata.index, this.store.consistentIndex));
+    for (const l of this.snapshotListeners) l();
+  }
+
+  /** Lessor and membership state after the backend was replaced. */
+  private async reloadFromBackend(): Promise<void> {
+    const records: LeaseRecord[] = [];
+    for await (const [, v] of this.store.backend.bucket(LEASE_BUCKET).iterate()) records.push(decodeLease(v));
+    this.lessor.restore(records);
+    for (const kv of this.store.rangeCurrent(Buffer.from([0]), Buffer.from([0]), {}).kvs) {
+      if (kv.lease !== 0n) this.lessor.attach(kv.lease, kv.key.toString('latin1'));
+    }
+    if (this.raft.isLeader) this.lessor.promote(this.cfg.electionTimeoutMs);
+    const members: Member[] = [];
+    for await (const [, v] of this.store.backend.bucket(MEMBERS_BUCKET).iterate()) members.push(decodeMember(v));
+    this.membership.restore(members);
+    for (const m of members) if (m.id !== this.memberId) this.transport?.addPeer(m.id, m.peerUrls);
+  }
+
+  /**
+   * Log compaction (etcd's snapshot-count): once enough entries were applied since the last
+   * snapshot, record a snapshot at the applied index and drop the log below it, keeping
+   * --snapshot-catchup-entries so slow followers can catch up from the log. The backend is fsynced
+   * first, because once the log is gone the backend is the only copy.
+   */
+  private maybeSnapshot(): void {
+    const applied = this.appliedWait.index;
+    if (this.snapshotting || applied - this.snapshotIndex <= this.cfg.snapshotCount) return;
+    this.snapshotting = true;
+    const confState = this.confState;
+    const term = this.storage.term(applied);
+    void (async () => {
+      try {
+        await this.store.forceCommit({ sync: true });
+        this.storage.createSnapshot(applied, confState, new Uint8Array());
+        await this.wal.saveSnapshot({ index: applied, term, data: encodeConfState(confState) });
+        this.snapshotIndex = applied;
+        const compactTo = applied - this.cfg.snapshotCatchupEntries;
+        if (compactTo > this.storage.firstIndex()) {
+          this.storage.compact(compactTo);
+          await this.wal.compact(compactTo - 1);
+        }
+        this.log.info({ index: applied, 'compacted-to': compactTo }, 'saved snapshot and compacted raft log');
+      } catch (e) {
+        this.log.error({ err: e instanceof Error ? e.message : String(e) }, 'snapshot failed');
+      } finally {
+        this.snapshotting = false;
+      }
+    })();
   }
 
   // ---------------------------------------------------------------- identity and status
@@ -288,7 +460,7 @@ export class EtcdServer {
   }
 
   get raftIndex(): number {
-    return this.commitIndex;
+    return Math.max(this.commitIndex, this.raft.commitIndex);
   }
 
   get appliedIndex(): number {
@@ -350,6 +522,138 @@ export class EtcdServer {
 
   leaseRevoke(id: bigint) {
     return this.proposeFor({ lease_revoke: { ID: id.toString() } });
+  }
+
+  // ---------------------------------------------------------------- cluster membership
+
+  get isLearner(): boolean {
+    return this.membership.get(this.memberId)?.isLearner ?? false;
+  }
+
+  /** MemberAdd: a new member (or learner) with an ID derived from its URLs, the token and the time. */
+  async addMember(peerUrls: string[], isLearner: boolean): Promise<{ member: Member; members: Member[] }> {
+    for (const u of peerUrls) {
+      try {
+        const url = new URL(u);
+        if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new Error();
+      } catch {
+        throw new ErrMemberBadURLs();
+      }
+    }
+    if (peerUrls.length === 0) throw new ErrMemberBadURLs();
+    const taken = new Set(this.membership.list().flatMap((m) => m.peerUrls));
+    if (peerUrls.some((u) => taken.has(u))) throw new ErrPeerURLExist();
+    if (isLearner && this.membership.list().filter((m) => m.isLearner).length >= MAX_LEARNERS) throw new ErrTooManyLearners();
+    const id = computeMemberId(peerUrls, this.cfg.initialClusterToken, Math.floor(Date.now() / 1000));
+    if (this.membership.get(id) || this.membership.isRemoved(id)) throw new ErrMemberExist();
+    const member: Member = { id, name: '', peerUrls, clientUrls: [], isLearner };
+    const members = await this.proposeConfChange(isLearner ? ConfChangeType.AddLearnerNode : ConfChangeType.AddNode, id, member);
+    return { member, members };
+  }
+
+  async removeMember(id: bigint): Promise<Member[]> {
+    if (!this.membership.get(id)) throw new ErrMemberNotFound();
+    return this.proposeConfChange(ConfChangeType.RemoveNode, id);
+  }
+
+  async promoteMember(id: bigint): Promise<Member[]> {
+    const m = this.membership.get(id);
+    if (!m) throw new ErrMemberNotFound();
+    if (!m.isLearner) throw new ErrMemberNotLearner();
+    if (this.raft.isLeader && !this.learnerInSync(id)) throw new ErrLearnerNotReady();
+    return this.proposeConfChange(ConfChangeType.AddNode, id, { ...m, isLearner: false });
+  }
+
+  async updateMember(id: bigint, peerUrls: string[]): Promise<Member[]> {
+    const m = this.membership.get(id);
+    if (!m) throw new ErrMemberNotFound();
+    const taken = new Set(this.membership.list().filter((x) => x.id !== id).flatMap((x) => x.peerUrls));
+    if (peerUrls.some((u) => taken.has(u))) throw new ErrPeerURLExist();
+    return this.proposeConfChange(ConfChangeType.UpdateNode, id, { ...m, peerUrls });
+  }
+
+  /** etcd's isLearnerReady: the learner's log is within 90% of the leader's. */
+  private learnerInSync(id: bigint): boolean {
+    const st = this.raft.status();
+    const pr = st.progress?.get(id);
+    if (!pr) return false;
+    return pr.match >= st.commit * LEARNER_READY_PERCENT;
+  }
+
+  private async proposeConfChange(type: ConfChangeType, nodeId: bigint, member?: Member): Promise<Member[]> {
+    if (this.stopped) throw new ErrStopped();
+    const requestId = this.ids.nextId().toString();
+    const ctx: ConfChangeContext = { requestId, member: member ? memberToJson(member) : undefined };
+    const done = this.wait.register(requestId);
+    try {
+      this.raft.proposeConfChange({ type, nodeId, context: Buffer.from(JSON.stringify(ctx)) });
+    } catch (e) {
+      this.wait.cancel(requestId);
+      if (e instanceof ErrProposalDropped) throw this.raft.leader === 0n ? new ErrNoLeader() : new ErrTimeout();
+      throw e;
+    }
+    let timer: NodeJS.Timeout | undefined;
+    const outcome = await Promise.race([
+      done,
+      new Promise<ApplyOutcome>((resolve) => {
+        timer = setTimeout(() => resolve({ err: new ErrTimeout() }), this.requestTimeoutMs);
+      }),
+    ]);
+    clearTimeout(timer);
+    if ('err' in outcome) {
+      this.wait.cancel(requestId);
+      throw outcome.err;
+    }
+    return this.membership.list();
+  }
+
+  /** MoveLeader: only the leader may hand leadership to a voting member (etcd's MoveLeader). */
+  async moveLeader(target: bigint): Promise<void> {
+    if (!this.raft.isLeader) throw new ErrNotLeader();
+    const m = this.membership.get(target);
+    if (!m || m.isLearner) throw new ErrBadLeaderTransferee();
+    if (target === this.memberId) return;
+    this.raft.transferLeader(target);
+    const deadline = Date.now() + this.requestTimeoutMs;
+    while (this.raft.leader !== target) {
+      if (Date.now() > deadline) throw new ErrTimeoutLeaderTransfer();
+      await new Promise((r) => setTimeout(r, this.cfg.heartbeatIntervalMs));
+    }
+  }
+
+  // ---------------------------------------------------------------- leader-only lease requests
+
+  /** KeepAlive: renewed by the leader's lessor; a follower forwards to the leader. */
+  async leaseRenew(id: bigint): Promise<{ ttl: number; notFound: boolean }> {
+    if (this.raft.isLeader) {
+      try {
+        return { ttl: this.lessor.renew(id), notFound: false };
+      } catch (e) {
+        if (e instanceof Error && e.message === 'lease not found') return { ttl: 0, notFound: true };
+        throw e;
+      }
+    }
+    const leader = this.raft.leader;
+    if (leader === 0n || !this.transport) throw new ErrNoLeader();
+    const res = leaseRenewResp.decode(
+      await this.transport.forward(leader, '/cairnpb.Peer/LeaseRenew', leaseRenewReq.encode({ cluster_id: this.clusterIdStr, ID: id.toString() })),
+    );
+    return { ttl: Number(res.TTL), notFound: res.not_found };
+  }
+
+  /** TimeToLive is answered by the leader, whose lessor tracks expiry. */
+  async leaseTimeToLive(id: bigint, keys: boolean): Promise<{ found: boolean; ttl: number; grantedTtl: number; keys: Buffer[] }> {
+    if (this.raft.isLeader) {
+      const t = this.lessor.timeToLive(id);
+      if (!t) return { found: false, ttl: -1, grantedTtl: 0, keys: [] };
+      return { found: true, ttl: t.ttlSeconds, grantedTtl: t.grantedTtlSeconds, keys: keys ? t.keys.map((k) => Buffer.from(k, 'latin1')) : [] };
+    }
+    const leader = this.raft.leader;
+    if (leader === 0n || !this.transport) throw new ErrNoLeader();
+    const res = ttlResp.decode(
+      await this.transport.forward(leader, '/cairnpb.Peer/LeaseTimeToLive', ttlReq.encode({ cluster_id: this.clusterIdStr, ID: id.toString(), keys })),
+    );
+    return { found: res.found, ttl: Number(res.TTL), grantedTtl: Number(res.grantedTTL), keys: res.keys };
   }
 
   // ---------------------------------------------------------------- proposals
@@ -423,6 +727,15 @@ export class EtcdServer {
       return undefined;
     }
     const req = this.requestCodec.decode(e.data);
+    if (req.member_attributes) {
+      const a = req.member_attributes;
+      const m = this.membership.get(BigInt(a.ID));
+      if (m) this.membership.add({ ...m, name: a.name, clientUrls: a.clientURLs });
+      this.store.write().end({ consistentIndex: e.index });
+      if (req.header?.ID) this.wait.trigger(req.header.ID, { ok: { response: undefined } });
+      this.finishApply(e.index);
+      return undefined;
+    }
     const started = performance.now();
     const outcome = this.applier.apply(e.index, req, this.header);
     const complete = (o: ApplyOutcome): void => {
@@ -439,11 +752,53 @@ export class EtcdServer {
   private finishApply(index: number): void {
     this.appliedWait.advance(index);
     this.metrics.proposalsApplied.set(index);
+    this.maybeSnapshot();
   }
 
+  /**
+   * A committed membership change: Raft's configuration always follows the log (even for entries
+   * the backend already holds after a snapshot), the member list only for entries not yet applied.
+   */
   private applyConfChangeEntry(e: Entry): void {
-    // Membership changes arrive with the multi-member cluster; record progress so replay skips it.
+    const cc = decodeConfChange(e.type, e.data);
+    this.confState = this.raft.applyConfChange(cc);
+    if (e.index <= this.store.consistentIndex) return;
+    const ctx = cc.context && cc.context.length > 0 ? (JSON.parse(Buffer.from(cc.context).toString()) as ConfChangeContext) : undefined;
+    const single = 'nodeId' in cc ? (cc as ConfChange) : undefined;
+    if (single) {
+      const id = single.nodeId;
+      switch (single.type) {
+        case ConfChangeType.AddNode:
+        case ConfChangeType.AddLearnerNode: {
+          const existing = this.membership.get(id);
+          const isLearner = single.type === ConfChangeType.AddLearnerNode;
+          if (existing) this.membership.add({ ...existing, isLearner });
+          else if (ctx?.member) this.membership.add(memberFromJson(ctx.member));
+          const m = this.membership.get(id);
+          if (m && id !== this.memberId) this.transport?.addPeer(id, m.peerUrls);
+          break;
+        }
+        case ConfChangeType.RemoveNode:
+          this.membership.remove(id);
+          this.transport?.removePeer(id);
+          if (id === this.memberId) {
+            this.log.warn('this member was removed from the cluster; it will stop serving');
+            setImmediate(() => void this.stop());
+          }
+          break;
+        case ConfChangeType.UpdateNode: {
+          const existing = this.membership.get(id);
+          if (existing && ctx?.member) {
+            this.membership.add({ ...existing, peerUrls: ctx.member.peerUrls });
+            this.transport?.removePeer(id);
+            if (id !== this.memberId) this.transport?.addPeer(id, ctx.member.peerUrls);
+          }
+          break;
+        }
+      }
+    }
     this.store.write().end({ consistentIndex: e.index });
+    if (ctx?.requestId) this.wait.trigger(ctx.requestId, { ok: { response: this.membership.list() } });
   }
 
   private onLeaderChange(lead: bigint, term: number): void {
@@ -474,11 +829,91 @@ export class EtcdServer {
     if (this.stopped) return;
     this.stopped = true;
     if (this.leaseTimer) clearInterval(this.leaseTimer);
+    if (this.publishTimer) clearTimeout(this.publishTimer);
     this.readIndexer.close(new ErrStopped());
+    this.transport?.close();
     await this.raft.stop();
     await this.store.close();
     await this.wal.close();
   }
+
+  // ---- watch, lease and recipes (issue 4)
+
+  private leaseCheckpointTimer: NodeJS.Timeout | undefined;
+  private leaseCheckpointIntervalMs = DEFAULT_LEASE_CHECKPOINT_INTERVAL_MS;
+
+  /**
+   * --experimental-enable-lease-checkpoint: every checkpoint interval (etcd's default 5 min;
+   * CAIRN_LEASE_CHECKPOINT_INTERVAL_MS overrides it, for tests) the leader proposes the remaining
+   * TTL of every lease longer than the interval through the log, at most 1000 per entry (etcd's
+   * maxLeaseCheckpointBatchSize). Applied on every member and persisted with the lease, so a new
+   * leader, or this member after a restart, resumes from the checkpointed remaining TTL instead of
+   * the full TTL. Does nothing when the flag is off.
+   */
+  startLeaseCheckpointing(intervalMs = leaseCheckpointIntervalFromEnv()): void {
+    if (!this.cfg.enableLeaseCheckpoint || this.leaseCheckpointTimer || this.stopped) return;
+    this.leaseCheckpointIntervalMs = intervalMs;
+    // etcd lessor.Renew: renewing a lease that carries a checkpointed remaining TTL proposes a
+    // checkpoint of 0, so no member (nor this one after a restart) goes on using the stale figure.
+    this.lessor.onRenewOfCheckpointed((id) => this.proposeLeaseCheckpoints([{ id, remainingTtlSeconds: 0 }]));
+    this.leaseCheckpointTimer = setInterval(() => this.checkpointLeases(), intervalMs);
+    this.leaseCheckpointTimer.unref();
+  }
+
+  private checkpointLeases(): void {
+    if (this.stopped) {
+      clearInterval(this.leaseCheckpointTimer);
+      return;
+    }
+    if (!this.raft.isLeader) return;
+    const due = this.lessor.remainingForCheckpoint(Math.floor(this.leaseCheckpointIntervalMs / 1000));
+    for (let i = 0; i < due.length; i += LEASE_CHECKPOINT_BATCH) this.proposeLeaseCheckpoints(due.slice(i, i + LEASE_CHECKPOINT_BATCH));
+  }
+
+  private proposeLeaseCheckpoints(cps: { id: bigint; remainingTtlSeconds: number }[]): void {
+    if (cps.length === 0 || this.stopped) return;
+    const checkpoints = cps.map((c) => ({ ID: c.id.toString(), remaining_TTL: String(c.remainingTtlSeconds) }));
+    this.propose({ lease_checkpoint: { checkpoints } }).catch((e: unknown) => {
+      this.log.warn({ leases: cps.length, err: toEtcdError(e).message }, 'failed to checkpoint leases');
+    });
+  }
+}
+
+/** etcd's defaultLeaseCheckpointInterval. */
+export const DEFAULT_LEASE_CHECKPOINT_INTERVAL_MS = 5 * 60 * 1000;
+/** etcd's maxLeaseCheckpointBatchSize. */
+export const LEASE_CHECKPOINT_BATCH = 1000;
+
+function leaseCheckpointIntervalFromEnv(): number {
+  const v = Number(process.env.CAIRN_LEASE_CHECKPOINT_INTERVAL_MS);
+  return Number.isFinite(v) && v >= 100 ? v : DEFAULT_LEASE_CHECKPOINT_INTERVAL_MS;
+}
+
+/** etcd allows one learner at a time (maxLearners). */
+export const MAX_LEARNERS = 1;
+/** A learner may be promoted once its log is within this fraction of the leader's (etcd: 90%). */
+export const LEARNER_READY_PERCENT = 0.9;
+
+interface MemberJson {
+  id: string;
+  name: string;
+  peerUrls: string[];
+  clientUrls: string[];
+  isLearner: boolean;
+}
+
+/** Carried in a ConfChange's context: who waits for it, and the member it adds or updates. */
+interface ConfChangeContext {
+  requestId?: string;
+  member?: MemberJson;
+}
+
+function memberToJson(m: Member): MemberJson {
+  return { id: m.id.toString(), name: m.name, peerUrls: m.peerUrls, clientUrls: m.clientUrls, isLearner: m.isLearner };
+}
+
+function memberFromJson(j: MemberJson): Member {
+  return { id: BigInt(j.id), name: j.name, peerUrls: j.peerUrls, clientUrls: j.clientUrls, isLearner: j.isLearner };
 }
 
 function opName(req: InternalRaftRequest): string {

@@ -4,7 +4,9 @@ import type { EtcdServer } from './etcd-server';
 import { unary } from './grpc-handler';
 import type { ServerMetrics } from './metrics';
 import { toServiceError } from './grpc-errors';
-import { ErrLeaseNotFound as LessorLeaseNotFound } from '../mvcc/lessor';
+import { ErrLeaseNotFound as LessorLeaseNotFound, ErrNotPrimary } from '../mvcc/lessor';
+import { ErrNoLeader } from './errors';
+import { leaderMonitor, requiresLeader } from './watch-service';
 
 /** etcdserverpb.Lease: grant and revoke go through the log; keepalive and TTL reads are the leader's. */
 export function leaseService(server: EtcdServer, metrics: ServerMetrics): grpc.UntypedServiceImplementation {
@@ -32,24 +34,49 @@ export function leaseService(server: EtcdServer, metrics: ServerMetrics): grpc.U
     }),
     LeaseKeepAlive: (call: grpc.ServerDuplexStream<{ ID: string }, unknown>) => {
       metrics.grpcStarted.inc({ grpc_type: 'bidi_stream', grpc_service: 'etcdserverpb.Lease', grpc_method: 'LeaseKeepAlive' });
+      // clientv3 opens keepalive streams WithRequireLeader: refused at once without a leader
+      // (etcd newStreamInterceptor), and cancelled after 3 election timeouts without one (monitorLeader).
+      const requireLeader = requiresLeader(call.metadata);
+      if (requireLeader && server.leader === 0n) {
+        call.emit('error', toServiceError(new ErrNoLeader()));
+        return;
+      }
+      let ended = false;
+      const fail = (e: unknown): void => {
+        if (ended) return;
+        ended = true;
+        stopMonitor?.();
+        call.emit('error', toServiceError(e));
+      };
+      const stopMonitor = requireLeader ? leaderMonitor(server).register(() => fail(new ErrNoLeader())) : undefined;
       call.on('data', (req: { ID: string }) => {
+        if (ended) return;
         // The header is taken before the renewal, as etcd does.
         const header = server.header(server.store.rev);
         let ttl = 0;
         try {
-          ttl = server.lessor.renew(BigInt(req.ID));
+          ttl = server.leaseRenew(BigInt(req.ID));
           metrics.leaseRenewed.inc();
         } catch (e) {
           // An unknown or expired lease answers TTL 0 with no error; anything else ends the stream.
           if (!(e instanceof LessorLeaseNotFound)) {
-            call.emit('error', toServiceError(e));
+            fail(e instanceof ErrNotPrimary && server.leader === 0n ? new ErrNoLeader() : e);
             return;
           }
         }
         call.write({ header, ID: req.ID, TTL: ttl });
       });
-      call.on('end', () => call.end());
-      call.on('error', () => undefined);
+      const done = (): void => {
+        ended = true;
+        stopMonitor?.();
+      };
+      call.on('end', () => {
+        done();
+        call.end();
+      });
+      call.on('cancelled', done);
+      call.on('close', done);
+      call.on('error', done);
     },
   };
 }

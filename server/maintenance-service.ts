@@ -24,7 +24,7 @@ export function maintenanceService(server: EtcdServer, metrics: ServerMetrics): 
         raftAppliedIndex: server.appliedIndex,
         errors: [],
         dbSizeInUse,
-        isLearner: false,
+        isLearner: server.isLearner,
       };
     }),
     Hash: u('Hash', async () => {
@@ -39,6 +39,10 @@ export function maintenanceService(server: EtcdServer, metrics: ServerMetrics): 
     }),
     Defragment: u('Defragment', async () => {
       await server.store.backend.defragment();
+      return { header: server.header(server.store.rev) };
+    }),
+    MoveLeader: u('MoveLeader', async (r: { targetID: string }) => {
+      await server.moveLeader(BigInt(r.targetID));
       return { header: server.header(server.store.rev) };
     }),
     Alarm: u('Alarm', (_r: AlarmRequest) => ({ header: server.header(server.store.rev), alarms: [] })),

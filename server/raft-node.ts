@@ -1,5 +1,5 @@
 import type { Logger } from 'pino';
-import { RawNode, MemoryStorage, type Entry, type Message, type Ready, type ReadState, type ConfChange, type ConfState, StateType } from '../raft';
+import { RawNode, MemoryStorage, type Entry, type Message, type Ready, type ReadState, type ConfChange, type ConfChangeV2, type ConfState, type Snapshot, StateType } from '../raft';
 import type { Wal } from './wal';
 import type { ServerMetrics } from './metrics';
 
@@ -32,6 +32,8 @@ export interface RaftNodeOptions {
   apply(entries: Entry[]): void | Promise<void>;
   onLeaderChange(lead: bigint, term: number): void;
   onReadStates(states: ReadState[]): void;
+  /** A snapshot from the leader is about to be persisted: install its data first (see persist). */
+  installSnapshot(snapshot: Snapshot): Promise<void>;
   random: () => number;
   log: Logger;
   metrics: ServerMetrics;
@@ -47,6 +49,7 @@ export class RaftNode {
   private raftState: StateType = StateType.Follower;
   private lastIndexPersisted: number;
   private idle: (() => void)[] = [];
+  private commit = 0;
 
   constructor(private readonly opts: RaftNodeOptions) {
     this.node = new RawNode({
@@ -64,6 +67,7 @@ export class RaftNode {
       random: opts.random,
     });
     this.lastIndexPersisted = opts.storage.lastIndex();
+    this.commit = opts.storage.initialState().hardState.commit;
   }
 
   start(): void {
@@ -80,12 +84,12 @@ export class RaftNode {
     this.kick();
   }
 
-  proposeConfChange(cc: ConfChange): void {
+  proposeConfChange(cc: ConfChange | ConfChangeV2): void {
     this.node.proposeConfChange(cc);
     this.kick();
   }
 
-  applyConfChange(cc: ConfChange): ConfState {
+  applyConfChange(cc: ConfChange | ConfChangeV2): ConfState {
     return this.node.applyConfChange(cc);
   }
 
@@ -116,6 +120,11 @@ export class RaftNode {
   reportSnapshot(id: bigint, ok: boolean): void {
     this.node.reportSnapshot(id, ok);
     this.kick();
+  }
+
+  /** The highest index known committed (from the last persisted hard state). */
+  get commitIndex(): number {
+    return this.commit;
   }
 
   get leader(): bigint {
@@ -191,6 +200,10 @@ export class RaftNode {
   private async persist(rd: Ready): Promise<void> {
     const hs = rd.hardState;
     if (rd.entries.length === 0 && !hs && !rd.snapshot) return;
+    // The backend takes the snapshot's data before the WAL records the snapshot: a crash in between
+    // leaves a backend ahead of the log, which replay tolerates (entries at or below its consistent
+    // index are skipped); the other order would leave a log that skips entries the backend lacks.
+    if (rd.snapshot) await this.opts.installSnapshot(rd.snapshot);
     await this.opts.wal.save({
       entries: rd.entries,
       hardState: hs ? { term: hs.term, vote: hs.vote, commit: hs.commit } : undefined,
@@ -200,8 +213,14 @@ export class RaftNode {
       previousLastIndex: this.lastIndexPersisted,
       sync: rd.mustSync,
     });
-    if (rd.snapshot) this.opts.storage.applySnapshot(rd.snapshot);
-    if (hs) this.opts.storage.setHardState(hs);
+    if (rd.snapshot) {
+      this.opts.storage.applySnapshot(rd.snapshot);
+      this.lastIndexPersisted = rd.snapshot.metadata.index;
+    }
+    if (hs) {
+      this.opts.storage.setHardState(hs);
+      this.commit = Math.max(this.commit, hs.commit);
+    }
     if (rd.entries.length > 0) {
       this.opts.storage.append(rd.entries);
       this.lastIndexPersisted = rd.entries[rd.entries.length - 1].index;

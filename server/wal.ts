@@ -91,6 +91,9 @@ export interface WalSyncObserver {
 }
 
 export class Wal {
+  /** Lowest entry index that may still be stored (entries below were compacted away). */
+  private firstStoredIndex = 1;
+
   private constructor(
     private readonly db: Level<Buffer, Buffer>,
     private readonly onSync: WalSyncObserver,
@@ -116,6 +119,7 @@ export class Wal {
       if (entries.length > 0 && index !== entries[entries.length - 1].index + 1) break;
       entries.push(decodeEntry(index, value));
     }
+    this.firstStoredIndex = snapshot ? snapshot.index + 1 : entries[0]?.index ?? 1;
     return { hardState: hs ? decodeHardState(hs) : undefined, snapshot, entries, metadata: meta ?? undefined };
   }
 
@@ -131,7 +135,13 @@ export class Wal {
     sync: boolean;
   }): Promise<void> {
     const ops: BatchOp[] = [];
-    if (opts.snapshot) ops.push({ type: 'put', key: SNAPSHOT_KEY, value: encodeSnapshot(opts.snapshot) });
+    if (opts.snapshot) {
+      // A snapshot from the leader replaces this member's whole log: drop every stored entry in the
+      // same atomic batch, so no stale suffix can follow the snapshot after a crash.
+      for (let i = this.firstStoredIndex; i <= opts.previousLastIndex; i++) ops.push({ type: 'del', key: entryKey(i) });
+      ops.push({ type: 'put', key: SNAPSHOT_KEY, value: encodeSnapshot(opts.snapshot) });
+      this.firstStoredIndex = opts.snapshot.index + 1;
+    }
     for (const e of opts.entries) ops.push({ type: 'put', key: entryKey(e.index), value: encodeEntry(e) });
     if (opts.entries.length > 0) {
       // Raft overwrote a suffix: drop stale entries beyond the new last index.
@@ -152,6 +162,12 @@ export class Wal {
   /** Drop entries at or below `index` (they are covered by a snapshot and a synced backend). */
   async compact(index: number): Promise<void> {
     await this.db.clear({ gte: entryKey(0), lte: entryKey(index) });
+    this.firstStoredIndex = Math.max(this.firstStoredIndex, index + 1);
+  }
+
+  /** Records a snapshot the member took of its own state (log compaction), durably. */
+  async saveSnapshot(snapshot: WalSnapshotMeta): Promise<void> {
+    await this.db.put(SNAPSHOT_KEY, encodeSnapshot(snapshot), { sync: true });
   }
 
   async close(): Promise<void> {

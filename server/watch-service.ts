@@ -82,6 +82,13 @@ export function watchService(server: EtcdServer, hub: WatchableStore, metrics: S
   const maxFragmentBytes = server.cfg.maxRequestBytes + WATCH_FRAGMENT_OVERHEAD_BYTES;
   const intervalMs = Math.max(MIN_PROGRESS_NOTIFY_INTERVAL_MS, server.cfg.watchProgressNotifyIntervalMs || DEFAULT_PROGRESS_NOTIFY_INTERVAL_MS);
   const encoder = new WatchEncoder(server);
+  // The gauges follow the hub, so every way a watcher ends (client cancel, stream close, compaction
+  // cancel) and every move to or from the unsynced group is counted, recipes' watchers included.
+  hub.onStats((s) => {
+    metrics.watchStreamTotal.set(s.streams);
+    metrics.watcherTotal.set(s.synced + s.unsynced);
+    metrics.slowWatcherTotal.set(s.unsynced);
+  });
   return {
     Watch: (call: grpc.ServerDuplexStream<WatchRequestMsg, Buffer>) => {
       metrics.grpcStarted.inc({ grpc_type: 'bidi_stream', grpc_service: 'etcdserverpb.Watch', grpc_method: 'Watch' });
@@ -114,7 +121,6 @@ export function watchService(server: EtcdServer, hub: WatchableStore, metrics: S
           }
         }
       }
-      metrics.watchStreamTotal.inc();
 
       const jitter = 1 + Math.random() * PROGRESS_NOTIFY_JITTER_FRACTION;
       const progressTimer = setInterval(() => stream.progressTick(), intervalMs * jitter);
@@ -126,8 +132,6 @@ export function watchService(server: EtcdServer, hub: WatchableStore, metrics: S
         ended = true;
         clearInterval(progressTimer);
         stopMonitor?.();
-        metrics.watcherTotal.dec(stream.watcherCount);
-        metrics.watchStreamTotal.dec();
         hub.closeStream(stream);
         if (err) call.emit('error', toServiceError(err));
       }
@@ -137,11 +141,11 @@ export function watchService(server: EtcdServer, hub: WatchableStore, metrics: S
         switch (req.request_union) {
           case 'create_request':
             if (req.create_request) {
-              if (stream.watch(toWatchCreate(req.create_request)) >= 0) metrics.watcherTotal.inc();
+              stream.watch(toWatchCreate(req.create_request));
             }
             break;
           case 'cancel_request':
-            if (req.cancel_request && stream.cancel(Number(req.cancel_request.watch_id))) metrics.watcherTotal.dec();
+            if (req.cancel_request) stream.cancel(Number(req.cancel_request.watch_id));
             break;
           case 'progress_request':
             stream.requestProgress();
@@ -159,7 +163,7 @@ export function watchService(server: EtcdServer, hub: WatchableStore, metrics: S
   };
 }
 
-function requiresLeader(md: grpc.Metadata): boolean {
+export function requiresLeader(md: grpc.Metadata): boolean {
   // clientv3.WithRequireLeader sets "hasleader: true" (rpctypes.MetadataRequireLeaderKey).
   return md.get('hasleader').some((v) => String(v) === 'true');
 }
