@@ -127,8 +127,8 @@ export interface LeaseRevokeRequest { ID: Int64 }
 export interface LeaseCheckpoint { ID: Int64; remaining_TTL: Int64 }
 export interface LeaseCheckpointRequest { checkpoints: LeaseCheckpoint[] }
 
-export const enum AlarmAction { GET = 0, ACTIVATE = 1, DEACTIVATE = 2 }
-export const enum AlarmType { NONE = 0, NOSPACE = 1, CORRUPT = 2 }
+export enum AlarmAction { GET = 0, ACTIVATE = 1, DEACTIVATE = 2 }
+export enum AlarmType { NONE = 0, NOSPACE = 1, CORRUPT = 2 }
 export interface AlarmRequest { action: AlarmAction; memberID: Int64; alarm: AlarmType }
 export interface AlarmMember { memberID: Int64Out; alarm: AlarmType }
 

@@ -20,7 +20,7 @@ import type {
   TxnResponse,
 } from '../proto/etcd-types';
 import { CompareResult, CompareTarget, SortOrder, SortTarget } from '../proto/etcd-types';
-import { ErrCompacted, ErrFutureRev, ErrKeyNotFound, ErrLeaseNotFound } from './errors';
+import { ErrCompacted, ErrFutureRev, ErrKeyNotFound, ErrLeaseNotFound, ErrNoSpace } from './errors';
 import { toEtcdError } from './grpc-errors';
 
 /**
@@ -185,6 +185,8 @@ export class Applier {
     private readonly store: KvStore,
     private readonly lessor: Lessor,
     private readonly onCommit: CommitListener,
+    /** True while the NOSPACE alarm is raised: writes that grow the store are refused. */
+    private readonly capped: () => boolean = () => false,
   ) {}
 
   /** Ends a write txn and publishes its events (to the watch hub) once they are visible to reads. */
@@ -231,6 +233,7 @@ export class Applier {
    */
   apply(index: number, req: InternalRaftRequest, header: (rev: number) => ResponseHeader): ApplyOutcome | Promise<ApplyOutcome> {
     try {
+      if (this.capped() && (req.put || req.lease_grant || (req.txn && txnHasPut(req.txn)))) throw new ErrNoSpace();
       if (req.put) return ok(this.applyPut(index, req.put, header));
       if (req.delete_range) return ok(this.applyDelete(index, req.delete_range, header));
       if (req.txn) {
@@ -473,6 +476,14 @@ export class Applier {
     this.commit(w, index);
     return { response: { header: header(this.store.rev) } };
   }
+}
+
+function txnHasPut(r: TxnRequest): boolean {
+  for (const op of [...r.success, ...r.failure]) {
+    if (op.request_put) return true;
+    if (op.request_txn && txnHasPut(op.request_txn)) return true;
+  }
+  return false;
 }
 
 function ok(r: ApplyResult): ApplyOutcome {

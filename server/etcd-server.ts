@@ -33,6 +33,7 @@ import {
   ErrTooManyLearners,
   ErrTimeoutLeaderTransfer,
   ErrTooManyRequests,
+  ErrNoSpace,
 } from './errors';
 import { PeerTransport, leaseRenewReq, leaseRenewResp, ttlReq, ttlResp } from './peer-transport';
 import { toEtcdError } from './grpc-errors';
@@ -44,6 +45,8 @@ import { RaftNode } from './raft-node';
 import { ReadIndexer } from './read-index';
 import { isTxnReadOnly, isTxnSerializable } from './txn-check';
 import { AppliedIndexWait, Wait } from './wait';
+import { AlarmStore, decodeAlarmKey, type Alarm } from './alarms';
+import { AlarmAction, AlarmType, type AlarmRequest } from '../proto/etcd-types';
 import { Wal } from './wal';
 import { mulberry32 } from './random';
 
@@ -95,6 +98,9 @@ function decodeConfState(b: Uint8Array): ConfState {
 }
 
 const LEASE_BUCKET = 'lease';
+const ALARM_BUCKET = 'alarm';
+/** How often the cached backend size (for the quota check) is refreshed. */
+export const DB_SIZE_REFRESH_MS = 250;
 const MEMBERS_BUCKET = 'members';
 
 function leaseKey(id: bigint): Buffer {
@@ -142,6 +148,10 @@ export class EtcdServer {
   private snapshotting = false;
   private publishTimer: NodeJS.Timeout | undefined;
   private readonly snapshotListeners: (() => void)[] = [];
+  readonly alarms: AlarmStore;
+  private dbSizeBytes = 0;
+  private dbSizeTimer: NodeJS.Timeout | undefined;
+  private noSpaceRaised = false;
 
   private constructor(
     readonly cfg: ServerConfig,
@@ -161,9 +171,18 @@ export class EtcdServer {
     this.clusterIdStr = identity.clusterId.toString();
     this.ids = new IdGenerator(identity.memberId);
     this.appliedWait = new AppliedIndexWait(applied);
-    this.applier = new Applier(store, lessor, (events, rev) => {
-      for (const l of this.commitListeners) l(events, rev);
+    this.alarms = new AlarmStore({
+      put: (k) => store.backend.bucket(ALARM_BUCKET).put(k, Buffer.alloc(0)),
+      del: (k) => store.backend.bucket(ALARM_BUCKET).del(k),
     });
+    this.applier = new Applier(
+      store,
+      lessor,
+      (events, rev) => {
+        for (const l of this.commitListeners) l(events, rev);
+      },
+      () => this.alarms.has(AlarmType.NOSPACE),
+    );
     // etcd's ReqTimeout: 5 s plus two election timeouts.
     this.requestTimeoutMs = 5000 + 2 * cfg.electionTimeoutMs;
     this.readIndexer = new ReadIndexer({
@@ -289,6 +308,8 @@ export class EtcdServer {
 
     const applied = Math.max(snapshotIndex, Math.min(store.consistentIndex, storage.initialState().hardState.commit));
     const server = new EtcdServer(cfg, log, metrics, wal, store, lessor, membership, identity, storage, applied);
+    await server.loadAlarms();
+    server.dbSizeBytes = await store.backend.sizeBytes();
     server.confState = confState;
     server.snapshotIndex = snapshotIndex;
     return server;
@@ -325,6 +346,15 @@ export class EtcdServer {
     this.raft.start();
     if (this.membership.voters().length === 1 && this.membership.voters()[0] === this.memberId) this.raft.campaign();
     this.leaseTimer = setInterval(() => this.revokeExpiredLeases(), LEASE_EXPIRY_CHECK_MS);
+    this.dbSizeTimer = setInterval(() => {
+      this.store.backend.sizeBytes().then(
+        (n) => {
+          this.dbSizeBytes = n;
+          this.metrics.dbTotalSizeBytes.set(n);
+        },
+        () => undefined,
+      );
+    }, DB_SIZE_REFRESH_MS);
     this.publishAttributes();
   }
 
@@ -391,8 +421,15 @@ export class EtcdServer {
     for (const l of this.snapshotListeners) l();
   }
 
+  private async loadAlarms(): Promise<void> {
+    const alarms: Alarm[] = [];
+    for await (const [k] of this.store.backend.bucket(ALARM_BUCKET).iterate()) alarms.push(decodeAlarmKey(k.subarray(k.length - 9)));
+    this.alarms.restore(alarms);
+  }
+
   /** Lessor and membership state after the backend was replaced. */
   private async reloadFromBackend(): Promise<void> {
+    await this.loadAlarms();
     const records: LeaseRecord[] = [];
     for await (const [, v] of this.store.backend.bucket(LEASE_BUCKET).iterate()) records.push(decodeLease(v));
     this.lessor.restore(records);
@@ -481,6 +518,7 @@ export class EtcdServer {
   }
 
   put(r: PutRequest) {
+    this.checkQuota(r.key.length + r.value.length);
     return this.proposeFor({ put: r });
   }
 
@@ -493,6 +531,7 @@ export class EtcdServer {
       if (!isTxnSerializable(r)) await this.linearizableReadNotify();
       return this.applier.readOnlyTxn(r, this.header);
     }
+    this.checkQuota(txnCost(r));
     return this.proposeFor({ txn: r });
   }
 
@@ -517,11 +556,80 @@ export class EtcdServer {
     let id = BigInt(r.ID);
     // etcd picks a positive ID from the member-scoped generator when the client leaves it 0.
     if (id === 0n) id = this.ids.nextId() & ((1n << 63n) - 1n);
+    this.checkQuota(LEASE_COST_BYTES);
     return this.proposeFor({ lease_grant: { ID: id.toString(), TTL: r.TTL } });
   }
 
   leaseRevoke(id: bigint) {
     return this.proposeFor({ lease_revoke: { ID: id.toString() } });
+  }
+
+  // ---------------------------------------------------------------- alarms and quota
+
+  private applyAlarm(r: AlarmRequest) {
+    const memberId = BigInt(r.memberID);
+    let alarms: Alarm[] = [];
+    switch (r.action) {
+      case AlarmAction.GET:
+        alarms = this.alarms.get(r.alarm);
+        break;
+      case AlarmAction.ACTIVATE: {
+        if (r.alarm === AlarmType.NONE) break;
+        const a = this.alarms.activate(memberId, r.alarm);
+        if (a) {
+          alarms = [a];
+          this.log.warn({ alarm: AlarmType[a.type], member: a.memberId.toString(16) }, 'alarm raised');
+        }
+        break;
+      }
+      case AlarmAction.DEACTIVATE: {
+        const a = this.alarms.deactivate(memberId, r.alarm);
+        if (a) {
+          alarms = [a];
+          if (a.type === AlarmType.NOSPACE) this.noSpaceRaised = false;
+          this.log.info({ alarm: AlarmType[a.type], member: a.memberId.toString(16) }, 'alarm cleared');
+        }
+        break;
+      }
+    }
+    return { header: this.header(this.store.rev), alarms: alarms.map(AlarmStore.toMsg) };
+  }
+
+  /** The Alarm RPC: GET is answered locally after ReadIndex; changes go through the log. */
+  async alarm(r: AlarmRequest) {
+    if (r.action === AlarmAction.GET) {
+      await this.linearizableReadNotify();
+      return { header: this.header(this.store.rev), alarms: this.alarms.get(r.alarm).map(AlarmStore.toMsg) };
+    }
+    return (await this.propose({ alarm: r })).response;
+  }
+
+  /**
+   * etcd's backend quota: a write that would grow the backend past --quota-backend-bytes raises the
+   * NOSPACE alarm (through the log, once) and is refused; while NOSPACE is raised the applier
+   * refuses puts, txns with puts and lease grants on every member, so only reads, deletes and
+   * compaction get through until `alarm disarm`.
+   */
+  checkQuota(costBytes: number): void {
+    if (this.dbSizeBytes + costBytes < this.cfg.quotaBackendBytes) return;
+    if (!this.noSpaceRaised) {
+      this.noSpaceRaised = true;
+      this.propose({ alarm: { action: AlarmAction.ACTIVATE, memberID: this.memberIdStr, alarm: AlarmType.NOSPACE } }).catch(() => {
+        this.noSpaceRaised = false;
+      });
+    }
+    throw new ErrNoSpace();
+  }
+
+  /** Refresh the cached backend size now (after compaction and defragmentation). */
+  async refreshDbSize(): Promise<number> {
+    this.dbSizeBytes = await this.store.backend.sizeBytes();
+    return this.dbSizeBytes;
+  }
+
+  /** Status errors, formatted as etcd does. */
+  alarmErrors(): string[] {
+    return this.alarms.get(AlarmType.NONE).map((a) => `memberID:${a.memberId} alarm:${AlarmType[a.type]} `);
   }
 
   // ---------------------------------------------------------------- cluster membership
@@ -727,6 +835,13 @@ export class EtcdServer {
       return undefined;
     }
     const req = this.requestCodec.decode(e.data);
+    if (req.alarm) {
+      const response = this.applyAlarm(req.alarm);
+      this.store.write().end({ consistentIndex: e.index });
+      if (req.header?.ID) this.wait.trigger(req.header.ID, { ok: { response } });
+      this.finishApply(e.index);
+      return undefined;
+    }
     if (req.member_attributes) {
       const a = req.member_attributes;
       const m = this.membership.get(BigInt(a.ID));
@@ -830,6 +945,7 @@ export class EtcdServer {
     this.stopped = true;
     if (this.leaseTimer) clearInterval(this.leaseTimer);
     if (this.publishTimer) clearTimeout(this.publishTimer);
+    if (this.dbSizeTimer) clearInterval(this.dbSizeTimer);
     this.readIndexer.close(new ErrStopped());
     this.transport?.close();
     await this.raft.stop();
@@ -887,6 +1003,18 @@ export const LEASE_CHECKPOINT_BATCH = 1000;
 function leaseCheckpointIntervalFromEnv(): number {
   const v = Number(process.env.CAIRN_LEASE_CHECKPOINT_INTERVAL_MS);
   return Number.isFinite(v) && v >= 100 ? v : DEFAULT_LEASE_CHECKPOINT_INTERVAL_MS;
+}
+
+/** The backend bytes a lease record costs, for the quota check (etcd's leaseOverhead). */
+export const LEASE_COST_BYTES = 64;
+
+function txnCost(r: TxnRequest): number {
+  let cost = 0;
+  for (const op of [...r.success, ...r.failure]) {
+    if (op.request_put) cost += op.request_put.key.length + op.request_put.value.length;
+    if (op.request_txn) cost += txnCost(op.request_txn);
+  }
+  return cost;
 }
 
 /** etcd allows one learner at a time (maxLearners). */

@@ -22,7 +22,7 @@ export function maintenanceService(server: EtcdServer, metrics: ServerMetrics): 
         raftIndex: server.raftIndex,
         raftTerm: server.raftTerm,
         raftAppliedIndex: server.appliedIndex,
-        errors: [],
+        errors: server.alarmErrors(),
         dbSizeInUse,
         isLearner: server.isLearner,
       };
@@ -39,12 +39,13 @@ export function maintenanceService(server: EtcdServer, metrics: ServerMetrics): 
     }),
     Defragment: u('Defragment', async () => {
       await server.store.backend.defragment();
+      await server.refreshDbSize();
       return { header: server.header(server.store.rev) };
     }),
     MoveLeader: u('MoveLeader', async (r: { targetID: string }) => {
       await server.moveLeader(BigInt(r.targetID));
       return { header: server.header(server.store.rev) };
     }),
-    Alarm: u('Alarm', (_r: AlarmRequest) => ({ header: server.header(server.store.rev), alarms: [] })),
+    Alarm: u('Alarm', (r: AlarmRequest) => server.alarm(r)),
   };
 }

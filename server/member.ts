@@ -100,6 +100,7 @@ export async function startMember(cfg: ServerConfig, log: Logger = pino({ level:
   });
   await transport.listen(cfg.listenPeerUrls);
   server.start(transport);
+  server.startLeaseCheckpointing(); // --experimental-enable-lease-checkpoint (no-op when off)
 
   const listeners: ClientListener[] = [];
   for (const url of cfg.listenClientUrls) {
