@@ -7,7 +7,8 @@ import type { ServerMetrics } from './metrics';
 /** etcdserverpb.Cluster: membership changes go through Raft as configuration changes. */
 export function clusterService(server: EtcdServer, metrics: ServerMetrics): grpc.UntypedServiceImplementation {
   const u = <Req, Res>(m: string, fn: (r: Req) => Promise<Res> | Res) => unary<Req, Res>(metrics, 'etcdserverpb.Cluster', m, fn);
-  const header = () => server.header(server.store.rev);
+  // etcd's Cluster responses carry no revision (only cluster, member and term).
+  const header = () => server.header(0);
   return {
     MemberList: u('MemberList', async (r: { linearizable: boolean }) => {
       if (r.linearizable) await server.linearizableReadNotify();

@@ -2,6 +2,7 @@ import type * as http from 'node:http';
 import type { EtcdServer } from './etcd-server';
 import type { ServerMetrics } from './metrics';
 import { CLUSTER_VERSION, SERVER_VERSION } from './version';
+import { AlarmType } from '../proto/etcd-types';
 
 /** How long /health waits for its probe read (etcd's health check uses the request timeout). */
 export const HEALTH_CHECK_TIMEOUT_MS = 5_000;
@@ -34,14 +35,18 @@ export function httpHandler(server: EtcdServer, metrics: ServerMetrics): http.Re
       return;
     }
     const serializable = url.searchParams.get('serializable') === 'true';
-    void checkHealth(server, serializable).then((reason) => {
+    const excluded = new Set(url.searchParams.getAll('exclude'));
+    void checkHealth(server, serializable, excluded).then((reason) => {
       if (route === '/health') json(res, reason ? 503 : 200, { health: String(!reason) });
       else res.writeHead(reason ? 503 : 200, { 'Content-Type': 'text/plain; charset=utf-8' }).end(reason ? `[-]${reason}\n` : 'ok\n');
     });
   };
 }
 
-async function checkHealth(server: EtcdServer, serializable: boolean): Promise<string | undefined> {
+async function checkHealth(server: EtcdServer, serializable: boolean, excludedAlarms: Set<string>): Promise<string | undefined> {
+  for (const a of server.alarms.get(AlarmType.NONE)) {
+    if (!excludedAlarms.has(AlarmType[a.type])) return `ALARM ${AlarmType[a.type]}`;
+  }
   if (!serializable && server.leader === 0n) return 'RAFT NO LEADER';
   let timer: NodeJS.Timeout | undefined;
   try {

@@ -16,17 +16,12 @@ export function leaseService(server: EtcdServer, metrics: ServerMetrics): grpc.U
     LeaseRevoke: u('LeaseRevoke', (r: { ID: string }) => server.leaseRevoke(BigInt(r.ID))),
     LeaseTimeToLive: u('LeaseTimeToLive', async (r: { ID: string; keys: boolean }) => {
       await server.linearizableReadNotify();
-      const ttl = server.lessor.timeToLive(BigInt(r.ID));
+      // Answered by the leader's lessor (a follower forwards), which alone tracks expiry.
+      const ttl = await server.leaseTimeToLive(BigInt(r.ID), r.keys);
       const header = server.header(server.store.rev);
       // An unknown lease is not an error here: TTL -1, as etcd answers.
-      if (!ttl) return { header, ID: r.ID, TTL: -1, grantedTTL: 0, keys: [] };
-      return {
-        header,
-        ID: r.ID,
-        TTL: ttl.ttlSeconds,
-        grantedTTL: ttl.grantedTtlSeconds,
-        keys: r.keys ? ttl.keys.map((k) => Buffer.from(k, 'latin1')) : [],
-      };
+      if (!ttl.found) return { header, ID: r.ID, TTL: -1, grantedTTL: 0, keys: [] };
+      return { header, ID: r.ID, TTL: ttl.ttl, grantedTTL: ttl.grantedTtl, keys: ttl.keys };
     }),
     LeaseLeases: u('LeaseLeases', async () => {
       await server.linearizableReadNotify();
@@ -49,22 +44,28 @@ export function leaseService(server: EtcdServer, metrics: ServerMetrics): grpc.U
         call.emit('error', toServiceError(e));
       };
       const stopMonitor = requireLeader ? leaderMonitor(server).register(() => fail(new ErrNoLeader())) : undefined;
+      // Renewals may be forwarded to the leader (async); answers keep the order of the requests.
+      let chain: Promise<void> = Promise.resolve();
       call.on('data', (req: { ID: string }) => {
         if (ended) return;
-        // The header is taken before the renewal, as etcd does.
-        const header = server.header(server.store.rev);
-        let ttl = 0;
-        try {
-          ttl = server.leaseRenew(BigInt(req.ID));
-          metrics.leaseRenewed.inc();
-        } catch (e) {
-          // An unknown or expired lease answers TTL 0 with no error; anything else ends the stream.
-          if (!(e instanceof LessorLeaseNotFound)) {
-            fail(e instanceof ErrNotPrimary && server.leader === 0n ? new ErrNoLeader() : e);
-            return;
+        chain = chain.then(async () => {
+          if (ended) return;
+          // The header is taken before the renewal, as etcd does.
+          const header = server.header(server.store.rev);
+          let ttl = 0;
+          try {
+            // An unknown or expired lease answers TTL 0 with no error; anything else ends the stream.
+            const r = await server.leaseRenew(BigInt(req.ID));
+            ttl = r.notFound ? 0 : r.ttl;
+            if (!r.notFound) metrics.leaseRenewed.inc();
+          } catch (e) {
+            if (!(e instanceof LessorLeaseNotFound)) {
+              fail(e instanceof ErrNotPrimary && server.leader === 0n ? new ErrNoLeader() : e);
+              return;
+            }
           }
-        }
-        call.write({ header, ID: req.ID, TTL: ttl });
+          if (!ended) call.write({ header, ID: req.ID, TTL: ttl });
+        });
       });
       const done = (): void => {
         ended = true;
