@@ -99,6 +99,8 @@ function decodeConfState(b: Uint8Array): ConfState {
 
 const LEASE_BUCKET = 'lease';
 const ALARM_BUCKET = 'alarm';
+/** How often pending proposals are checked against their deadline. */
+export const WAIT_SWEEP_MS = 100;
 /** How often the cached backend size (for the quota check) is refreshed. */
 export const DB_SIZE_REFRESH_MS = 250;
 const MEMBERS_BUCKET = 'members';
@@ -138,6 +140,9 @@ export class EtcdServer {
   private readonly requestTimeoutMs: number;
   private leaderSince = 0;
   private readonly commitListeners: CommitListener[] = [];
+  /** Requests this member proposed, by their entry's bytes (same object in the committed entry). */
+  private readonly proposed = new WeakMap<Uint8Array, InternalRaftRequest>();
+  private waitSweeper: NodeJS.Timeout | undefined;
   /** The configuration as of the last applied entry, recorded in snapshots. */
   confState!: ConfState;
   /** Index of the last snapshot (the log below it may be compacted). */
@@ -346,6 +351,7 @@ export class EtcdServer {
     this.raft.start();
     if (this.membership.voters().length === 1 && this.membership.voters()[0] === this.memberId) this.raft.campaign();
     this.leaseTimer = setInterval(() => this.revokeExpiredLeases(), LEASE_EXPIRY_CHECK_MS);
+    this.waitSweeper = setInterval(() => this.wait.expire(Date.now(), () => ({ err: new ErrTimeout() })), WAIT_SWEEP_MS);
     this.dbSizeTimer = setInterval(() => {
       this.store.backend.sizeBytes().then(
         (n) => {
@@ -778,7 +784,7 @@ export class EtcdServer {
     req.header = { ID: id };
     const data = this.requestCodec.encode(req);
     if (data.length > this.cfg.maxRequestBytes) throw new ErrRequestTooLarge();
-    const done = this.wait.register(id);
+    const done = this.wait.register(id, Date.now() + this.requestTimeoutMs);
     try {
       this.raft.propose(data);
     } catch (e) {
@@ -787,18 +793,12 @@ export class EtcdServer {
       if (e instanceof ErrProposalDropped) throw this.raft.leader === 0n ? new ErrNoLeader() : new ErrTimeout();
       throw e;
     }
+    // The leader applies the very entry object it proposed: no need to decode it again.
+    this.proposed.set(data, req);
     this.metrics.proposalsPending.inc();
-    let timer: NodeJS.Timeout | undefined;
-    const timeout = new Promise<ApplyOutcome>((resolve) => {
-      timer = setTimeout(() => resolve({ err: new ErrTimeout() }), this.requestTimeoutMs);
-    });
-    const outcome = await Promise.race([done, timeout]);
-    clearTimeout(timer);
+    const outcome = await done;
     this.metrics.proposalsPending.dec();
-    if ('err' in outcome) {
-      this.wait.cancel(id);
-      throw outcome.err;
-    }
+    if ('err' in outcome) throw outcome.err;
     return outcome.ok;
   }
 
@@ -834,7 +834,7 @@ export class EtcdServer {
       this.finishApply(e.index);
       return undefined;
     }
-    const req = this.requestCodec.decode(e.data);
+    const req = this.proposed.get(e.data) ?? this.requestCodec.decode(e.data);
     if (req.alarm) {
       const response = this.applyAlarm(req.alarm);
       this.store.write().end({ consistentIndex: e.index });
@@ -854,7 +854,7 @@ export class EtcdServer {
     const started = performance.now();
     const outcome = this.applier.apply(e.index, req, this.header);
     const complete = (o: ApplyOutcome): void => {
-      this.metrics.applySeconds.observe({ version: 'v3', op: opName(req), success: String('ok' in o) }, (performance.now() - started) / 1000);
+      this.applyHistogram(opName(req), 'ok' in o).observe((performance.now() - started) / 1000);
       const id = req.header?.ID;
       if (id) this.wait.trigger(id, o);
       this.finishApply(e.index);
@@ -862,6 +862,18 @@ export class EtcdServer {
     if (outcome instanceof Promise) return outcome.then(complete);
     complete(outcome);
     return undefined;
+  }
+
+  private readonly applyHistograms = new Map<string, ReturnType<ServerMetrics['applySeconds']['labels']>>();
+
+  private applyHistogram(op: string, success: boolean): ReturnType<ServerMetrics['applySeconds']['labels']> {
+    const key = `${op}:${success}`;
+    let h = this.applyHistograms.get(key);
+    if (!h) {
+      h = this.metrics.applySeconds.labels({ version: 'v3', op, success: String(success) });
+      this.applyHistograms.set(key, h);
+    }
+    return h;
   }
 
   private finishApply(index: number): void {
@@ -946,6 +958,8 @@ export class EtcdServer {
     if (this.leaseTimer) clearInterval(this.leaseTimer);
     if (this.publishTimer) clearTimeout(this.publishTimer);
     if (this.dbSizeTimer) clearInterval(this.dbSizeTimer);
+    if (this.waitSweeper) clearInterval(this.waitSweeper);
+    this.wait.triggerAll({ err: new ErrStopped() });
     this.readIndexer.close(new ErrStopped());
     this.transport?.close();
     await this.raft.stop();

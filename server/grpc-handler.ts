@@ -1,6 +1,14 @@
 import type * as grpc from '@grpc/grpc-js';
 import { toServiceError } from './grpc-errors';
 import type { ServerMetrics } from './metrics';
+import { ErrNotSupportedForLearner } from './errors';
+
+/** etcd's isRPCSupportedForLearner: a learner serves Status and serializable Range only. */
+function isRpcSupportedForLearner(method: string, req: unknown): boolean {
+  if (method === 'Status') return true;
+  if (method === 'Range') return (req as { serializable?: boolean }).serializable === true;
+  return false;
+}
 
 /**
  * Adapts an async function to a grpc-js unary handler: errors of every kind are mapped to etcd's
@@ -11,6 +19,7 @@ export function unary<Req, Res>(
   service: string,
   method: string,
   fn: (req: Req, call: grpc.ServerUnaryCall<Req, Res>) => Promise<Res> | Res,
+  member?: { readonly isLearner: boolean },
 ): grpc.handleUnaryCall<Req, Res> {
   const labels = { grpc_type: 'unary', grpc_service: service, grpc_method: method };
   const started = metrics.grpcStarted.labels(labels);
@@ -19,6 +28,7 @@ export function unary<Req, Res>(
     started.inc();
     let result: Promise<Res> | Res;
     try {
+      if (member?.isLearner && !isRpcSupportedForLearner(method, call.request)) throw new ErrNotSupportedForLearner();
       result = fn(call.request, call);
     } catch (e) {
       return fail(e);

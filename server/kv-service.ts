@@ -7,7 +7,7 @@ import { checkDeleteRequest, checkPutRequest, checkRangeRequest, checkTxnInterva
 
 /** etcdserverpb.KV: validation at the edge (v3rpc/key.go), then the server's read or write path. */
 export function kvService(server: EtcdServer, metrics: ServerMetrics): grpc.UntypedServiceImplementation {
-  const u = <Req, Res>(m: string, fn: (r: Req) => Promise<Res> | Res) => unary<Req, Res>(metrics, 'etcdserverpb.KV', m, fn);
+  const u = <Req, Res>(m: string, fn: (r: Req) => Promise<Res> | Res) => unary<Req, Res>(metrics, 'etcdserverpb.KV', m, fn, server);
   return {
     Range: u('Range', (r: RangeRequest) => {
       checkRangeRequest(r);

@@ -38,7 +38,7 @@ async function streamSnapshot(server: EtcdServer, call: grpc.ServerWritableStrea
 
 /** etcdserverpb.Maintenance. Snapshot, MoveLeader and Downgrade come with the cluster work. */
 export function maintenanceService(server: EtcdServer, metrics: ServerMetrics): grpc.UntypedServiceImplementation {
-  const u = <Req, Res>(m: string, fn: (r: Req) => Promise<Res> | Res) => unary<Req, Res>(metrics, 'etcdserverpb.Maintenance', m, fn);
+  const u = <Req, Res>(m: string, fn: (r: Req) => Promise<Res> | Res) => unary<Req, Res>(metrics, 'etcdserverpb.Maintenance', m, fn, server);
   return {
     Status: u('Status', async () => {
       const [dbSize, approxInUse] = await Promise.all([server.store.backend.sizeBytes(), server.store.backend.sizeInUseBytes()]);

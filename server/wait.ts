@@ -3,17 +3,35 @@
  * A request proposed on this member and applied here is answered exactly once.
  */
 export class Wait<T> {
-  private readonly pending = new Map<string, (value: T) => void>();
+  private readonly pending = new Map<string, { resolve: (value: T) => void; deadlineMs: number }>();
 
-  register(id: string): Promise<T> {
-    return new Promise<T>((resolve) => this.pending.set(id, resolve));
+  /** Waits for `trigger(id)`; `expire` resolves it with a timeout value after `deadlineMs`. */
+  register(id: string, deadlineMs = Number.POSITIVE_INFINITY): Promise<T> {
+    return new Promise<T>((resolve) => this.pending.set(id, { resolve, deadlineMs }));
   }
 
   trigger(id: string, value: T): void {
-    const resolve = this.pending.get(id);
-    if (!resolve) return;
+    const p = this.pending.get(id);
+    if (!p) return;
     this.pending.delete(id);
-    resolve(value);
+    p.resolve(value);
+  }
+
+  /** Resolves every wait past its deadline with `timedOut()` (one sweep instead of a timer each). */
+  expire(nowMs: number, timedOut: () => T): void {
+    for (const [id, p] of this.pending) {
+      if (p.deadlineMs > nowMs) continue;
+      this.pending.delete(id);
+      p.resolve(timedOut());
+    }
+  }
+
+  /** Every pending wait gets `value` (the server is stopping). */
+  triggerAll(value: T): void {
+    for (const [id, p] of this.pending) {
+      this.pending.delete(id);
+      p.resolve(value);
+    }
   }
 
   cancel(id: string): void {
