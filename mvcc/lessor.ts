@@ -71,6 +71,7 @@ export class Lessor {
   private primary = false;
   /** Leases reported expired and not yet revoked: id → when they may be reported again. */
   private readonly reported = new Map<bigint, number>();
+  private renewHook: ((id: bigint) => void) | undefined;
 
   constructor(
     private readonly persistence: LeasePersistence,
@@ -127,6 +128,16 @@ export class Lessor {
     this.persistence.putLease(lease.record());
   }
 
+  /** The lease's checkpointed remaining TTL (0 = none or unknown lease). */
+  checkpointedRemaining(id: bigint): number {
+    return this.leases.get(id)?.remainingTtlSeconds ?? 0;
+  }
+
+  /** Called by renew() for a lease that carries a checkpointed remaining TTL (the server proposes a checkpoint of 0). */
+  onRenewOfCheckpointed(hook: (id: bigint) => void): void {
+    this.renewHook = hook;
+  }
+
   /** KeepAlive on the primary: extends the lease by its full TTL and returns that TTL. */
   renew(id: bigint): number {
     if (!this.primary) throw new ErrNotPrimary();
@@ -135,6 +146,7 @@ export class Lessor {
     // An expired lease is being revoked; renewing it would resurrect it on this member only.
     if (lease.expiryMs <= this.clock.nowMs()) throw new ErrLeaseNotFound();
     lease.expiryMs = this.clock.nowMs() + lease.ttlSeconds * 1000;
+    if (lease.remainingTtlSeconds > 0) this.renewHook?.(id);
     lease.remainingTtlSeconds = 0;
     return lease.ttlSeconds;
   }
@@ -184,12 +196,18 @@ export class Lessor {
     };
   }
 
-  /** Remaining TTLs to checkpoint (primary only), for --experimental-enable-lease-checkpoint. */
-  remainingForCheckpoint(): { id: bigint; remainingTtlSeconds: number }[] {
+  /**
+   * Remaining TTLs to checkpoint (primary only), for --experimental-enable-lease-checkpoint (etcd
+   * findDueScheduledCheckpoints: ceil of the time left, only when below the granted TTL). etcd only
+   * schedules checkpoints for leases whose TTL exceeds the checkpoint interval; pass it as
+   * `minTtlSeconds` to skip shorter leases the same way.
+   */
+  remainingForCheckpoint(minTtlSeconds = 0): { id: bigint; remainingTtlSeconds: number }[] {
     if (!this.primary) return [];
     const now = this.clock.nowMs();
     const out: { id: bigint; remainingTtlSeconds: number }[] = [];
     for (const lease of this.leases.values()) {
+      if (lease.ttlSeconds <= minTtlSeconds) continue;
       const remaining = Math.ceil((lease.expiryMs - now) / 1000);
       if (remaining > 0 && remaining < lease.ttlSeconds) out.push({ id: lease.id, remainingTtlSeconds: remaining });
     }

@@ -50,6 +50,9 @@ export interface WatchStats {
   readonly unsynced: number;
 }
 
+/** Receives the hub's counts after they change (coalesced: at most once per event-loop turn). */
+export type WatchStatsListener = (stats: WatchStats) => void;
+
 export class WatchableStore implements WatchHub {
   /** Synced single-key watchers by latin1 key. */
   private readonly syncedByKey = new Map<string, Set<Watcher>>();
@@ -67,6 +70,8 @@ export class WatchableStore implements WatchHub {
   private syncAgain = false;
   private retryTimer: NodeJS.Timeout | undefined;
   private closed = false;
+  private readonly statsListeners: WatchStatsListener[] = [];
+  private statsDirty = false;
 
   constructor(
     readonly store: KvStore,
@@ -89,6 +94,31 @@ export class WatchableStore implements WatchHub {
     return { streams: this.streams.size, synced: this.syncedCount, unsynced: this.unsynced.size };
   }
 
+  /** Total registered watchers (synced + unsynced), as etcd's watcher gauge counts them. */
+  get watcherCount(): number {
+    return this.syncedCount + this.unsynced.size;
+  }
+
+  /**
+   * Calls `listener` with the current counts now and after every change (etcd's watch_stream_total,
+   * watcher_total and slow_watcher_total gauges). Changes are coalesced per event-loop turn, so a
+   * burst of 10,000 creates costs one call.
+   */
+  onStats(listener: WatchStatsListener): void {
+    this.statsListeners.push(listener);
+    listener(this.stats);
+  }
+
+  private statsChanged(): void {
+    if (this.statsDirty || this.statsListeners.length === 0) return;
+    this.statsDirty = true;
+    setImmediate(() => {
+      this.statsDirty = false;
+      const stats = this.stats;
+      for (const l of this.statsListeners) l(stats);
+    });
+  }
+
   /** Whether the sync loop has work scheduled or running (tests wait for it to settle). */
   get syncBusy(): boolean {
     return this.syncScheduled || this.syncing;
@@ -99,6 +129,7 @@ export class WatchableStore implements WatchHub {
     assert(!this.closed, 'watch hub closed');
     const stream = new WatchStream(this, onReady, this.bufferResponses);
     this.streams.add(stream);
+    this.statsChanged();
     return stream;
   }
 
@@ -106,6 +137,7 @@ export class WatchableStore implements WatchHub {
   closeStream(stream: WatchStream): void {
     stream.close();
     this.streams.delete(stream);
+    this.statsChanged();
   }
 
   /**
@@ -159,11 +191,13 @@ export class WatchableStore implements WatchHub {
       this.unsynced.add(w);
       this.scheduleSync();
     }
+    this.statsChanged();
   }
 
   remove(w: Watcher): void {
     if (w.synced) this.removeSynced(w);
     else this.unsynced.delete(w);
+    this.statsChanged();
   }
 
   wake(_w: Watcher): void {
@@ -179,13 +213,14 @@ export class WatchableStore implements WatchHub {
       this.removeSynced(w);
       w.minRev = rev;
       this.unsynced.add(w);
+      this.statsChanged();
       return;
     }
     w.stream.enqueue(w, w.stream.eventResponse(w, rev, events));
   }
 
   private makeSynced(w: Watcher): void {
-    this.unsynced.delete(w);
+    if (this.unsynced.delete(w)) this.statsChanged();
     w.synced = true;
     this.syncedCount++;
     if (w.single) {
@@ -263,7 +298,7 @@ export class WatchableStore implements WatchHub {
     // etcd cancels when minRev < compactRev (a watch from compactRev itself still works).
     if (w.minRev < compactRev) {
       this.unsynced.delete(w);
-      w.stream.cancelCompacted(w, compactRev);
+      w.stream.cancelCompacted(w, compactRev); // hub.remove: the watcher gauge goes down too
       return true;
     }
     const cur = this.store.rev;

@@ -23,6 +23,7 @@ export interface InprocMember {
   endpoint: string;
   server: EtcdServer;
   hub: WatchableStore;
+  metrics: ServerMetrics;
   close(): Promise<void>;
 }
 
@@ -49,7 +50,8 @@ export async function startInproc(extraArgs: string[] = []): Promise<InprocMembe
   const port = await new Promise<number>((resolve, reject) =>
     grpcServer.bindAsync('127.0.0.1:0', grpc.ServerCredentials.createInsecure(), (e, p) => (e ? reject(e) : resolve(p))),
   );
-  server.start(() => undefined);
+  server.start();
+  server.startLeaseCheckpointing();
   const deadline = Date.now() + 10_000;
   while (server.leader === 0n) {
     if (Date.now() > deadline) throw new Error('in-process member elected no leader');
@@ -59,6 +61,7 @@ export async function startInproc(extraArgs: string[] = []): Promise<InprocMembe
     endpoint: `127.0.0.1:${port}`,
     server,
     hub,
+    metrics,
     async close() {
       grpcServer.forceShutdown();
       hub.close();
