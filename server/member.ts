@@ -12,6 +12,7 @@ import { leaseService } from './lease-service';
 import { maintenanceService } from './maintenance-service';
 import { ServerMetrics } from './metrics';
 import { PeerTransport } from './peer-transport';
+import { Compactor } from './compactor';
 import { encodeMember } from './membership';
 import { computeMemberId } from './member-id';
 import { SERVER_VERSION } from './version';
@@ -100,6 +101,14 @@ export async function startMember(cfg: ServerConfig, log: Logger = pino({ level:
   });
   await transport.listen(cfg.listenPeerUrls);
   server.start(transport);
+  const compactor = new Compactor(cfg.autoCompactionMode, cfg.autoCompactionRetention, {
+    get isLeader() {
+      return server.isLeader;
+    },
+    currentRevision: () => server.store.rev,
+    compact: (revision) => server.compact({ revision: String(revision), physical: false }),
+  }, log);
+  compactor.start();
   server.startLeaseCheckpointing(); // --experimental-enable-lease-checkpoint (no-op when off)
 
   const listeners: ClientListener[] = [];
@@ -126,6 +135,7 @@ export async function startMember(cfg: ServerConfig, log: Logger = pino({ level:
       injector.destroy();
       grpcServer.forceShutdown();
       httpServer.close();
+      compactor.stop();
       await server.stop();
     },
   };
