@@ -50,6 +50,9 @@ import { AlarmAction, AlarmType, type AlarmRequest } from '../proto/etcd-types';
 import { Wal } from './wal';
 import { mulberry32 } from './random';
 
+/** See linearizableReadNotify: CAIRN_TESTING_UNSAFE_LOCAL_READS=1 breaks linearizability on purpose. */
+const TESTING_UNSAFE_LOCAL_READS = process.env.CAIRN_TESTING_UNSAFE_LOCAL_READS === '1';
+
 /** etcd refuses new proposals when apply lags commit by more than this many entries. */
 export const MAX_GAP_BETWEEN_APPLY_AND_COMMIT = 5000;
 /** etcd's maxSizePerMsg and maxInflightMsgs (4096 / 8) for the Raft node. */
@@ -553,6 +556,9 @@ export class EtcdServer {
 
   async linearizableReadNotify(): Promise<void> {
     if (this.stopped) throw new ErrStopped();
+    // Test-only fault (cluster-tests proves it catches it): serve "linearizable" reads from local
+    // state without ReadIndex, i.e. possibly stale. Never set outside the harness's own scenario.
+    if (TESTING_UNSAFE_LOCAL_READS) return;
     await this.readIndexer.linearizableRead();
   }
 
