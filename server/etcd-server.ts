@@ -48,7 +48,7 @@ import { AppliedIndexWait, Wait } from './wait';
 import { AlarmStore, decodeAlarmKey, type Alarm } from './alarms';
 import { AlarmAction, AlarmType, type AlarmRequest } from '../proto/etcd-types';
 import { Wal } from './wal';
-import { mulberry32 } from './random';
+import { Rng } from '../raft/sim/rng';
 
 /** See linearizableReadNotify: CAIRN_TESTING_UNSAFE_LOCAL_READS=1 breaks linearizability on purpose. */
 const TESTING_UNSAFE_LOCAL_READS = process.env.CAIRN_TESTING_UNSAFE_LOCAL_READS === '1';
@@ -346,7 +346,7 @@ export class EtcdServer {
       onLeaderChange: (lead, term) => this.onLeaderChange(lead, term),
       onReadStates: (rs) => this.readIndexer.onReadStates(rs),
       installSnapshot: (snap) => this.installSnapshot(snap),
-      random: mulberry32(Number(this.memberId & 0xffffffffn) ^ Date.now()),
+      random: ((rng) => () => rng.next())(new Rng(Number(this.memberId & 0xffffffffn) ^ Date.now())),
       log: this.log,
       metrics: this.metrics,
     });
