@@ -142,3 +142,15 @@ export function decodeBatch(bytes: Uint8Array): { clusterId: bigint; from: bigin
   const w = batchType.decode(bytes) as unknown as WireBatch;
   return { clusterId: big(w.cluster_id), from: big(w.from), messages: (w.messages ?? []).map(messageFromWire) };
 }
+
+/**
+ * The conf state as the WAL's snapshot record stores it (the format EtcdServer.open decodes). A
+ * snapshot received from the leader carries empty data (its backend travels separately), so the
+ * Raft driver encodes the record from the snapshot's metadata.
+ */
+export function encodeConfStateRecord(cs: ConfState): Buffer {
+  const ids = (xs: bigint[]): string[] => xs.map(String);
+  return Buffer.from(
+    JSON.stringify({ voters: ids(cs.voters), learners: ids(cs.learners), votersOutgoing: ids(cs.votersOutgoing), learnersNext: ids(cs.learnersNext), autoLeave: cs.autoLeave }),
+  );
+}

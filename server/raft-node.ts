@@ -1,6 +1,7 @@
 import type { Logger } from 'pino';
 import { RawNode, MemoryStorage, type Entry, type Message, type Ready, type ReadState, type ConfChange, type ConfChangeV2, type ConfState, type Snapshot, StateType } from '../raft';
 import type { Wal } from './wal';
+import { encodeConfStateRecord } from './raft-codec';
 import type { ServerMetrics } from './metrics';
 
 /**
@@ -208,7 +209,7 @@ export class RaftNode {
       entries: rd.entries,
       hardState: hs ? { term: hs.term, vote: hs.vote, commit: hs.commit } : undefined,
       snapshot: rd.snapshot
-        ? { index: rd.snapshot.metadata.index, term: rd.snapshot.metadata.term, data: rd.snapshot.data }
+        ? { index: rd.snapshot.metadata.index, term: rd.snapshot.metadata.term, data: encodeConfStateRecord(rd.snapshot.metadata.confState) }
         : undefined,
       previousLastIndex: this.lastIndexPersisted,
       sync: rd.mustSync,
