@@ -61,7 +61,9 @@ export class WatchableStore implements WatchHub {
   private syncedCount = 0;
   private readonly unsynced = new Set<Watcher>();
   private readonly streams = new Set<WatchStream>();
-  private readonly history: RecentHistory;
+  private history: RecentHistory;
+  private readonly historyMaxRevs: number;
+  private readonly historyMaxBytes: number;
   private readonly bufferResponses: number;
   private readonly maxWatchersPerSync: number;
   private readonly batchMaxRevs: number;
@@ -80,7 +82,9 @@ export class WatchableStore implements WatchHub {
     this.bufferResponses = opts.bufferResponses ?? WATCHER_BUFFER_RESPONSES;
     this.maxWatchersPerSync = opts.maxWatchersPerSync ?? MAX_WATCHERS_PER_SYNC;
     this.batchMaxRevs = opts.batchMaxRevs ?? WATCH_BATCH_MAX_REVS;
-    this.history = new RecentHistory(store.rev, opts.historyMaxRevs ?? RECENT_HISTORY_MAX_REVS, opts.historyMaxBytes ?? RECENT_HISTORY_MAX_BYTES);
+    this.historyMaxRevs = opts.historyMaxRevs ?? RECENT_HISTORY_MAX_REVS;
+    this.historyMaxBytes = opts.historyMaxBytes ?? RECENT_HISTORY_MAX_BYTES;
+    this.history = new RecentHistory(store.rev, this.historyMaxRevs, this.historyMaxBytes);
     assert(this.history.lastRev === store.rev);
     // A catch-up from memory must fit one response.
     assert((opts.historyMaxRevs ?? RECENT_HISTORY_MAX_REVS) <= this.batchMaxRevs);
@@ -171,6 +175,28 @@ export class WatchableStore implements WatchHub {
       for (let i = 0; all && i < keys.length; i++) all = w.matches(keys[i]);
       this.deliver(w, rev, all ? shared(w) : select(w, events, keys, rev));
     }
+  }
+
+  /**
+   * The store's contents were replaced by a leader's snapshot, so its revision jumped past what the
+   * recent history holds (etcd watchableStore.Restore). The history restarts at the new revision and
+   * every synced watcher goes back to unsynced from the first revision it has not seen, so the sync
+   * loop delivers the skipped revisions from the store, or cancels the watcher as compacted, as for
+   * any watcher that fell behind. Without this the next commit trips RecentHistory's no-gap assert
+   * inside the applier and every later write on this member answers "Unknown" to its client.
+   */
+  restored(): void {
+    const next = this.history.lastRev + 1;
+    this.history = new RecentHistory(this.store.rev, this.historyMaxRevs, this.historyMaxBytes);
+    const synced = [...this.syncedRanges];
+    for (const set of this.syncedByKey.values()) synced.push(...set);
+    for (const w of synced) {
+      this.removeSynced(w);
+      w.minRev = Math.max(w.minRev, next);
+      this.unsynced.add(w);
+    }
+    this.statsChanged();
+    this.scheduleSync();
   }
 
   /** Stops the sync loop; streams are closed by their owners. */

@@ -197,6 +197,7 @@ export class EtcdServer {
       requestReadIndex: (ctx) => this.raft.readIndex(ctx),
       waitApplied: (index) => this.appliedWait.wait(index),
       timeoutMs: this.requestTimeoutMs,
+      nextCtx: () => this.ids.nextId(),
     });
   }
 

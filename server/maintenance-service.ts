@@ -68,6 +68,9 @@ export function maintenanceService(server: EtcdServer, metrics: ServerMetrics): 
       return { header: server.header(server.store.rev), hash: res.hash, compact_revision: res.compactRev, hash_revision: res.hashRev };
     }),
     Defragment: u('Defragment', async () => {
+      // A compaction still deleting holds a LevelDB iterator, which pins the files a defragment
+      // would drop; wait for it, as etcd's defrag waits for the backend lock.
+      await server.store.compactionIdle();
       await server.store.backend.defragment();
       await server.refreshDbSize();
       return { header: server.header(server.store.rev) };

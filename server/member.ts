@@ -71,6 +71,7 @@ export async function startMember(cfg: ServerConfig, log: Logger = pino({ level:
   // The watch hub sees every commit, in revision order, right after it becomes readable.
   const watchHub = new WatchableStore(server.store);
   server.onCommit((events, rev) => watchHub.notify(events, rev));
+  server.onSnapshotInstalled(() => watchHub.restored());
   grpcServer.addService(watchServiceDefinition(), watchService(server, watchHub, metrics));
   grpcServer.addService(serviceDefinition('v3electionpb', 'Election'), electionService(server, watchHub, metrics));
   grpcServer.addService(serviceDefinition('v3lockpb', 'Lock'), lockService(server, watchHub, metrics));

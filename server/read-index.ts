@@ -16,12 +16,17 @@ export interface ReadIndexDeps {
   requestReadIndex(ctx: Uint8Array): void;
   waitApplied(index: number): Promise<void>;
   timeoutMs: number;
+  /**
+   * A request context unique across the cluster (etcd uses its member-scoped request ID generator):
+   * the leader's ReadOnly drops a second request with a context it already has pending, so two
+   * members counting 1, 2, 3... would leave one of them waiting for the full timeout.
+   */
+  nextCtx(): bigint;
 }
 
 export class ReadIndexer {
   private queued: Reader[] = [];
   private inflight: { ctx: Buffer; readers: Reader[]; timer: NodeJS.Timeout } | undefined;
-  private seq = 0n;
 
   constructor(private readonly deps: ReadIndexDeps) {}
 
@@ -35,7 +40,7 @@ export class ReadIndexer {
   private startRound(): void {
     if (this.inflight || this.queued.length === 0) return;
     const ctx = Buffer.allocUnsafe(8);
-    ctx.writeBigUInt64BE(++this.seq);
+    ctx.writeBigUInt64BE(this.deps.nextCtx());
     const readers = this.queued;
     this.queued = [];
     const timer = setTimeout(() => this.fail(ctx, new ErrTimeout()), this.deps.timeoutMs);
