@@ -108,3 +108,37 @@ describe('Backend', () => {
     expect((await entries(be, 'key')).length).toBe(1001);
   });
 });
+
+describe('defragment', () => {
+  it('reclaims deleted data even when all of it is still in the memtable', async () => {
+    const { Backend } = await import('./backend');
+    const fs = await import('node:fs');
+    const os = await import('node:os');
+    const path = await import('node:path');
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'cairn-defrag-'));
+    const b = await Backend.open(dir);
+    try {
+      const bucket = b.bucket('key');
+      const value = Buffer.alloc(64 * 1024);
+      for (let i = 0; i < 40; i++) {
+        for (let j = 0; j < value.length; j += 4) value.writeUInt32LE((i * 2654435761 + j * 40503) >>> 0, j);
+        bucket.put(`k${i}`, Buffer.from(value));
+      }
+      await b.forceCommit();
+      for (let i = 0; i < 39; i++) bucket.del(`k${i}`);
+      await b.forceCommit();
+      const before = await b.sizeBytes();
+      await b.defragment();
+      const after = await b.sizeBytes();
+      expect(before).toBeGreaterThan(2 * 1024 * 1024);
+      expect(after).toBeLessThan(before / 4);
+      expect(await bucket.get('k39')).toBeDefined();
+      const keys: string[] = [];
+      for await (const chunk of b.allEntries()) for (const [k] of chunk) keys.push(k.toString('latin1'));
+      expect(keys.some((k) => !k.startsWith('key/') && !k.startsWith('meta/'))).toBe(false);
+    } finally {
+      await b.close();
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});

@@ -51,6 +51,12 @@ const SYNC_MARKER_KEY = Buffer.from('meta/backend_sync_marker');
 /** Bytes above any key we store (bucket names are ASCII), the upper bound for whole-db ranges. */
 const KEYSPACE_END = Buffer.alloc(16, 0xff);
 const KEYSPACE_START = Buffer.alloc(1, 0);
+/** Every bucket key starts with a bucket-name byte (see BUCKET_NAME): '-' (0x2d) to 'z' (0x7a). */
+const BUCKET_SPACE_START = Buffer.from('-');
+const BUCKET_SPACE_END = Buffer.from('{');
+/** Written briefly by defragment() outside every bucket, at both ends of the keyspace. */
+const DEFRAG_SENTINEL_LOW = Buffer.from([0x01]);
+const DEFRAG_SENTINEL_HIGH = Buffer.alloc(15, 0xff);
 
 export class Backend {
   private pending: Overlay = new Map();
@@ -228,12 +234,26 @@ export class Backend {
   async defragment(): Promise<void> {
     this.assertOpen();
     await this.forceCommit();
+    // The first pass flushes LevelDB's memtable. When nothing else overlaps it, LevelDB places that
+    // table at level 2 as it is, overwritten and deleted entries included, and a manual compaction
+    // of the levels above never rewrites it (a database whose data all sat in the memtable kept its
+    // full size). Two sentinel keys spanning the keyspace make the next table overlap every level,
+    // so the second pass rewrites all of them and drops what compaction deleted.
     await this.db.compactRange(KEYSPACE_START, KEYSPACE_END);
+    await this.db.batch([
+      { type: 'put', key: DEFRAG_SENTINEL_LOW, value: Buffer.alloc(0) },
+      { type: 'put', key: DEFRAG_SENTINEL_HIGH, value: Buffer.alloc(0) },
+    ]);
+    await this.db.compactRange(KEYSPACE_START, KEYSPACE_END);
+    await this.db.batch([
+      { type: 'del', key: DEFRAG_SENTINEL_LOW },
+      { type: 'del', key: DEFRAG_SENTINEL_HIGH },
+    ]);
   }
 
   /** Every stored entry of every bucket (full keys), in key order, as iterateChunks does. */
   async *allEntries(): AsyncGenerator<Entry[]> {
-    yield* this.iterateChunks(KEYSPACE_START, KEYSPACE_END);
+    yield* this.iterateChunks(BUCKET_SPACE_START, BUCKET_SPACE_END);
   }
 
   /**

@@ -13,7 +13,6 @@ const VALUE_BYTES = 128 * 1024;
 /** Puts of VALUE_BYTES that certainly exceed the quota (with slack for compression and size refresh). */
 const MAX_PUTS = 200;
 const NOSPACE = 'etcdserver: mvcc: database space exceeded';
-const knownBug = process.env.CAIRN_CLUSTER_KNOWN_BUGS === '1' ? it : it.skip;
 
 describe('NOSPACE alarm in a cluster (process level)', () => {
   let c: Cluster;
@@ -51,14 +50,7 @@ describe('NOSPACE alarm in a cluster (process level)', () => {
     expect((await etcdctl(c.endpoints(), ['del', 'small'])).stdout.trim()).toBe('1');
   });
 
-  // KNOWN BUG (mvcc/ or the backend, not this suite's to fix): after `compact --physical`, `defrag`
-  // usually leaves the backend at its full size (2.2-3.7 MB here, even after 3 defrags), so the
-  // members stay over quota and the first write after `alarm disarm` raises NOSPACE again. After a
-  // restart one defrag brings it to ~130 kB, and about one run in four it works at once, so some
-  // process state (an open LevelDB iterator/snapshot, or compaction deletes not yet flushed) keeps
-  // LevelDB from dropping the deleted versions. Skipped (not it.fails: it is flaky) unless
-  // CAIRN_CLUSTER_KNOWN_BUGS=1; make it a plain it() once fixed.
-  knownBug('compact + defrag + alarm disarm recovers', async () => {
+  it('compact + defrag + alarm disarm recovers', async () => {
     const leader = await c.leader();
     // Recovery, as etcd's maintenance guide has it: compact away the old versions, defrag every member, disarm.
     const rev = (await leader.status())!.revision;
