@@ -624,7 +624,11 @@ export class EtcdServer {
    * compaction get through until `alarm disarm`.
    */
   checkQuota(costBytes: number): void {
-    if (this.dbSizeBytes + costBytes < this.cfg.quotaBackendBytes) return;
+    if (this.dbSizeBytes + costBytes < this.cfg.quotaBackendBytes) {
+      // Count accepted writes until the next measurement, so a burst cannot overshoot the quota.
+      this.dbSizeBytes += costBytes;
+      return;
+    }
     if (!this.noSpaceRaised) {
       this.noSpaceRaised = true;
       this.propose({ alarm: { action: AlarmAction.ACTIVATE, memberID: this.memberIdStr, alarm: AlarmType.NOSPACE } }).catch(() => {
