@@ -1,6 +1,7 @@
 import * as net from 'node:net';
 import * as http from 'node:http';
 import type { Logger } from 'pino';
+import { EMPTY_SETTINGS_FRAME, prepareClientFrames } from './h2-authority';
 
 /**
  * One client port for gRPC (HTTP/2) and plain HTTP/1.1 (/health, /version, /metrics), as etcd
@@ -10,6 +11,8 @@ import type { Logger } from 'pino';
 const HTTP2_PREFACE = Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n');
 /** A client that sends fewer bytes than this and then stalls is dropped after the timeout. */
 const SNIFF_TIMEOUT_MS = 10_000;
+/** How long a grpc-go client may take to send its first request after our SETTINGS. */
+const GO_HANDSHAKE_TIMEOUT_MS = 10_000;
 
 export interface ClientListenerHandlers {
   grpc(socket: net.Socket): void;
@@ -56,6 +59,13 @@ export class ClientListener {
       const n = Math.min(buffered.length, HTTP2_PREFACE.length);
       const isHttp2 = buffered.subarray(0, n).equals(HTTP2_PREFACE.subarray(0, n));
       if (isHttp2 && n < HTTP2_PREFACE.length) return; // need more bytes to decide
+      if (isHttp2 && buffered.length === HTTP2_PREFACE.length + EMPTY_SETTINGS_FRAME.length && buffered.subarray(HTTP2_PREFACE.length).equals(EMPTY_SETTINGS_FRAME)) {
+        // A grpc-go client (etcdctl, clientv3) that waits for our SETTINGS before its first request.
+        socket.off('data', onData);
+        clearTimeout(timer);
+        this.goClientHandshake(socket, buffered);
+        return;
+      }
       clearTimeout(timer);
       socket.off('data', onData);
       socket.pause();
@@ -70,6 +80,32 @@ export class ClientListener {
     };
     socket.on('data', onData);
     socket.on('error', () => socket.destroy());
+  }
+
+  /**
+   * Answers a waiting grpc-go client's preface with an empty SETTINGS so it sends its first
+   * request, fixes that request's `:authority` if etcdctl put a scheme in it (see h2-authority.ts),
+   * then hands the connection to the gRPC server as if nothing had happened. Costs nothing after the
+   * first request: the socket is then consumed natively by Node's HTTP/2 session.
+   */
+  private goClientHandshake(socket: net.Socket, head: Buffer): void {
+    let rest: Buffer = Buffer.alloc(0);
+    const handOff = (frames: Buffer): void => {
+      clearTimeout(timer);
+      socket.off('data', onData);
+      socket.pause();
+      socket.unshift(Buffer.concat([head, frames]));
+      this.handlers.grpc(socket);
+    };
+    // If the client never completes the exchange, give Node the bytes as they are.
+    const timer = setTimeout(() => handOff(rest), GO_HANDSHAKE_TIMEOUT_MS);
+    const onData = (chunk: Buffer): void => {
+      rest = rest.length === 0 ? chunk : Buffer.concat([rest, chunk]);
+      const prepared = prepareClientFrames(rest);
+      if (prepared) handOff(prepared.replay);
+    };
+    socket.on('data', onData);
+    socket.write(EMPTY_SETTINGS_FRAME);
   }
 
   async close(): Promise<void> {
