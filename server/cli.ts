@@ -50,6 +50,9 @@ export async function main(argv: string[] = process.argv.slice(2)): Promise<void
   for (const flag of parsed.unimplemented) log.warn({ flag }, 'flag accepted but not implemented by cairn; ignoring');
   for (const env of parsed.unknownEnv) log.warn({ env }, 'unrecognized environment variable');
   log.info({ version: CAIRN_VERSION, 'etcd-api': SERVER_VERSION, node: process.version }, 'starting cairn');
+  // A rejection nobody handled is a bug, but taking the member down with it (Node's default) turns
+  // one failed stream into an outage: log it loudly and keep serving.
+  process.on('unhandledRejection', (e: unknown) => log.error({ err: e instanceof Error ? e.stack : String(e) }, 'unhandled rejection'));
   const member = await startMember(cfg, log);
   let stopping = false;
   const stop = (signal: string): void => {

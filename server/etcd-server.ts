@@ -462,11 +462,14 @@ export class EtcdServer {
   private maybeSnapshot(): void {
     const applied = this.appliedWait.index;
     if (this.snapshotting || applied - this.snapshotIndex <= this.cfg.snapshotCount) return;
+    // Entries are applied while the Ready that carries them is still being written, so the applied
+    // index can be ahead of the in-memory log for a moment; the snapshot waits for a later apply.
+    if (applied > this.storage.lastIndex() || applied < this.storage.firstIndex() - 1) return;
     this.snapshotting = true;
     const confState = this.confState;
-    const term = this.storage.term(applied);
     void (async () => {
       try {
+        const term = this.storage.term(applied);
         await this.store.forceCommit({ sync: true });
         this.storage.createSnapshot(applied, confState, new Uint8Array());
         await this.wal.saveSnapshot({ index: applied, term, data: encodeConfState(confState) });

@@ -162,6 +162,9 @@ class Peer {
       call.on('status', (s: grpc.StatusObject) => (s.code === grpc.status.OK ? resolve() : reject(new Error(s.details))));
       call.on('error', reject);
     });
+    // The stream can fail while chunks are still being written, before `done` is awaited below;
+    // the rejection is observed there, so do not let it count as unhandled meanwhile.
+    done.catch(() => undefined);
     const write = (buf: Buffer): Promise<void> =>
       new Promise((resolve) => {
         if (call.write(buf)) resolve();

@@ -69,7 +69,8 @@ function checkRegisters(ops: readonly PairedOp[], final: PairedOp, read: FinalRe
       if (w.op.outcome !== 'ok') continue;
       // A cas completes ok only when its compare held, so it did write.
       checked++;
-      if (f !== undefined && w.value === f.value) continue;
+      // An acknowledged delete (value null) is present when the key is absent at the end.
+      if (f === undefined ? w.value === null : w.value === f.value) continue;
       const others = ws.filter((x) => x !== w && x.op.outcome !== 'fail');
       let reason: string | undefined;
       if (f !== undefined && w.revision !== undefined && w.value !== null && f.modRevision < w.revision) {
