@@ -36,6 +36,7 @@ import {
   ErrNoSpace,
 } from './errors';
 import { PeerTransport, leaseRenewReq, leaseRenewResp, ttlReq, ttlResp } from './peer-transport';
+import { decodeConfStateRecord, encodeConfStateRecord } from './raft-codec';
 import { toEtcdError } from './grpc-errors';
 import { IdGenerator } from './id-generator';
 import { computeClusterId, computeMemberId } from './member-id';
@@ -82,23 +83,6 @@ function decodeIdentity(b: Uint8Array): Identity {
   return { memberId: buf.readBigUInt64BE(0), clusterId: buf.readBigUInt64BE(8) };
 }
 
-function encodeConfState(cs: ConfState): Buffer {
-  const ids = (xs: bigint[]): string[] => xs.map(String);
-  return Buffer.from(
-    JSON.stringify({ voters: ids(cs.voters), learners: ids(cs.learners), votersOutgoing: ids(cs.votersOutgoing), learnersNext: ids(cs.learnersNext), autoLeave: cs.autoLeave }),
-  );
-}
-
-function decodeConfState(b: Uint8Array): ConfState {
-  const o = JSON.parse(Buffer.from(b).toString()) as { voters: string[]; learners: string[]; votersOutgoing?: string[]; learnersNext?: string[]; autoLeave?: boolean };
-  return {
-    voters: o.voters.map(BigInt),
-    learners: o.learners.map(BigInt),
-    votersOutgoing: (o.votersOutgoing ?? []).map(BigInt),
-    learnersNext: (o.learnersNext ?? []).map(BigInt),
-    autoLeave: o.autoLeave ?? false,
-  };
-}
 
 const LEASE_BUCKET = 'lease';
 const ALARM_BUCKET = 'alarm';
@@ -273,7 +257,7 @@ export class EtcdServer {
       await wal.save({
         entries: [],
         hardState: { term: 1, vote: 0n, commit: 1 },
-        snapshot: { index: 1, term: 1, data: encodeConfState(initialConf) },
+        snapshot: { index: 1, term: 1, data: encodeConfStateRecord(initialConf) },
         previousLastIndex: 0,
         sync: true,
       });
@@ -294,7 +278,7 @@ export class EtcdServer {
       if (contents.snapshot) {
         const snap: Snapshot = {
           data: new Uint8Array(),
-          metadata: { index: contents.snapshot.index, term: contents.snapshot.term, confState: decodeConfState(contents.snapshot.data) },
+          metadata: { index: contents.snapshot.index, term: contents.snapshot.term, confState: decodeConfStateRecord(contents.snapshot.data) },
         };
         storage.applySnapshot(snap);
         confState = snap.metadata.confState;
@@ -472,7 +456,7 @@ export class EtcdServer {
         const term = this.storage.term(applied);
         await this.store.forceCommit({ sync: true });
         this.storage.createSnapshot(applied, confState, new Uint8Array());
-        await this.wal.saveSnapshot({ index: applied, term, data: encodeConfState(confState) });
+        await this.wal.saveSnapshot({ index: applied, term, data: encodeConfStateRecord(confState) });
         this.snapshotIndex = applied;
         const compactTo = applied - this.cfg.snapshotCatchupEntries;
         if (compactTo > this.storage.firstIndex()) {
