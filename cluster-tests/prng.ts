@@ -6,8 +6,8 @@
  * pick do not shift the nemesis stream.
  */
 
-/** mulberry32: small, fast and good enough for scheduling (not for cryptography). */
-function mulberry32(seed: number): () => number {
+/** mulberry32: small, fast and good enough for scheduling and test data (not for cryptography). */
+export function mulberry32(seed: number): () => number {
   let a = seed >>> 0;
   return () => {
     a = (a + 0x6d2b79f5) >>> 0;

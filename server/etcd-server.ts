@@ -121,11 +121,9 @@ export class EtcdServer {
   private readonly applier: Applier;
   private raft!: RaftNode;
   private term = 0;
-  private commitIndex = 0;
   private leaseTimer: NodeJS.Timeout | undefined;
   private stopped = false;
   private readonly requestTimeoutMs: number;
-  private leaderSince = 0;
   private readonly commitListeners: CommitListener[] = [];
   /** Requests this member proposed, by their entry's bytes (same object in the committed entry). */
   private readonly proposed = new WeakMap<Uint8Array, InternalRaftRequest>();
@@ -494,7 +492,7 @@ export class EtcdServer {
   }
 
   get raftIndex(): number {
-    return Math.max(this.commitIndex, this.raft.commitIndex);
+    return this.raft.commitIndex;
   }
 
   get appliedIndex(): number {
@@ -777,7 +775,8 @@ export class EtcdServer {
   /** Proposes a request through Raft and resolves with its apply result (etcd processInternalRaftRequestOnce). */
   async propose(req: InternalRaftRequest): Promise<ApplyResult> {
     if (this.stopped) throw new ErrStopped();
-    if (this.commitIndex > this.appliedWait.index + MAX_GAP_BETWEEN_APPLY_AND_COMMIT) throw new ErrTooManyRequests();
+    // Commit running far ahead of apply means the apply loop is overloaded (etcd's check).
+    if (this.raft.commitIndex > this.appliedWait.index + MAX_GAP_BETWEEN_APPLY_AND_COMMIT) throw new ErrTooManyRequests();
     const id = this.ids.nextId().toString();
     req.header = { ID: id };
     const data = this.requestCodec.encode(req);
@@ -806,7 +805,6 @@ export class EtcdServer {
   private applyEntries(entries: Entry[]): void | Promise<void> {
     for (let i = 0; i < entries.length; i++) {
       const e = entries[i];
-      this.commitIndex = Math.max(this.commitIndex, e.index);
       if (e.index <= this.store.consistentIndex) {
         this.appliedWait.advance(e.index);
         continue;
@@ -932,7 +930,6 @@ export class EtcdServer {
     this.metrics.isLeader.set(lead === this.memberId ? 1 : 0);
     this.metrics.leaderChanges.inc();
     if (lead !== this.memberId) this.lessor.demote();
-    else this.leaderSince = Date.now();
     this.readIndexer.onLeaderChange();
     this.log.info({ leader: lead.toString(16), term }, lead === 0n ? 'lost leader' : 'elected leader');
   }
@@ -946,9 +943,6 @@ export class EtcdServer {
     }
   }
 
-  get leaderForMs(): number {
-    return this.raft.isLeader ? Date.now() - this.leaderSince : 0;
-  }
 
   async stop(): Promise<void> {
     if (this.stopped) return;

@@ -3,19 +3,11 @@
  * construction (every operation takes effect atomically at a random point inside its interval), plus
  * mutations that inject one known violation. Replaying a seed gives the same history.
  */
+import { mulberry32 } from '../prng';
 import type { CasExpectation, HistoryEntry, KeyValueString, KvSnapshot, MicroOp, Operation, WatchEvent } from '../history';
 
-/** mulberry32: small, fast, good enough for test data. */
-export function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+/** Seeded randomness for test data: the harness's own generator. */
+export const rng = mulberry32;
 
 export interface SimOptions {
   readonly seed: number;
