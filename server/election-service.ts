@@ -4,11 +4,10 @@
  * client). Candidates are keys name + "/" + hex(lease); the leader is the oldest one.
  */
 import type * as grpc from '@grpc/grpc-js';
-import { status } from '@grpc/grpc-js';
 import type { WatchableStore } from '../mvcc/watchable-store';
 import type { KeyValueMsg, ResponseHeader } from '../proto/etcd-types';
 import { toKvMsg } from './apply';
-import { EtcdError } from './errors';
+import { ErrElectionNoLeader, ErrElectionNotLeader, ErrMissingLeaderKey } from './errors';
 import type { EtcdServer } from './etcd-server';
 import { unary } from './grpc-handler';
 import { toServiceError } from './grpc-errors';
@@ -25,24 +24,6 @@ import {
 } from './lock-service';
 import type { ServerMetrics } from './metrics';
 
-/** v3election.ErrMissingLeaderKey. */
-export class ErrMissingLeaderKey extends EtcdError {
-  constructor() {
-    super('"leader" field must be provided', status.UNKNOWN);
-  }
-}
-/** concurrency.ErrElectionNotLeader. */
-export class ErrElectionNotLeader extends EtcdError {
-  constructor() {
-    super('election: not leader', status.UNKNOWN);
-  }
-}
-/** concurrency.ErrElectionNoLeader. */
-export class ErrElectionNoLeader extends EtcdError {
-  constructor() {
-    super('election: no leader', status.UNKNOWN);
-  }
-}
 
 interface LeaderKeyMsg {
   name: Buffer;

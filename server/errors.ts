@@ -58,3 +58,10 @@ export class ErrCorrupt extends kind('etcdserver: corrupt cluster', status.DATA_
 export class ErrNotSupportedForLearner extends kind('etcdserver: rpc not supported for learner', status.UNAVAILABLE) {}
 export class ErrBadLeaderTransferee extends kind('etcdserver: bad leader transferee', status.FAILED_PRECONDITION) {}
 export class ErrAuthNotEnabled extends kind('etcdserver: authentication is not enabled', status.FAILED_PRECONDITION) {}
+// Errors of the server-side Election and Lock recipes (v3election / clientv3 concurrency); etcd
+// returns them with codes.Unknown except for a cancelled context.
+export class ErrMissingLeaderKey extends kind('"leader" field must be provided', status.UNKNOWN) {}
+export class ErrElectionNotLeader extends kind('election: not leader', status.UNKNOWN) {}
+export class ErrElectionNoLeader extends kind('election: no leader', status.UNKNOWN) {}
+export class ErrSessionExpired extends kind('session expired', status.UNKNOWN) {}
+export class ErrRecipeCanceled extends kind('context canceled', status.CANCELLED) {}

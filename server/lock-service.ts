@@ -22,26 +22,13 @@ import {
   type ResponseHeader,
   type TxnResponse,
 } from '../proto/etcd-types';
-import { EtcdError, ErrCompacted } from './errors';
+import { ErrCompacted, ErrRecipeCanceled, ErrSessionExpired } from './errors';
 import type { EtcdServer } from './etcd-server';
 import { unary } from './grpc-handler';
 import type { ServerMetrics } from './metrics';
-import { status } from '@grpc/grpc-js';
 
 /** concurrency.NewSession's default TTL when the request carries no lease (etcd: 60 s). */
 export const DEFAULT_SESSION_TTL_SECONDS = 60;
-
-export class ErrSessionExpired extends EtcdError {
-  constructor() {
-    super('session expired', status.UNKNOWN);
-  }
-}
-
-export class ErrRecipeCanceled extends EtcdError {
-  constructor() {
-    super('context canceled', status.CANCELLED);
-  }
-}
 
 const EMPTY = Buffer.alloc(0);
 
