@@ -7,10 +7,10 @@
  * Each target is a fresh single member with its data on the same disk. Results are printed as a
  * markdown table for BENCHMARKS.md.
  */
-import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { startMember, type Member, REPO_ROOT } from '../test/support/member';
+import { startMember, type Member } from '../test/support/member';
+import { buildEtcdload, runEtcdload, type LoadResult } from '../test/support/cluster';
 
 interface Scenario {
   id: string;
@@ -26,32 +26,10 @@ const SCENARIOS: Scenario[] = [
   { id: 'txn', label: 'txn compare-and-put, 100 clients', args: ['-op', 'txn', '-clients', '100', '-conns', '10'] },
 ];
 
-interface LoadResult {
-  ops: number;
-  errors: number;
-  qps: number;
-  p50: number;
-  p99: number;
-}
 
 function arg(name: string, fallback: string): string {
   const i = process.argv.indexOf(`--${name}`);
   return i >= 0 && i + 1 < process.argv.length ? process.argv[i + 1] : fallback;
-}
-
-export function buildEtcdload(): string {
-  const out = path.join(REPO_ROOT, '.bench', 'etcdload');
-  if (fs.existsSync(out)) return out;
-  fs.mkdirSync(path.dirname(out), { recursive: true });
-  const script = path.resolve(REPO_ROOT, '../shared/tools/etcdload/build.sh');
-  execFileSync('bash', [script, out], { stdio: ['ignore', 'ignore', 'inherit'] });
-  return out;
-}
-
-export function runLoad(bin: string, endpoint: string, args: string[], duration: string): LoadResult {
-  const line = execFileSync(bin, ['-endpoints', endpoint, '-duration', duration, ...args], { encoding: 'utf8' }).trim();
-  const field = (k: string): number => Number(new RegExp(`${k}=([0-9.]+)`).exec(line)?.[1] ?? NaN);
-  return { ops: field('ops'), errors: field('errors'), qps: field('qps'), p50: field('p50_ms'), p99: field('p99_ms') };
 }
 
 const fmt = (n: number, digits = 0): string => (Number.isFinite(n) ? n.toFixed(digits) : 'n/a');
@@ -60,7 +38,7 @@ async function main(): Promise<void> {
   const duration = arg('duration', '10s');
   const rounds = Number(arg('rounds', '1'));
   const only = arg('only', SCENARIOS.map((s) => s.id).join(',')).split(',');
-  const bin = buildEtcdload();
+  buildEtcdload();
   const etcd = await startMember({ kind: 'etcd', name: 'bench-etcd' });
   const cairn = await startMember({ kind: 'cairn', name: 'bench-cairn' });
   const targets: Member[] = [etcd, cairn];
@@ -71,9 +49,9 @@ async function main(): Promise<void> {
       for (let r = 0; r < rounds; r++) {
         // Alternate who goes first so drift in the machine's load does not favour one side.
         const order = r % 2 === 0 ? targets : [...targets].reverse();
-        for (const t of order) acc.get(t.kind)?.push(runLoad(bin, t.endpoint, s.args, duration));
+        for (const t of order) acc.get(t.kind)?.push(await runEtcdload(t.endpoint, s.args, duration));
       }
-      const mean = (xs: LoadResult[], k: keyof LoadResult): number => xs.reduce((a, x) => a + x[k], 0) / xs.length;
+      const mean = (xs: LoadResult[], k: 'qps' | 'p50' | 'p99' | 'errors'): number => xs.reduce((a, x) => a + x[k], 0) / xs.length;
       const e = acc.get('etcd') ?? [];
       const c = acc.get('cairn') ?? [];
       const row = `| ${s.label} | ${fmt(mean(e, 'qps'))} | ${fmt(mean(c, 'qps'))} | **${fmt(mean(c, 'qps') / mean(e, 'qps'), 2)}x** | ${fmt(mean(e, 'p50'), 2)} | ${fmt(mean(c, 'p50'), 2)} | ${fmt(mean(c, 'p50') / mean(e, 'p50'), 2)}x | ${fmt(mean(e, 'p99'), 2)} | ${fmt(mean(c, 'p99'), 2)} | ${mean(e, 'errors') + mean(c, 'errors')} |`;

@@ -3,7 +3,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { connect, type EtcdClient } from './grpc-client';
-import { CAIRN_BIN, ETCD_BIN, REPO_ROOT as REPO_ROOT_DIR, type MemberKind } from './member';
+import { CAIRN_BIN, ETCD_BIN, REPO_ROOT as REPO_ROOT_DIR, trackChild, type MemberKind } from './member';
 import { freePorts } from './ports';
 
 /**
@@ -70,21 +70,6 @@ export interface MemberStatus {
   dbSize: number;
 }
 
-const live = new Set<ChildProcess>();
-let exitHookInstalled = false;
-function installExitHook(): void {
-  if (exitHookInstalled) return;
-  exitHookInstalled = true;
-  process.on('exit', () => {
-    for (const child of live) {
-      try {
-        child.kill('SIGKILL');
-      } catch {
-        /* already gone */
-      }
-    }
-  });
-}
 
 export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
@@ -204,9 +189,7 @@ export class ClusterMember {
     } finally {
       fs.closeSync(fd);
     }
-    installExitHook();
-    live.add(child);
-    child.once('exit', () => live.delete(child));
+    trackChild(child);
     child.once('error', () => undefined);
     this.child = child;
   }
@@ -437,15 +420,13 @@ export function runEtcdload(endpoints: string, args: string[], duration: string)
   const bin = buildEtcdload();
   return new Promise((resolve, reject) => {
     const child = spawn(bin, ['-endpoints', endpoints, '-duration', duration, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
-    installExitHook();
-    live.add(child);
+    trackChild(child);
     let out = '';
     let err = '';
     child.stdout!.on('data', (b: Buffer) => (out += b.toString()));
     child.stderr!.on('data', (b: Buffer) => (err += b.toString()));
     child.once('error', reject);
     child.once('close', (code) => {
-      live.delete(child);
       if (code !== 0 || !/ops=/.test(out)) reject(new Error(`etcdload exited ${code}: ${out}${err}`));
       else resolve(parseLoadLine(out));
     });

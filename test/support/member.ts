@@ -61,18 +61,23 @@ export const CAIRN_BIN = path.join(REPO_ROOT, 'bin/cairn');
 
 const live = new Set<ChildProcess>();
 let exitHookInstalled = false;
-function installExitHook(): void {
-  if (exitHookInstalled) return;
-  exitHookInstalled = true;
-  process.on('exit', () => {
-    for (const child of live) {
-      try {
-        child.kill('SIGKILL');
-      } catch {
-        /* already gone */
+
+/** Tracks a spawned server so it is SIGKILLed if the test worker exits without stopping it. */
+export function trackChild(child: ChildProcess): void {
+  if (!exitHookInstalled) {
+    exitHookInstalled = true;
+    process.on('exit', () => {
+      for (const c of live) {
+        try {
+          c.kill('SIGKILL');
+        } catch {
+          /* already gone */
+        }
       }
-    }
-  });
+    });
+  }
+  live.add(child);
+  child.once('exit', () => live.delete(child));
 }
 
 function memberFlags(name: string, dataDir: string, client: number, peer: number): string[] {
@@ -165,9 +170,7 @@ class MemberImpl implements Member {
     } finally {
       fs.closeSync(fd);
     }
-    installExitHook();
-    live.add(child);
-    child.once('exit', () => live.delete(child));
+    trackChild(child);
     this.child = child;
     let spawnError: Error | undefined;
     child.once('error', (e) => (spawnError = e));
