@@ -90,11 +90,8 @@ describe('catch-up through a snapshot (process level)', () => {
     }
   });
 
-  // KNOWN BUG (server/member.ts + mvcc/watchable-store.ts; patch in /tmp/cluster-fixes/): the watch hub
-  // is not told when a leader snapshot replaces the backend, so the next commit on that member trips
-  // RecentHistory's "commits must arrive in revision order without gaps" inside the applier and every
-  // write through that member answers "Unknown" (the write itself is applied). A restart clears it.
-  // it.fails: turns red once fixed; then make it a plain it().
+  // Regression: the watch hub must be told when a leader snapshot replaces the backend; before that
+  // fix every write through such a member was applied but answered "Unknown".
   it('a write through a member right after it installed a snapshot is acknowledged', async () => {
     const leader = await c.leader();
     const stopped = c.members.find((m) => m !== leader)!;
