@@ -143,7 +143,8 @@ export class Member {
     const c = this.cluster;
     const overrides = c.members
       .filter((m) => m !== this)
-      .map((m) => `${m.name}=${LOOPBACK}:${c.proxy(this.name, m.name).port}`)
+      // Keyed by peer URL, which a replaced member keeps: its new ID is dialled through the proxy too.
+      .map((m) => `${m.peerUrl}=${LOOPBACK}:${c.proxy(this.name, m.name).port}`)
       .join(',');
     const args = [
       CAIRN_BIN,
@@ -423,23 +424,13 @@ export class Cluster {
     m.log(`data dir wiped for member replace (old id ${oldId})`);
     await this.retryMembership(`add ${m.name}`, others, (via) => via.admin.memberAdd([m.peerUrl], ADMIN_TIMEOUT_MS), (d) => d.includes('Peer URLs already exists'));
     note(`added ${m.name} back`);
-    // The new member learns its ID from whichever peer answers first, matching by peer URL: a peer
-    // that has not applied the add (or still lists the removed member) would hand it a wrong ID.
-    await this.waitMemberLists(others, (ids, urls) => !ids.has(oldId) && urls.has(m.peerUrl), `${m.name} added`);
+    // Started at once, as an operator would: the new member asks every peer and trusts the most
+    // current member list, so a peer that has not applied the add yet cannot hand it the old ID.
     m.spawn('existing');
     await m.waitReady();
     note(`${m.name} rejoined as ${m.id}`);
-    // --peer-dial-override maps names to member IDs when a member starts, so the running members
-    // have no override for the new ID and would dial it directly, around its proxies. A rolling
-    // restart lets them resolve the new ID (its name is published through the log by now).
-    for (const o of this.members) {
-      if (o === m || o.state !== 'running') continue;
-      await o.stop();
-      o.spawn('new');
-      await o.waitReady();
-      await this.waitHealthy();
-      note(`restarted ${o.name} so it dials ${m.name} through its proxy`);
-    }
+    await this.waitHealthy();
+    note('cluster healthy again');
     const bypassed = await this.bypassedLinks(m);
     if (bypassed.length > 0) note(`WARNING: links not through their proxy: ${bypassed.join(', ')}`);
   }

@@ -67,6 +67,8 @@ export async function main(argv: string[] = process.argv.slice(2)): Promise<void
       },
     );
   };
+  // etcd exits once it learns it was removed from the cluster.
+  member.server.onSelfRemoved(() => stop('removed from the cluster'));
   process.on('SIGTERM', () => stop('SIGTERM'));
   process.on('SIGINT', () => stop('SIGINT'));
 }

@@ -4,6 +4,7 @@ import type { Logger } from 'pino';
 import { MemoryStorage, EntryType, ErrProposalDropped, ConfChangeType, decodeConfChange, type ConfChange, type Entry, type Message, type Snapshot, type ConfState } from '../raft';
 import { KvStore } from '../mvcc/kv-store';
 import { Lessor, type LeaseRecord } from '../mvcc/lessor';
+import type { Bucket } from '../mvcc/backend';
 import { messageCodec, type MessageCodec } from '../proto';
 import type {
   CompactionRequest,
@@ -40,7 +41,7 @@ import { decodeConfStateRecord, encodeConfStateRecord } from './raft-codec';
 import { toEtcdError } from './grpc-errors';
 import { IdGenerator } from './id-generator';
 import { computeClusterId, computeMemberId } from './member-id';
-import { Membership, decodeMember, encodeMember, type Member } from './membership';
+import { Membership, chooseMemberList, decodeMember, encodeMember, type Member } from './membership';
 import type { ServerMetrics } from './metrics';
 import { RaftNode } from './raft-node';
 import { ReadIndexer } from './read-index';
@@ -91,6 +92,14 @@ export const WAIT_SWEEP_MS = 100;
 /** How often the cached backend size (for the quota check) is refreshed. */
 export const DB_SIZE_REFRESH_MS = 250;
 const MEMBERS_BUCKET = 'members';
+/** IDs of removed members: they may never rejoin, and their traffic is refused (etcd: members_removed). */
+const MEMBERS_REMOVED_BUCKET = 'members_removed';
+
+async function readRemovedIds(bucket: Bucket): Promise<bigint[]> {
+  const ids: bigint[] = [];
+  for await (const [k] of bucket.iterate()) ids.push(k.readBigUInt64BE(k.length - 8));
+  return ids;
+}
 
 function leaseKey(id: bigint): Buffer {
   const b = Buffer.alloc(8);
@@ -193,9 +202,13 @@ export class EtcdServer {
     const backend = store.backend;
     const leaseBucket = backend.bucket(LEASE_BUCKET);
     const membersBucket = backend.bucket(MEMBERS_BUCKET);
+    const removedBucket = backend.bucket(MEMBERS_REMOVED_BUCKET);
     const membershipPersistence = {
       putMember: (m: Member) => membersBucket.put(leaseKey(m.id), encodeMember(m)),
-      deleteMember: (id: bigint) => membersBucket.del(leaseKey(id)),
+      deleteMember: (id: bigint) => {
+        membersBucket.del(leaseKey(id));
+        removedBucket.put(leaseKey(id), Buffer.alloc(0));
+      },
     };
 
     // etcd's minimum lease TTL: 1.5 election timeouts, rounded up to whole seconds.
@@ -216,16 +229,15 @@ export class EtcdServer {
     if (!contents.metadata && cfg.initialClusterState === 'existing') {
       // Joining a running cluster: learn it (and this member's ID, chosen at MemberAdd) from a peer.
       const others = [...cfg.initialCluster.entries()].filter(([name]) => name !== cfg.name).flatMap(([, urls]) => urls);
-      const fetched = await PeerTransport.fetchMembers(others);
-      const members = fetched.members.map(decodeMember);
+      const { clusterId, members, removed } = chooseMemberList(await PeerTransport.fetchMembers(others));
       const mine = [...cfg.initialAdvertisePeerUrls].sort().join(',');
-      const self = members.find((m) => [...m.peerUrls].sort().join(',') === mine);
+      const self = members.find((m) => [...m.peerUrls].sort().join(',') === mine && !removed.includes(m.id));
       if (!self) throw new Error(`member with peer URLs ${mine} is not in the cluster: add it with 'etcdctl member add' first`);
-      identity = { memberId: self.id, clusterId: fetched.clusterId };
+      identity = { memberId: self.id, clusterId };
       membership = new Membership(identity.clusterId, membershipPersistence);
       self.name = cfg.name;
       self.clientUrls = cfg.advertiseClientUrls;
-      membership.restore(members);
+      membership.restore(members, removed);
       await wal.saveMetadata(encodeIdentity(identity));
       log.info({ 'local-member-id': identity.memberId.toString(16), 'cluster-id': identity.clusterId.toString(16) }, 'joining an existing cluster');
     } else if (!contents.metadata) {
@@ -270,7 +282,7 @@ export class EtcdServer {
       membership = new Membership(identity.clusterId, membershipPersistence);
       const members: Member[] = [];
       for await (const [, v] of membersBucket.iterate()) members.push(decodeMember(v));
-      membership.restore(members);
+      membership.restore(members, await readRemovedIds(removedBucket));
       const self = membership.get(identity.memberId);
       if (self) self.clientUrls = cfg.advertiseClientUrls;
       if (contents.snapshot) {
@@ -316,7 +328,9 @@ export class EtcdServer {
       id: this.memberId,
       storage: this.storage,
       wal: this.wal,
-      applied: this.appliedWait.index,
+      // Raft replays every committed entry after the last snapshot, even those the backend already
+      // holds (they are skipped by the apply loop), so its configuration sees every conf change.
+      applied: this.snapshotIndex,
       electionTicks: Math.max(1, Math.round(this.cfg.electionTimeoutMs / tickMs)),
       heartbeatTicks: 1,
       tickMs,
@@ -431,8 +445,9 @@ export class EtcdServer {
     if (this.raft.isLeader) this.lessor.promote(this.cfg.electionTimeoutMs);
     const members: Member[] = [];
     for await (const [, v] of this.store.backend.bucket(MEMBERS_BUCKET).iterate()) members.push(decodeMember(v));
-    this.membership.restore(members);
+    this.membership.restore(members, await readRemovedIds(this.store.backend.bucket(MEMBERS_REMOVED_BUCKET)));
     for (const m of members) if (m.id !== this.memberId) this.transport?.addPeer(m.id, m.peerUrls);
+    for (const id of this.transport?.peerIds() ?? []) if (!this.membership.get(id)) this.transport?.removePeer(id);
   }
 
   /**
@@ -806,6 +821,11 @@ export class EtcdServer {
     for (let i = 0; i < entries.length; i++) {
       const e = entries[i];
       if (e.index <= this.store.consistentIndex) {
+        // The backend already holds this entry: a restart replays the WAL from the last snapshot,
+        // and a received snapshot's data is newer than its index. Raft's configuration lives
+        // outside the backend and must still follow every conf change, or a member that joined
+        // by snapshot never finds itself among the voters and never campaigns.
+        if (e.type !== EntryType.Normal) this.applyConfChangeEntry(e);
         this.appliedWait.advance(e.index);
         continue;
       }
@@ -841,7 +861,11 @@ export class EtcdServer {
     if (req.member_attributes) {
       const a = req.member_attributes;
       const m = this.membership.get(BigInt(a.ID));
-      if (m) this.membership.add({ ...m, name: a.name, clientUrls: a.clientURLs });
+      if (m) {
+        this.membership.add({ ...m, name: a.name, clientUrls: a.clientURLs });
+        // A dial override keyed by name resolves only now, for a member added after this one started.
+        if (m.id !== this.memberId) this.transport?.addPeer(m.id, m.peerUrls);
+      }
       this.store.write().end({ consistentIndex: e.index });
       if (req.header?.ID) this.wait.trigger(req.header.ID, { ok: { response: undefined } });
       this.finishApply(e.index);
@@ -905,8 +929,7 @@ export class EtcdServer {
           this.membership.remove(id);
           this.transport?.removePeer(id);
           if (id === this.memberId) {
-            this.log.warn('this member was removed from the cluster; it will stop serving');
-            setImmediate(() => void this.stop());
+            this.removedFromCluster('this member was removed from the cluster; it will stop serving');
           }
           break;
         case ConfChangeType.UpdateNode: {
@@ -943,6 +966,24 @@ export class EtcdServer {
     }
   }
 
+
+  private readonly selfRemovedListeners: (() => void)[] = [];
+
+  /** Called once when this member learns it was removed from the cluster and stops (etcd exits then). */
+  onSelfRemoved(listener: () => void): void {
+    this.selfRemovedListeners.push(listener);
+  }
+
+  /** Through the log, or a peer refusing our traffic because we were removed (etcd's ErrMemberRemoved). */
+  removedFromCluster(why: string): void {
+    if (this.stopped) return;
+    this.log.warn({ 'local-member-id': this.memberId.toString(16) }, why);
+    setImmediate(() => {
+      void this.stop().then(() => {
+        for (const l of this.selfRemovedListeners) l();
+      });
+    });
+  }
 
   async stop(): Promise<void> {
     if (this.stopped) return;

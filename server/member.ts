@@ -11,31 +11,14 @@ import { kvService } from './kv-service';
 import { leaseService } from './lease-service';
 import { maintenanceService } from './maintenance-service';
 import { ServerMetrics } from './metrics';
-import { PeerTransport } from './peer-transport';
+import { PeerTransport, REMOVED_MEMBER_DETAILS } from './peer-transport';
 import { Compactor } from './compactor';
 import { encodeMember } from './membership';
-import { computeMemberId } from './member-id';
 import { SERVER_VERSION } from './version';
 import { WatchableStore } from '../mvcc/watchable-store';
 import { watchService, watchServiceDefinition } from './watch-service';
 import { electionService } from './election-service';
 import { lockService } from './lock-service';
-
-/**
- * --peer-dial-override name=host:port,...: dial a peer somewhere else than its advertised peer URL
- * (the fault-injection harness puts a proxy per ordered pair there); IDs still come from the
- * advertised URLs in --initial-cluster.
- */
-function resolveDialOverrides(cfg: ServerConfig, server: EtcdServer): Map<bigint, string> {
-  const out = new Map<bigint, string>();
-  for (const [name, target] of cfg.peerDialOverride) {
-    const m = server.membership.list().find((x) => x.name === name);
-    const urls = cfg.initialCluster.get(name);
-    const id = m?.id ?? (urls ? computeMemberId(urls, cfg.initialClusterToken) : undefined);
-    if (id !== undefined) out.set(id, target);
-  }
-  return out;
-}
 
 /** gRPC's own receive limit sits 512 KiB above --max-request-bytes, as in etcd (v3rpc/grpc.go). */
 export const GRPC_OVERHEAD_BYTES = 512 * 1024;
@@ -88,7 +71,8 @@ export async function startMember(cfg: ServerConfig, log: Logger = pino({ level:
     memberId: server.memberId,
     clusterId: server.clusterId,
     log,
-    dialOverride: resolveDialOverrides(cfg, server),
+    dialOverride: cfg.peerDialOverride,
+    memberName: (id) => server.membership.get(id)?.name || undefined,
     handlers: {
       onMessages: (m) => server.stepMessages(m),
       onSnapshot: (m, entries) => server.receiveSnapshot(m, entries),
@@ -98,6 +82,10 @@ export async function startMember(cfg: ServerConfig, log: Logger = pino({ level:
       leaseRenew: (id) => server.leaseRenew(id),
       leaseTimeToLive: (id, keys) => server.leaseTimeToLive(id, keys),
       members: () => server.membership.list().map(encodeMember),
+      appliedIndex: () => server.appliedIndex,
+      isRemoved: (id) => server.membership.isRemoved(id),
+      removedIds: () => server.membership.removedIds(),
+      onRemovedFromCluster: () => server.removedFromCluster(REMOVED_MEMBER_DETAILS),
     },
   });
   await transport.listen(cfg.listenPeerUrls);

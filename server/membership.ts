@@ -1,4 +1,5 @@
 import type { MemberMsg } from '../proto/etcd-types';
+import type { FetchedMembers } from './peer-transport';
 
 /**
  * The cluster's members (etcd membership.RaftCluster): IDs, names, peer and client URLs and
@@ -28,6 +29,7 @@ export class Membership {
 
   restore(members: Iterable<Member>, removed: Iterable<bigint> = []): void {
     this.members.clear();
+    this.removed.clear();
     for (const m of members) this.members.set(m.id, m);
     for (const id of removed) this.removed.add(id);
   }
@@ -51,6 +53,10 @@ export class Membership {
     return this.removed.has(id);
   }
 
+  removedIds(): bigint[] {
+    return [...this.removed];
+  }
+
   list(): Member[] {
     return [...this.members.values()].sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
   }
@@ -71,4 +77,16 @@ export function encodeMember(m: Member): Buffer {
 export function decodeMember(b: Buffer): Member {
   const o = JSON.parse(b.toString()) as { id: string; name: string; peerUrls: string[]; clientUrls: string[]; isLearner: boolean };
   return { id: BigInt(o.id), name: o.name, peerUrls: o.peerUrls, clientUrls: o.clientUrls, isLearner: o.isLearner };
+}
+
+/**
+ * The member list a joining member trusts: the one from the peer that has applied the most (it has
+ * seen every membership change the others have), minus IDs that any peer knows were removed.
+ */
+export function chooseMemberList(answers: FetchedMembers[]): { clusterId: bigint; members: Member[]; removed: bigint[] } {
+  const clusterIds = new Set(answers.map((a) => a.clusterId));
+  if (clusterIds.size > 1) throw new Error(`peers disagree on the cluster ID: ${[...clusterIds].map((c) => c.toString(16)).join(', ')}`);
+  const best = answers.reduce((a, b) => (b.appliedIndex > a.appliedIndex ? b : a));
+  const removed = [...new Set(answers.flatMap((a) => a.removed))];
+  return { clusterId: best.clusterId, members: best.members.map(decodeMember).filter((m) => !removed.includes(m.id)), removed };
 }

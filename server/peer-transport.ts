@@ -21,6 +21,8 @@ export const PEER_RECONNECT_MS = 100;
 export const SNAPSHOT_CHUNK_ENTRIES = 1024;
 /** Deadline for forwarded leader-only requests (lease renew / time-to-live). */
 export const FORWARD_TIMEOUT_MS = 5_000;
+/** Deadline for each peer's answer when a joining member fetches the member list. */
+export const FETCH_MEMBERS_TIMEOUT_MS = 2_000;
 
 const identity = (b: Buffer): Buffer => b;
 
@@ -47,7 +49,15 @@ export const leaseRenewResp = messageCodec<{ TTL: string; not_found: boolean }>(
 export const ttlReq = messageCodec<{ cluster_id: string; ID: string; keys: boolean }>('cairnpb.LeaseTimeToLiveForward');
 export const ttlResp = messageCodec<{ found: boolean; TTL: string; grantedTTL: string; keys: Buffer[] }>('cairnpb.LeaseTimeToLiveAnswer');
 export const membersReq = messageCodec<{ cluster_id: string }>('cairnpb.MembersRequest');
-export const membersResp = messageCodec<{ cluster_id: string; members: Buffer[] }>('cairnpb.MembersResponse');
+export const membersResp = messageCodec<{ cluster_id: string; members: Buffer[]; applied_index: string; removed: string[] }>('cairnpb.MembersResponse');
+
+/** One member's view of the cluster, as a joining member fetches it. */
+export interface FetchedMembers {
+  clusterId: bigint;
+  members: Buffer[];
+  appliedIndex: number;
+  removed: bigint[];
+}
 
 export type SnapshotEntries = AsyncIterable<[Buffer, Buffer][]>;
 
@@ -63,7 +73,17 @@ export interface PeerHandlers {
   leaseRenew(id: bigint): Promise<{ ttl: number; notFound: boolean }>;
   leaseTimeToLive(id: bigint, keys: boolean): Promise<{ found: boolean; ttl: number; grantedTtl: number; keys: Buffer[] }>;
   members(): Buffer[];
+  /** How far this member has applied, so a joining member can prefer the most current list. */
+  appliedIndex(): number;
+  /** IDs removed from the cluster: their traffic is refused and they may not be reused. */
+  isRemoved(id: bigint): boolean;
+  removedIds(): bigint[];
+  /** A peer told us this member was removed from the cluster (etcd exits on that). */
+  onRemovedFromCluster(): void;
 }
+
+/** etcd's rafthttp answer to a removed member (HTTP 410 there, FAILED_PRECONDITION here). */
+export const REMOVED_MEMBER_DETAILS = 'the member has been permanently removed from the cluster';
 
 class PeerError extends Error {
   constructor(
@@ -125,7 +145,10 @@ class Peer {
       (err) => {
         if (this.stream === stream) this.stream = undefined;
         if (err && !this.closed) {
-          if (err.code === grpc.status.FAILED_PRECONDITION) this.t.log.error({ peer: this.id.toString(16), err: err.details }, 'peer refused our stream');
+          if (err.code === grpc.status.FAILED_PRECONDITION) {
+            this.t.log.error({ peer: this.id.toString(16), err: err.details }, 'peer refused our stream');
+            if (err.details === REMOVED_MEMBER_DETAILS) this.t.handlers.onRemovedFromCluster();
+          }
           this.retryAt = Date.now() + PEER_RECONNECT_MS;
           this.t.handlers.reportUnreachable(this.id);
         }
@@ -211,8 +234,14 @@ export interface PeerTransportOptions {
   clusterId: bigint;
   log: Logger;
   handlers: PeerHandlers;
-  /** --peer-dial-override: dial this host:port for a peer instead of its advertised URL. */
-  dialOverride: Map<bigint, string>;
+  /**
+   * --peer-dial-override: dial this host:port instead of a peer's advertised URL. Keyed by the
+   * peer's advertised peer URL or by its member name; resolved whenever a peer is added or its
+   * name becomes known, so members added later are covered too.
+   */
+  dialOverride: ReadonlyMap<string, string>;
+  /** The member name for an ID, when known (names arrive through the log after MemberAdd). */
+  memberName(id: bigint): string | undefined;
 }
 
 export class PeerTransport {
@@ -222,7 +251,8 @@ export class PeerTransport {
   readonly handlers: PeerHandlers;
   private readonly peers = new Map<bigint, Peer>();
   private readonly server = new grpc.Server({ 'grpc.max_receive_message_length': -1, 'grpc.max_send_message_length': -1 });
-  private readonly dialOverride: Map<bigint, string>;
+  private readonly dialOverride: ReadonlyMap<string, string>;
+  private readonly memberName: (id: bigint) => string | undefined;
 
   constructor(opts: PeerTransportOptions) {
     this.memberId = opts.memberId;
@@ -230,6 +260,7 @@ export class PeerTransport {
     this.log = opts.log;
     this.handlers = opts.handlers;
     this.dialOverride = opts.dialOverride;
+    this.memberName = opts.memberName;
     this.server.addService(PEER_SERVICE, {
       Send: (call: grpc.ServerReadableStream<Buffer, Buffer>, callback: grpc.sendUnaryData<Buffer>) => this.onSend(call, callback),
       SendSnapshot: (call: grpc.ServerReadableStream<Buffer, Buffer>, callback: grpc.sendUnaryData<Buffer>) => this.onSnapshot(call, callback),
@@ -251,7 +282,17 @@ export class PeerTransport {
       },
       Members: (call: grpc.ServerUnaryCall<Buffer, Buffer>, callback: grpc.sendUnaryData<Buffer>) => {
         // A joining member does not know the cluster ID yet, so this one is not checked.
-        callback(null, Buffer.from(membersResp.encode({ cluster_id: this.clusterId.toString(), members: this.handlers.members() })));
+        callback(
+          null,
+          Buffer.from(
+            membersResp.encode({
+              cluster_id: this.clusterId.toString(),
+              members: this.handlers.members(),
+              applied_index: String(this.handlers.appliedIndex()),
+              removed: this.handlers.removedIds().map(String),
+            }),
+          ),
+        );
       },
     });
   }
@@ -272,17 +313,38 @@ export class PeerTransport {
     }
   }
 
+  /** Adds a peer, or redials it if its dial target changed (a dial override now resolves). */
   addPeer(id: bigint, peerUrls: readonly string[]): void {
-    if (id === this.memberId || this.peers.has(id)) return;
-    const override = this.dialOverride.get(id);
-    const url = new URL(peerUrls[0]);
-    const target = override ?? `${url.hostname === 'localhost' ? '127.0.0.1' : url.hostname}:${url.port || 2380}`;
+    if (id === this.memberId || peerUrls.length === 0) return;
+    const target = this.dialTarget(id, peerUrls);
+    const existing = this.peers.get(id);
+    if (existing?.target === target) return;
+    if (existing) {
+      this.log.info({ peer: id.toString(16), from: existing.target, to: target }, 'peer dial target changed');
+      existing.close();
+    }
     this.peers.set(id, new Peer(id, target, this));
+  }
+
+  private dialTarget(id: bigint, peerUrls: readonly string[]): string {
+    for (const u of peerUrls) {
+      const byUrl = this.dialOverride.get(u) ?? this.dialOverride.get(u.replace(/\/$/, ''));
+      if (byUrl) return byUrl;
+    }
+    const name = this.memberName(id);
+    const byName = name ? this.dialOverride.get(name) : undefined;
+    if (byName) return byName;
+    const url = new URL(peerUrls[0]);
+    return `${url.hostname === 'localhost' ? '127.0.0.1' : url.hostname}:${url.port || 2380}`;
   }
 
   removePeer(id: bigint): void {
     this.peers.get(id)?.close();
     this.peers.delete(id);
+  }
+
+  peerIds(): bigint[] {
+    return [...this.peers.keys()];
   }
 
   hasPeer(id: bigint): boolean {
@@ -314,25 +376,32 @@ export class PeerTransport {
     return peer.unary(path, req);
   }
 
-  /** Asks any reachable peer URL for the member list (a joining member learns the cluster). */
-  static async fetchMembers(urls: string[]): Promise<{ clusterId: bigint; members: Buffer[] }> {
-    let lastErr: unknown;
-    for (const u of urls) {
+  /**
+   * Asks every peer URL for its member list (a joining member learns the cluster and its own ID).
+   * All are asked, not the first that answers: a lagging peer may not have applied the latest
+   * MemberRemove/MemberAdd yet, and would hand out a removed member's ID for the same peer URL.
+   */
+  static async fetchMembers(urls: string[]): Promise<FetchedMembers[]> {
+    const ask = async (u: string): Promise<FetchedMembers> => {
       const url = new URL(u);
       const client = new grpc.Client(`${url.hostname === 'localhost' ? '127.0.0.1' : url.hostname}:${url.port}`, grpc.credentials.createInsecure());
       try {
         const res = await new Promise<Buffer>((resolve, reject) => {
-          client.makeUnaryRequest('/cairnpb.Peer/Members', identity, identity, Buffer.from(membersReq.encode({ cluster_id: '0' })), new grpc.Metadata(), { deadline: Date.now() + 2000 }, (err, r) => (err || !r ? reject(err) : resolve(r)));
+          client.makeUnaryRequest('/cairnpb.Peer/Members', identity, identity, Buffer.from(membersReq.encode({ cluster_id: '0' })), new grpc.Metadata(), { deadline: Date.now() + FETCH_MEMBERS_TIMEOUT_MS }, (err, r) => (err || !r ? reject(err) : resolve(r)));
         });
         const m = membersResp.decode(res);
-        return { clusterId: BigInt(m.cluster_id), members: m.members };
-      } catch (e) {
-        lastErr = e;
+        return { clusterId: BigInt(m.cluster_id), members: m.members, appliedIndex: Number(m.applied_index), removed: m.removed.map((x) => BigInt(x)) };
       } finally {
         client.close();
       }
+    };
+    const settled = await Promise.allSettled(urls.map(ask));
+    const answers = settled.flatMap((r) => (r.status === 'fulfilled' ? [r.value] : []));
+    if (answers.length === 0) {
+      const errs = settled.map((r) => (r.status === 'rejected' ? (r.reason instanceof Error ? r.reason.message : String(r.reason)) : ''));
+      throw new Error(`could not fetch the member list from ${urls.join(',')}: ${errs.join('; ')}`);
     }
-    throw new Error(`could not fetch the member list from ${urls.join(',')}: ${lastErr instanceof Error ? lastErr.message : String(lastErr)}`);
+    return answers;
   }
 
   private onSend(call: grpc.ServerReadableStream<Buffer, Buffer>, callback: grpc.sendUnaryData<Buffer>): void {
@@ -345,6 +414,12 @@ export class PeerTransport {
       } catch (e) {
         failed = true;
         callback(new PeerError(grpc.status.INVALID_ARGUMENT, `malformed raft batch: ${String(e)}`) as unknown as grpc.ServiceError);
+        return;
+      }
+      if (this.handlers.isRemoved(batch.from)) {
+        failed = true;
+        this.log.warn({ remote: batch.from.toString(16) }, 'rejected raft traffic from a removed member');
+        callback({ code: grpc.status.FAILED_PRECONDITION, details: REMOVED_MEMBER_DETAILS });
         return;
       }
       if (batch.clusterId !== this.clusterId) {

@@ -66,6 +66,7 @@ export class RaftNode {
       preVote: opts.preVote,
       readOnlyOption: 'safe',
       random: opts.random,
+      logger: { info: (m) => opts.log.info({ raft: true }, m), warn: (m) => opts.log.warn({ raft: true }, m), debug: (m) => opts.log.debug({ raft: true }, m) },
     });
     this.lastIndexPersisted = opts.storage.lastIndex();
     this.commit = opts.storage.initialState().hardState.commit;

@@ -73,6 +73,8 @@ describe('3-member cairn cluster (process level)', () => {
 
   // etcdctl 3.4 sends the http:// client URLs as the HTTP/2 :authority here; see server/h2-authority.ts.
   it('etcdctl endpoint status --cluster (http:// endpoints) shows one leader and equal indexes', async () => {
+    // The previous test restarted a member: let it catch up (and publish itself) first.
+    await c.waitConverged();
     const r = await etcdctl(c.members[0].endpoint, ['endpoint', 'status', '--cluster', '-w', 'json']);
     expect(r.code, r.stderr).toBe(0);
     const rows = parseStatusJson(r.stdout);

@@ -12,7 +12,7 @@ afterEach(() => {
   for (const t of open.splice(0)) t.close();
 });
 
-function handlers(received: Message[], unreachable: bigint[]): PeerHandlers {
+function handlers(received: Message[], unreachable: bigint[], extra: Partial<PeerHandlers> = {}): PeerHandlers {
   return {
     onMessages: (m) => received.push(...m),
     onSnapshot: () => undefined,
@@ -22,11 +22,30 @@ function handlers(received: Message[], unreachable: bigint[]): PeerHandlers {
     leaseRenew: async () => ({ ttl: 0, notFound: true }),
     leaseTimeToLive: async () => ({ found: false, ttl: -1, grantedTtl: 0, keys: [] }),
     members: () => [],
+    appliedIndex: () => 0,
+    isRemoved: () => false,
+    removedIds: () => [],
+    onRemovedFromCluster: () => undefined,
+    ...extra,
   };
 }
 
-async function transport(memberId: bigint, clusterId: bigint, port: number, received: Message[], unreachable: bigint[]): Promise<PeerTransport> {
-  const t = new PeerTransport({ memberId, clusterId, log, dialOverride: new Map(), handlers: handlers(received, unreachable) });
+interface TransportOptions {
+  extra?: Partial<PeerHandlers>;
+  dialOverride?: Map<string, string>;
+  names?: Map<bigint, string>;
+}
+
+async function transport(memberId: bigint, clusterId: bigint, port: number, received: Message[], unreachable: bigint[], o: TransportOptions = {}): Promise<PeerTransport> {
+  const names = o.names ?? new Map<bigint, string>();
+  const t = new PeerTransport({
+    memberId,
+    clusterId,
+    log,
+    dialOverride: o.dialOverride ?? new Map(),
+    memberName: (id) => names.get(id),
+    handlers: handlers(received, unreachable, o.extra),
+  });
   await t.listen([new URL(`http://127.0.0.1:${port}`)]);
   open.push(t);
   return t;
@@ -61,5 +80,43 @@ describe('peer transport', () => {
     stranger.send([newMessage(MessageType.MsgHeartbeat, 2n, 1n, 5)]);
     await until('the refusal', () => unreachable.includes(2n));
     expect(atB).toEqual([]);
+  });
+
+  it('refuses traffic from a removed member, and tells it so (etcd: permanently removed)', async () => {
+    const [pa, pb] = await freePorts(2);
+    const atB: Message[] = [];
+    let told = 0;
+    const removed = await transport(1n, 77n, pa, [], [], { extra: { onRemovedFromCluster: () => told++ } });
+    await transport(2n, 77n, pb, atB, [], { extra: { isRemoved: (id) => id === 1n } });
+    removed.addPeer(2n, [`http://127.0.0.1:${pb}`]);
+    removed.send([newMessage(MessageType.MsgHeartbeat, 2n, 1n, 5)]);
+    await until('the removed member to be told', () => told > 0);
+    expect(atB).toEqual([]);
+  });
+
+  it('dials through --peer-dial-override by peer URL, and by name once the name becomes known', async () => {
+    const [pa, pb, unused] = await freePorts(3);
+    const atB: Message[] = [];
+    const advertised = `http://127.0.0.1:${unused}`; // nothing listens there: only the override reaches b
+    const byUrl = await transport(1n, 77n, pa, [], [], { dialOverride: new Map([[advertised, `127.0.0.1:${pb}`]]) });
+    await transport(2n, 77n, pb, atB, []);
+    byUrl.addPeer(2n, [advertised]);
+    byUrl.send([newMessage(MessageType.MsgHeartbeat, 2n, 1n, 1)]);
+    await until('a message through the URL override', () => atB.length === 1);
+
+    // Keyed by name: a member added later has no name until it publishes it through the log.
+    const [pc] = await freePorts(1);
+    const names = new Map<bigint, string>();
+    const byName = await transport(3n, 77n, pc, [], [], { dialOverride: new Map([['b', `127.0.0.1:${pb}`]]), names });
+    byName.addPeer(2n, [advertised]);
+    byName.send([newMessage(MessageType.MsgHeartbeat, 2n, 3n, 1)]);
+    await new Promise((r) => setTimeout(r, 300));
+    expect(atB).toHaveLength(1); // dialled the advertised URL: nobody there
+    names.set(2n, 'b');
+    byName.addPeer(2n, [advertised]); // what the server does when the member's name is applied
+    await until('a message through the name override', () => {
+      byName.send([newMessage(MessageType.MsgHeartbeat, 2n, 3n, 1)]);
+      return atB.some((m) => m.from === 3n);
+    });
   });
 });
