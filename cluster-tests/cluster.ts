@@ -138,6 +138,12 @@ export class Member {
     return this.child !== undefined && this.child.exitCode === null && this.child.signalCode === null;
   }
 
+  /**
+   * Wiped by a member replace and not yet started as `existing`: a failed join leaves a data dir
+   * without cluster state, and restarting that as `new` would bootstrap a stray cluster.
+   */
+  joinPending = false;
+
   spawn(state: 'new' | 'existing'): void {
     if (this.running) throw new Error(`${this.name} is already running`);
     const c = this.cluster;
@@ -421,6 +427,7 @@ export class Cluster {
     m.kill();
     await m.waitExit();
     fs.rmSync(m.dataDir, { recursive: true, force: true });
+    m.joinPending = true;
     m.log(`data dir wiped for member replace (old id ${oldId})`);
     await this.retryMembership(`add ${m.name}`, others, (via) => via.admin.memberAdd([m.peerUrl], ADMIN_TIMEOUT_MS), (d) => d.includes('Peer URLs already exists'));
     note(`added ${m.name} back`);
@@ -428,6 +435,7 @@ export class Cluster {
     // current member list, so a peer that has not applied the add yet cannot hand it the old ID.
     m.spawn('existing');
     await m.waitReady();
+    m.joinPending = false;
     note(`${m.name} rejoined as ${m.id}`);
     await this.waitHealthy();
     note('cluster healthy again');

@@ -17,7 +17,6 @@
  * - isolate-leader: always the "isolated leader" partition (the harness self-test uses it: with
  *   unsafe local reads, the old leader then serves stale reads).
  */
-import * as fs from 'node:fs';
 import type { Cluster, Member } from './cluster';
 import { SNAPSHOT_CATCHUP_ENTRIES, sleep } from './cluster';
 import { type LinkFaults, NO_FAULTS } from './proxy';
@@ -162,9 +161,8 @@ export class Nemesis {
     for (const m of this.cluster.members) {
       if (m.state === 'paused') m.resume();
       if (m.state === 'killed' || (m.state === 'running' && !m.running)) {
-        if (!fs.existsSync(m.dataDir)) {
-          // A member replace failed after the wipe: starting it as `new` would bootstrap a stray cluster.
-          this.errors.push(`${m.name} has no data dir after a failed member replace; left stopped`);
+        if (m.joinPending) {
+          this.errors.push(`${m.name} did not rejoin after a member replace; left stopped`);
           continue;
         }
         m.spawn('new');

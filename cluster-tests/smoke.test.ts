@@ -52,9 +52,12 @@ describe('cluster-tests smoke run (real 3-member clusters, real faults)', () => 
     expect(r.overall, explain(r)).toBe('pass');
   });
 
-  // Member replace (`--nemesis member`) is not in CI yet: a re-added member can stay leaderless for
-  // minutes (an open liveness bug, see docs/verification.md "Findings"), which makes the run fail on
-  // availability, not on a checker. Run it by hand: npm run jepsen -- --workload register --nemesis member.
+  it('registers stay linearizable and durable while members are replaced (remove, wipe, add back)', { timeout: timeoutMs(SCENARIO_S) }, async () => {
+    const r = await scenario('register', ['member'], SCENARIO_S, 14);
+    expect(r.verdicts.map((v) => v.checker)).toContain('durability');
+    expect(r.errors, explain(r)).toEqual([]);
+    expect(r.overall, explain(r)).toBe('pass');
+  });
 
   it('self-test: with reads served from local state, an isolated leader serves stale reads and the checker reports them', { timeout: timeoutMs(SELF_TEST_S) }, async () => {
     const r = await runOnce({ workload: 'register', nemeses: ['isolate-leader'], nodes: 3, timeS: SELF_TEST_S, seed: 15, unsafeLocalReads: true });
