@@ -257,18 +257,28 @@ export class Backend {
   }
 
   /**
-   * Replaces everything with `chunks` (a snapshot streamed from the leader): waits for writes in
-   * flight, clears LevelDB, writes the new entries and fsyncs. The caller must not write meanwhile.
+   * Replaces everything with `chunks` (a snapshot streamed from the leader) in one atomic, fsynced
+   * LevelDB batch: deletes of every stored key, then the new entries. A crash leaves either the old
+   * contents or the new ones, never a cleared or half-written store whose consistent index would
+   * point the WAL replay at entries the log no longer holds. The snapshot is in memory already, so
+   * one batch costs no more than the chunks. The caller must not write meanwhile.
    */
   async replaceAll(chunks: AsyncIterable<Entry[]> | Iterable<Entry[]>): Promise<void> {
     this.assertOpen();
     await this.flush(false);
     this.pending = new Map();
-    await this.db.clear();
+    const ops: BatchOp[] = [];
+    for await (const key of this.db.keys({ gte: KEYSPACE_START, lt: KEYSPACE_END })) ops.push({ type: 'del', key });
     for await (const chunk of chunks) {
-      await this.db.batch(chunk.map(([key, value]) => ({ type: 'put' as const, key, value })));
+      for (const [key, value] of chunk) ops.push({ type: 'put', key, value });
     }
-    await this.flush(true);
+    try {
+      await this.db.batch(ops, { sync: true });
+      this.unsynced = false;
+    } catch (e) {
+      this.failure = new ErrBackend(e);
+      throw this.failure;
+    }
   }
 
   isSyncMarker(fullKey: Buffer): boolean {
