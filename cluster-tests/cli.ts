@@ -7,7 +7,8 @@
  * Options:
  *   --workload w[,w...]   register | list-append | kubernetes | lease-lock | all (default register);
  *                         several workloads run one after another, each with its own cluster
- *   --nemesis n[,n...]    partition, network, kill, pause, member, snapshot, all, none (default all)
+ *   --nemesis n[,n...]    partition, network, kill, pause, member, snapshot, crash, all, none
+ *                         (default all; crash = SIGKILL every member at once)
  *   --nodes N             3 or 5 (default 3)
  *   --time S              seconds of workload per run (default 60)
  *   --seed N              the fault schedule is a function of the seed (default 1)
@@ -18,6 +19,10 @@
  *                         so snapshots and snapshot catch-up happen within a run)
  *   --unsafe-local-reads  the harness self-test: members serve linearizable reads without ReadIndex;
  *                         the checkers must then report stale reads
+ *   --lose-unsynced       members keep unfsynced writes in memory only, so a kill loses them as a
+ *                         power cut would (a storage fault layer; use with --nemesis crash)
+ *   --unsafe-no-fsync     the durability self-test: members acknowledge writes without fsync; with
+ *                         --lose-unsynced and --nemesis crash the checkers must report lost writes
  *
  * Exit status: 0 every run passed (lease-lock warnings allowed), 1 a violation, a member crash or a
  * harness error,
@@ -46,10 +51,12 @@ export interface CliOptions {
   rateHz: number;
   snapshotCount?: number;
   unsafeLocalReads: boolean;
+  loseUnsynced: boolean;
+  unsafeNoFsync: boolean;
 }
 
 export function parseArgs(argv: readonly string[]): CliOptions {
-  const o: CliOptions = { workloads: ['register'], nemesis: 'all', nodes: 3, timeS: 60, seed: 1, clients: DEFAULT_CLIENTS_PER_MEMBER, rateHz: DEFAULT_RATE_HZ, unsafeLocalReads: false };
+  const o: CliOptions = { workloads: ['register'], nemesis: 'all', nodes: 3, timeS: 60, seed: 1, clients: DEFAULT_CLIENTS_PER_MEMBER, rateHz: DEFAULT_RATE_HZ, unsafeLocalReads: false, loseUnsynced: false, unsafeNoFsync: false };
   const num = (flag: string, v: string | undefined): number => {
     const n = Number(v);
     if (v === undefined || !Number.isFinite(n)) throw new Error(`${flag} needs a number`);
@@ -96,6 +103,12 @@ export function parseArgs(argv: readonly string[]): CliOptions {
       case '--unsafe-local-reads':
         o.unsafeLocalReads = true;
         break;
+      case '--lose-unsynced':
+        o.loseUnsynced = true;
+        break;
+      case '--unsafe-no-fsync':
+        o.unsafeNoFsync = true;
+        break;
       default:
         throw new Error(`unknown option ${a}`);
     }
@@ -114,7 +127,7 @@ export async function main(argv: readonly string[], log: (line: string) => void 
   }
   const results: RunResult[] = [];
   for (const w of o.workloads) {
-    log(`== ${w} / nemesis ${o.nemesis} / ${o.nodes} nodes / ${o.timeS} s / seed ${o.seed}${o.unsafeLocalReads ? ' / UNSAFE LOCAL READS' : ''}`);
+    log(`== ${w} / nemesis ${o.nemesis} / ${o.nodes} nodes / ${o.timeS} s / seed ${o.seed}${o.unsafeLocalReads ? ' / UNSAFE LOCAL READS' : ''}${o.loseUnsynced ? ' / kills lose unsynced writes' : ''}${o.unsafeNoFsync ? ' / UNSAFE NO FSYNC' : ''}`);
     const r = await runOnce({
       workload: w,
       nemeses: parseNemeses(o.nemesis),
@@ -125,6 +138,8 @@ export async function main(argv: readonly string[], log: (line: string) => void 
       clientsPerMember: o.clients,
       rateHz: o.rateHz,
       unsafeLocalReads: o.unsafeLocalReads,
+      loseUnsyncedWrites: o.loseUnsynced,
+      unsafeNoFsync: o.unsafeNoFsync,
       snapshotCount: o.snapshotCount,
       log: (l) => log(`  ${l}`),
     });

@@ -175,6 +175,8 @@ export class Member {
     const env: NodeJS.ProcessEnv = {};
     for (const [k, v] of Object.entries(process.env)) if (!k.startsWith('ETCD_') && !k.startsWith('CAIRN_TESTING_')) env[k] = v;
     if (c.unsafeLocalReads) env.CAIRN_TESTING_UNSAFE_LOCAL_READS = '1';
+    if (c.loseUnsyncedWrites) env.CAIRN_TESTING_LOSE_UNSYNCED_WRITES = '1';
+    if (c.unsafeNoFsync) env.CAIRN_TESTING_UNSAFE_NO_FSYNC = '1';
     let child: ChildProcess;
     try {
       child = spawn(process.execPath, args, { stdio: ['ignore', fd, fd], env, cwd: c.dir });
@@ -298,6 +300,10 @@ export interface ClusterOptions {
   readonly token: string;
   /** Serve linearizable reads from local state (CAIRN_TESTING_UNSAFE_LOCAL_READS=1): the harness's self-test. */
   readonly unsafeLocalReads?: boolean;
+  /** SIGKILL loses what was not fsynced, as a power cut does (CAIRN_TESTING_LOSE_UNSYNCED_WRITES=1). */
+  readonly loseUnsyncedWrites?: boolean;
+  /** Acknowledge writes without fsync (CAIRN_TESTING_UNSAFE_NO_FSYNC=1): the durability self-test. */
+  readonly unsafeNoFsync?: boolean;
   /** --snapshot-count for every member (default SNAPSHOT_COUNT). */
   readonly snapshotCount?: number;
   readonly rand: Prng;
@@ -310,6 +316,8 @@ export class Cluster {
   readonly dir: string;
   readonly token: string;
   readonly unsafeLocalReads: boolean;
+  readonly loseUnsyncedWrites: boolean;
+  readonly unsafeNoFsync: boolean;
   readonly snapshotCount: number;
   private readonly proxies = new Map<string, PairProxy>();
 
@@ -317,6 +325,8 @@ export class Cluster {
     this.dir = opts.dir;
     this.token = opts.token;
     this.unsafeLocalReads = opts.unsafeLocalReads ?? false;
+    this.loseUnsyncedWrites = opts.loseUnsyncedWrites ?? false;
+    this.unsafeNoFsync = opts.unsafeNoFsync ?? false;
     this.snapshotCount = opts.snapshotCount ?? SNAPSHOT_COUNT;
   }
 

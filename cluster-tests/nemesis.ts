@@ -11,6 +11,8 @@
  *   bounded time);
  * - network: delay with jitter, packet loss (see proxy.ts for how loss maps onto TCP);
  * - kill: SIGKILL one member, the leader or a minority, restart after a while;
+ * - crash: SIGKILL every member at once (a power cut of the whole cluster), restart after a while;
+ *   with --lose-unsynced the members also lose every write they had not fsynced;
  * - pause: SIGSTOP the leader or a member, SIGCONT after a while;
  * - member: member replace (remove, wipe the data dir, add back, catch up by snapshot);
  * - snapshot: isolate a follower until it is so far behind that it needs a snapshot, then heal;
@@ -23,9 +25,9 @@ import { type LinkFaults, NO_FAULTS } from './proxy';
 import { Prng } from './prng';
 import type { Recorder } from './recorder';
 
-export const NEMESIS_FAMILIES = ['partition', 'network', 'kill', 'pause', 'member', 'snapshot', 'isolate-leader'] as const;
+export const NEMESIS_FAMILIES = ['partition', 'network', 'kill', 'pause', 'member', 'snapshot', 'crash', 'isolate-leader'] as const;
 /** What `--nemesis all` means: every family (isolate-leader is one kind of `partition`, kept separate for the self-test). */
-export const ALL_NEMESES: readonly NemesisFamily[] = ['partition', 'network', 'kill', 'pause', 'member', 'snapshot'];
+export const ALL_NEMESES: readonly NemesisFamily[] = ['partition', 'network', 'kill', 'pause', 'member', 'snapshot', 'crash'];
 export type NemesisFamily = (typeof NEMESIS_FAMILIES)[number];
 
 /** Quiet time before the first fault, so the workload reaches steady state. */
@@ -189,6 +191,8 @@ export class Nemesis {
         return this.network(r);
       case 'kill':
         return this.kill(r);
+      case 'crash':
+        return this.crash();
       case 'pause':
         return this.pause(r);
       case 'member':
@@ -302,6 +306,24 @@ export class Nemesis {
           await m.waitExit();
           m.spawn('new');
         }
+        for (const m of members) await m.waitReady(RESTART_READY_TIMEOUT_MS);
+      },
+    };
+  }
+
+  private async crash(): Promise<ActiveFault> {
+    const members = this.cluster.members.filter((m) => m.state === 'running');
+    for (const m of members) {
+      m.log('SIGKILL of every member by the nemesis (crash)');
+      m.kill();
+    }
+    return {
+      fault: 'crash',
+      targets: members.map((m) => m.name),
+      detail: `SIGKILL every member at once${this.cluster.loseUnsyncedWrites ? ', losing unsynced writes' : ''}, restart after the hold`,
+      heal: async () => {
+        for (const m of members) await m.waitExit();
+        for (const m of members) m.spawn('new');
         for (const m of members) await m.waitReady(RESTART_READY_TIMEOUT_MS);
       },
     };

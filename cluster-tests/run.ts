@@ -43,6 +43,10 @@ export interface RunOptions {
   readonly rateHz?: number;
   /** The harness self-test: members serve linearizable reads from local state (no ReadIndex). */
   readonly unsafeLocalReads?: boolean;
+  /** Members lose unfsynced writes when killed (a power cut; pair with the `crash` nemesis). */
+  readonly loseUnsyncedWrites?: boolean;
+  /** The durability self-test: members acknowledge writes without fsync. */
+  readonly unsafeNoFsync?: boolean;
   /** --snapshot-count for the members (default cluster.ts SNAPSHOT_COUNT, low so snapshots happen). */
   readonly snapshotCount?: number;
   /** Progress lines (default: none). */
@@ -100,7 +104,7 @@ export async function runOnce(opts: RunOptions): Promise<RunResult> {
   log(`${schedule.length} faults planned: ${schedule.map((f) => `${f.family}@${(f.atMs / 1000).toFixed(0)}s`).join(' ')}`);
 
   installSignalHandlers();
-  const cluster = await Cluster.start({ dir, size: opts.nodes, token: `jepsen-${opts.seed}`, rand: rand.fork('cluster'), unsafeLocalReads: opts.unsafeLocalReads, snapshotCount: opts.snapshotCount });
+  const cluster = await Cluster.start({ dir, size: opts.nodes, token: `jepsen-${opts.seed}`, rand: rand.fork('cluster'), unsafeLocalReads: opts.unsafeLocalReads, loseUnsyncedWrites: opts.loseUnsyncedWrites, unsafeNoFsync: opts.unsafeNoFsync, snapshotCount: opts.snapshotCount });
   activeClusters.add(cluster);
   log(`cluster of ${opts.nodes} up (leader ${(await cluster.leader())?.name ?? '?'})`);
   const nemesis = new Nemesis(cluster, rec, schedule);
@@ -149,7 +153,7 @@ export async function runOnce(opts: RunOptions): Promise<RunResult> {
   const durationS = (Date.now() - t0) / 1000;
   const result: RunResult = { dir, workload: opts.workload, nemesis: nemesisName, seed: opts.seed, ops, faults, verdicts, crashes, overall, errors, durationS };
   fs.writeFileSync(path.join(dir, 'verdicts.json'), JSON.stringify({ history: path.join(dir, 'history.jsonl'), overall, verdicts }, null, 2) + '\n');
-  const subtitle = `workload ${opts.workload}, nemesis ${nemesisName}, ${opts.nodes} nodes, ${opts.timeS} s, seed ${opts.seed}${opts.unsafeLocalReads ? ', UNSAFE LOCAL READS (harness self-test)' : ''}`;
+  const subtitle = `workload ${opts.workload}, nemesis ${nemesisName}, ${opts.nodes} nodes, ${opts.timeS} s, seed ${opts.seed}${opts.unsafeLocalReads ? ', UNSAFE LOCAL READS (harness self-test)' : ''}${opts.loseUnsyncedWrites ? ', kills lose unsynced writes' : ''}${opts.unsafeNoFsync ? ', UNSAFE NO FSYNC (harness self-test)' : ''}`;
   fs.writeFileSync(path.join(dir, 'report.html'), renderHtmlReport(history, verdicts, { title: `cairn ${opts.workload} / ${nemesisName}`, subtitle }));
   const { verdicts: _v, ...summary } = result;
   fs.writeFileSync(path.join(dir, 'run.json'), JSON.stringify({ options: { ...opts, log: undefined }, ...summary, verdicts: verdicts.map((v) => ({ checker: v.checker, status: v.status, summary: v.summary })) }, null, 2) + '\n');

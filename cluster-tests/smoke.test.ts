@@ -1,8 +1,10 @@
 /**
  * The CI smoke run of the verification harness: short runs of real 3-member clusters under each
- * family of faults, which must all pass on cairn, plus the harness's self-test, which must FAIL:
- * with reads served from local state (no ReadIndex), isolating the leader makes it serve stale
- * reads, and the linearizability checker has to say so. A run that finds a violation fails CI.
+ * family of faults, which must all pass on cairn, plus the harness's two self-tests, which must
+ * FAIL: with reads served from local state (no ReadIndex), isolating the leader makes it serve
+ * stale reads, and the linearizability checker has to say so; with writes acknowledged before
+ * fsync, a power cut of the whole cluster loses acknowledged writes, and the durability checker has
+ * to say so. A run that finds a violation fails CI.
  *
  * Needs a fresh build (`npm run build`; `npm test` builds first). Budget: under 8 minutes on a
  * 2-core machine. Every run leaves its directory (history, verdicts, report, member logs) in the
@@ -10,7 +12,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import type { NemesisFamily } from './nemesis';
-import { type RunResult, runOnce } from './run';
+import { type RunOptions, type RunResult, runOnce } from './run';
 
 /** Seconds of workload per scenario. */
 const SCENARIO_S = 30;
@@ -24,8 +26,8 @@ function explain(r: RunResult): string {
   return `run ${r.overall} in ${r.dir}: ${v}${r.errors.length > 0 ? `; harness errors: ${r.errors.join(' | ')}` : ''}`;
 }
 
-async function scenario(workload: string, nemeses: NemesisFamily[], timeS: number, seed: number): Promise<RunResult> {
-  const r = await runOnce({ workload, nemeses, nodes: 3, timeS, seed });
+async function scenario(workload: string, nemeses: NemesisFamily[], timeS: number, seed: number, extra: Partial<RunOptions> = {}): Promise<RunResult> {
+  const r = await runOnce({ workload, nemeses, nodes: 3, timeS, seed, ...extra });
   const faults = r.faults;
   expect(faults, `no fault was injected: ${explain(r)}`).toBeGreaterThan(0);
   expect(r.ops.ok, `too few successful operations: ${explain(r)}`).toBeGreaterThan(100);
@@ -39,8 +41,9 @@ describe('cluster-tests smoke run (real 3-member clusters, real faults)', () => 
     expect(r.overall, explain(r)).toBe('pass');
   });
 
-  it('list-append transactions stay strict serializable when members are killed and restarted', { timeout: timeoutMs(SCENARIO_S) }, async () => {
-    const r = await scenario('list-append', ['kill'], SCENARIO_S, 12);
+  it('list-append transactions stay strict serializable and durable when members are killed, one or all at once, losing unsynced writes', { timeout: timeoutMs(SCENARIO_S) }, async () => {
+    const r = await scenario('list-append', ['kill', 'crash'], SCENARIO_S, 12, { loseUnsyncedWrites: true });
+    expect(r.verdicts.map((v) => v.checker)).toContain('durability');
     expect(r.errors, explain(r)).toEqual([]);
     expect(r.overall, explain(r)).toBe('pass');
   });
@@ -64,6 +67,14 @@ describe('cluster-tests smoke run (real 3-member clusters, real faults)', () => 
     expect(r.faults, explain(r)).toBeGreaterThan(0);
     const lin = r.verdicts.find((v) => v.checker === 'linearizability');
     expect(lin?.status, `the harness missed the stale reads it was built to catch: ${explain(r)}`).toBe('fail');
+    expect(r.overall).toBe('fail');
+  });
+
+  it('self-test: with writes acknowledged before fsync, a power cut of every member loses acknowledged writes and the checkers report them', { timeout: timeoutMs(SELF_TEST_S) }, async () => {
+    const r = await runOnce({ workload: 'register', nemeses: ['crash'], nodes: 3, timeS: SELF_TEST_S, seed: 21, loseUnsyncedWrites: true, unsafeNoFsync: true });
+    expect(r.faults, explain(r)).toBeGreaterThan(0);
+    const durability = r.verdicts.find((v) => v.checker === 'durability');
+    expect(durability?.status, `the harness missed the lost writes it was built to catch: ${explain(r)}`).toBe('fail');
     expect(r.overall).toBe('fail');
   });
 });

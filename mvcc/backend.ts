@@ -17,6 +17,12 @@ import { BATCH_INTERVAL_MS, BATCH_LIMIT, ITERATOR_CHUNK_ENTRIES } from './limits
 export interface BackendOptions {
   readonly batchIntervalMs?: number;
   readonly batchLimit?: number;
+  /**
+   * Test-only fault (cluster-tests' power-loss scenario): keep writes that would go to LevelDB
+   * without fsync in process memory until the next synced write, so SIGKILL loses them as a power
+   * cut loses the page cache. Explicit forceCommit() calls are synced in this mode.
+   */
+  readonly loseUnsyncedWrites?: boolean;
 }
 
 /** One pending write; `value` undefined = delete. */
@@ -74,10 +80,12 @@ export class Backend {
   private readonly buckets = new Map<string, Bucket>();
   private readonly batchIntervalMs: number;
   private readonly batchLimit: number;
+  private readonly loseUnsyncedWrites: boolean;
 
   private constructor(private readonly db: LevelDb, readonly path: string, opts: BackendOptions) {
     this.batchIntervalMs = opts.batchIntervalMs ?? BATCH_INTERVAL_MS;
     this.batchLimit = opts.batchLimit ?? BATCH_LIMIT;
+    this.loseUnsyncedWrites = opts.loseUnsyncedWrites === true;
     assert(this.batchIntervalMs > 0 && this.batchLimit > 0);
   }
 
@@ -123,7 +131,8 @@ export class Backend {
   /** Flushes everything written so far to LevelDB; with sync, also fsyncs it. */
   forceCommit(opts: { sync?: boolean } = {}): Promise<void> {
     if (this.closed) return Promise.reject(new ErrClosed());
-    return this.flush(opts.sync === true);
+    // Callers of forceCommit() then read LevelDB without the overlay (compaction's scan).
+    return this.flush(opts.sync === true || this.loseUnsyncedWrites);
   }
 
   // ---- reads (see pending writes) ----
@@ -358,6 +367,8 @@ export class Backend {
     }
     if (this.failure !== null) throw this.failure;
     if (this.closed) return;
+    // Held in the overlay (which reads see) until a synced write; see BackendOptions.
+    if (!sync && this.loseUnsyncedWrites) return;
     const batch = this.pending;
     if (batch.size === 0) {
       if (!sync || !this.unsynced) return;

@@ -54,6 +54,12 @@ import { Rng } from '../raft/sim/rng';
 
 /** See linearizableReadNotify: CAIRN_TESTING_UNSAFE_LOCAL_READS=1 breaks linearizability on purpose. */
 const TESTING_UNSAFE_LOCAL_READS = process.env.CAIRN_TESTING_UNSAFE_LOCAL_READS === '1';
+/**
+ * cluster-tests' storage faults: CAIRN_TESTING_LOSE_UNSYNCED_WRITES=1 makes SIGKILL lose whatever
+ * was not fsynced (a power cut), CAIRN_TESTING_UNSAFE_NO_FSYNC=1 acknowledges without fsync.
+ */
+const TESTING_LOSE_UNSYNCED_WRITES = process.env.CAIRN_TESTING_LOSE_UNSYNCED_WRITES === '1';
+const TESTING_UNSAFE_NO_FSYNC = process.env.CAIRN_TESTING_UNSAFE_NO_FSYNC === '1';
 
 /** etcd refuses new proposals when apply lags commit by more than this many entries. */
 export const MAX_GAP_BETWEEN_APPLY_AND_COMMIT = 5000;
@@ -196,9 +202,19 @@ export class EtcdServer {
   static async open(cfg: ServerConfig, log: Logger, metrics: ServerMetrics): Promise<EtcdServer> {
     const memberDir = path.join(cfg.dataDir, 'member');
     fs.mkdirSync(path.join(memberDir, 'snap'), { recursive: true, mode: 0o700 });
-    const wal = await Wal.open(path.join(memberDir, 'wal'), (s) => metrics.walFsyncSeconds.observe(s));
+    for (const [set, name] of [
+      [TESTING_UNSAFE_LOCAL_READS, 'CAIRN_TESTING_UNSAFE_LOCAL_READS'],
+      [TESTING_LOSE_UNSYNCED_WRITES, 'CAIRN_TESTING_LOSE_UNSYNCED_WRITES'],
+      [TESTING_UNSAFE_NO_FSYNC, 'CAIRN_TESTING_UNSAFE_NO_FSYNC'],
+    ] as const) {
+      if (set) log.warn({ fault: name }, 'test-only fault enabled: never use this member for real data');
+    }
+    const wal = await Wal.open(path.join(memberDir, 'wal'), (s) => metrics.walFsyncSeconds.observe(s), {
+      loseUnsyncedWrites: TESTING_LOSE_UNSYNCED_WRITES,
+      unsafeNoFsync: TESTING_UNSAFE_NO_FSYNC,
+    });
     const contents = await wal.readAll();
-    const store = await KvStore.open(path.join(memberDir, 'snap', 'db'));
+    const store = await KvStore.open(path.join(memberDir, 'snap', 'db'), { loseUnsyncedWrites: TESTING_LOSE_UNSYNCED_WRITES });
     const backend = store.backend;
     const leaseBucket = backend.bucket(LEASE_BUCKET);
     const membersBucket = backend.bucket(MEMBERS_BUCKET);

@@ -86,6 +86,14 @@ function decodeSnapshot(rec: Buffer): WalSnapshotMeta {
 
 type BatchOp = { type: 'put'; key: Buffer; value: Buffer } | { type: 'del'; key: Buffer };
 
+/** Test-only faults for cluster-tests (CAIRN_TESTING_* variables); never set in production. */
+export interface WalTestingFaults {
+  /** Keep unsynced writes in memory until the next synced one: SIGKILL then acts as a power cut. */
+  readonly loseUnsyncedWrites?: boolean;
+  /** Write every Ready without fsync and still report it durable: the bug the self-test must catch. */
+  readonly unsafeNoFsync?: boolean;
+}
+
 export interface WalSyncObserver {
   (durationSeconds: number): void;
 }
@@ -94,15 +102,32 @@ export class Wal {
   /** Lowest entry index that may still be stored (entries below were compacted away). */
   private firstStoredIndex = 1;
 
+  /** Unsynced batches held in memory (loseUnsyncedWrites), written ahead of the next synced one. */
+  private held: BatchOp[] = [];
+
   private constructor(
     private readonly db: Level<Buffer, Buffer>,
     private readonly onSync: WalSyncObserver,
+    private readonly faults: WalTestingFaults,
   ) {}
 
-  static async open(dir: string, onSync: WalSyncObserver = () => {}): Promise<Wal> {
+  static async open(dir: string, onSync: WalSyncObserver = () => {}, faults: WalTestingFaults = {}): Promise<Wal> {
     const db = new Level<Buffer, Buffer>(dir, { keyEncoding: 'buffer', valueEncoding: 'buffer' });
     await db.open();
-    return new Wal(db, onSync);
+    return new Wal(db, onSync, faults);
+  }
+
+  /** One LevelDB batch, or (loseUnsyncedWrites, unsynced) held until the next synced write. */
+  private async write(ops: BatchOp[], sync: boolean): Promise<void> {
+    if (this.faults.loseUnsyncedWrites) {
+      if (!sync) {
+        this.held.push(...ops);
+        return;
+      }
+      ops = [...this.held, ...ops];
+      this.held = [];
+    }
+    await this.db.batch(ops, { sync });
   }
 
   /** Everything needed to rebuild Raft's in-memory storage after a restart or crash. */
@@ -150,13 +175,16 @@ export class Wal {
     }
     if (opts.hardState) ops.push({ type: 'put', key: HARD_STATE_KEY, value: encodeHardState(opts.hardState) });
     if (ops.length === 0) return;
+    // Test-only bug (cluster-tests' self-test must catch it): Raft is told the Ready is durable
+    // although nothing was fsynced.
+    const sync = opts.sync && !this.faults.unsafeNoFsync;
     const started = process.hrtime.bigint();
-    await this.db.batch(ops, { sync: opts.sync });
-    if (opts.sync) this.onSync(Number(process.hrtime.bigint() - started) / 1e9);
+    await this.write(ops, sync);
+    if (sync) this.onSync(Number(process.hrtime.bigint() - started) / 1e9);
   }
 
   async saveMetadata(metadata: Uint8Array): Promise<void> {
-    await this.db.put(METADATA_KEY, Buffer.from(metadata), { sync: true });
+    await this.write([{ type: 'put', key: METADATA_KEY, value: Buffer.from(metadata) }], true);
   }
 
   /** Drop entries at or below `index` (they are covered by a snapshot and a synced backend). */
@@ -167,7 +195,7 @@ export class Wal {
 
   /** Records a snapshot the member took of its own state (log compaction), durably. */
   async saveSnapshot(snapshot: WalSnapshotMeta): Promise<void> {
-    await this.db.put(SNAPSHOT_KEY, encodeSnapshot(snapshot), { sync: true });
+    await this.write([{ type: 'put', key: SNAPSHOT_KEY, value: encodeSnapshot(snapshot) }], true);
   }
 
   async close(): Promise<void> {
