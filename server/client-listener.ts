@@ -59,6 +59,9 @@ export class ClientListener {
       const n = Math.min(buffered.length, HTTP2_PREFACE.length);
       const isHttp2 = buffered.subarray(0, n).equals(HTTP2_PREFACE.subarray(0, n));
       if (isHttp2 && n < HTTP2_PREFACE.length) return; // need more bytes to decide
+      // Every HTTP/2 client follows the preface with a SETTINGS frame (9-byte header at least), and
+      // grpc-go may write the two separately: wait for that header before deciding how to serve it.
+      if (isHttp2 && buffered.length < HTTP2_PREFACE.length + EMPTY_SETTINGS_FRAME.length) return;
       if (isHttp2 && buffered.length === HTTP2_PREFACE.length + EMPTY_SETTINGS_FRAME.length && buffered.subarray(HTTP2_PREFACE.length).equals(EMPTY_SETTINGS_FRAME)) {
         // A grpc-go client (etcdctl, clientv3) that waits for our SETTINGS before its first request.
         socket.off('data', onData);

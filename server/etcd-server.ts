@@ -61,6 +61,12 @@ const TESTING_UNSAFE_LOCAL_READS = process.env.CAIRN_TESTING_UNSAFE_LOCAL_READS 
 const TESTING_LOSE_UNSYNCED_WRITES = process.env.CAIRN_TESTING_LOSE_UNSYNCED_WRITES === '1';
 const TESTING_UNSAFE_NO_FSYNC = process.env.CAIRN_TESTING_UNSAFE_NO_FSYNC === '1';
 
+/** How often a restarting single voter checks whether the WAL replay has been applied. */
+const REPLAY_POLL_MS = 5;
+/** A joining member retries fetching the member list this many times (its MemberAdd may still be in flight). */
+export const JOIN_FETCH_ATTEMPTS = 5;
+export const JOIN_FETCH_RETRY_MS = 1_000;
+
 /** etcd refuses new proposals when apply lags commit by more than this many entries. */
 export const MAX_GAP_BETWEEN_APPLY_AND_COMMIT = 5000;
 /** etcd's maxSizePerMsg and maxInflightMsgs (4096 / 8) for the Raft node. */
@@ -245,15 +251,26 @@ export class EtcdServer {
     if (!contents.metadata && cfg.initialClusterState === 'existing') {
       // Joining a running cluster: learn it (and this member's ID, chosen at MemberAdd) from a peer.
       const others = [...cfg.initialCluster.entries()].filter(([name]) => name !== cfg.name).flatMap(([, urls]) => urls);
-      const { clusterId, members, removed } = chooseMemberList(await PeerTransport.fetchMembers(others));
       const mine = [...cfg.initialAdvertisePeerUrls].sort().join(',');
-      const self = members.find((m) => [...m.peerUrls].sort().join(',') === mine && !removed.includes(m.id));
-      if (!self) throw new Error(`member with peer URLs ${mine} is not in the cluster: add it with 'etcdctl member add' first`);
+      let joined: { clusterId: bigint; members: Member[]; removed: bigint[]; self: Member } | undefined;
+      for (let attempt = 1; !joined; attempt++) {
+        const { clusterId, members, removed } = chooseMemberList(await PeerTransport.fetchMembers(others));
+        const self = members.find((m) => [...m.peerUrls].sort().join(',') === mine && !removed.includes(m.id));
+        if (self) joined = { clusterId, members, removed, self };
+        else if (attempt >= JOIN_FETCH_ATTEMPTS) throw new Error(`member with peer URLs ${mine} is not in the cluster: add it with 'etcdctl member add' first`);
+        else await new Promise((r) => setTimeout(r, JOIN_FETCH_RETRY_MS));
+      }
+      const { clusterId, members, removed, self } = joined;
       identity = { memberId: self.id, clusterId };
       membership = new Membership(identity.clusterId, membershipPersistence);
       self.name = cfg.name;
       self.clientUrls = cfg.advertiseClientUrls;
       membership.restore(members, removed);
+      // Durable before the identity is: a member restarted before its first snapshot from the
+      // leader must still know its peers, or it could never answer the leader's probes.
+      for (const m of members) membershipPersistence.putMember(m);
+      for (const id of removed) removedBucket.put(leaseKey(id), Buffer.alloc(0));
+      await backend.forceCommit({ sync: true });
       await wal.saveMetadata(encodeIdentity(identity));
       log.info({ 'local-member-id': identity.memberId.toString(16), 'cluster-id': identity.clusterId.toString(16) }, 'joining an existing cluster');
     } else if (!contents.metadata) {
@@ -365,7 +382,12 @@ export class EtcdServer {
     });
     this.metrics.serverId.set({ server_id: this.memberId.toString(16) }, 1);
     this.raft.start();
-    if (this.membership.voters().length === 1 && this.membership.voters()[0] === this.memberId) this.raft.campaign();
+    if (this.membership.isRemoved(this.memberId)) {
+      // etcd refuses to start a member that was removed (it applied its own removal before it stopped).
+      this.removedFromCluster('the member has been permanently removed from the cluster; it will not start');
+      return;
+    }
+    if (this.membership.voters().length === 1 && this.membership.voters()[0] === this.memberId) this.campaignWhenReplayed();
     this.leaseTimer = setInterval(() => this.revokeExpiredLeases(), LEASE_EXPIRY_CHECK_MS);
     this.waitSweeper = setInterval(() => this.wait.expire(Date.now(), () => ({ err: new ErrTimeout() })), WAIT_SWEEP_MS);
     this.dbSizeTimer = setInterval(() => {
@@ -378,6 +400,17 @@ export class EtcdServer {
       );
     }, DB_SIZE_REFRESH_MS);
     this.publishAttributes();
+  }
+
+  /**
+   * A single voter elects itself at once, but Raft declines to campaign while committed conf
+   * changes are unapplied: wait until the WAL replay after a restart has been applied.
+   */
+  private campaignWhenReplayed(): void {
+    if (this.stopped || this.raft.isLeader) return;
+    const st = this.raft.status();
+    if (st.applied >= st.commit) this.raft.campaign();
+    else setTimeout(() => this.campaignWhenReplayed(), REPLAY_POLL_MS);
   }
 
   /** Announces this member's client URLs through the log, retrying until it is applied (etcd publish). */
@@ -925,8 +958,12 @@ export class EtcdServer {
   private applyConfChangeEntry(e: Entry): void {
     const cc = decodeConfChange(e.type, e.data);
     this.confState = this.raft.applyConfChange(cc);
-    if (e.index <= this.store.consistentIndex) return;
     const ctx = cc.context && cc.context.length > 0 ? (JSON.parse(Buffer.from(cc.context).toString()) as ConfChangeContext) : undefined;
+    if (e.index <= this.store.consistentIndex) {
+      // Already in the backend (a snapshot covered it): the member list is current; answer the proposer.
+      if (ctx?.requestId) this.wait.trigger(ctx.requestId, { ok: { response: this.membership.list() } });
+      return;
+    }
     const single = 'nodeId' in cc ? (cc as ConfChange) : undefined;
     if (single) {
       const id = single.nodeId;
@@ -994,6 +1031,9 @@ export class EtcdServer {
   removedFromCluster(why: string): void {
     if (this.stopped) return;
     this.log.warn({ 'local-member-id': this.memberId.toString(16) }, why);
+    // Remember it (stop() syncs the backend): a restart on this data dir then refuses at once,
+    // even when we learnt it from a peer's refusal rather than by applying our own removal.
+    if (!this.membership.isRemoved(this.memberId)) this.membership.remove(this.memberId);
     setImmediate(() => {
       void this.stop().then(() => {
         for (const l of this.selfRemovedListeners) l();

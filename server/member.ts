@@ -82,7 +82,8 @@ export async function startMember(cfg: ServerConfig, log: Logger = pino({ level:
       leaseRenew: (id) => server.leaseRenew(id),
       leaseTimeToLive: (id, keys) => server.leaseTimeToLive(id, keys),
       members: () => server.membership.list().map(encodeMember),
-      appliedIndex: () => server.appliedIndex,
+      // The member list reflects the backend, which can be ahead of the applied index after a restart.
+      appliedIndex: () => Math.max(server.appliedIndex, server.store.consistentIndex),
       isRemoved: (id) => server.membership.isRemoved(id),
       removedIds: () => server.membership.removedIds(),
       onRemovedFromCluster: () => server.removedFromCluster(REMOVED_MEMBER_DETAILS),

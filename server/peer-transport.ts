@@ -51,6 +51,16 @@ export const ttlResp = messageCodec<{ found: boolean; TTL: string; grantedTTL: s
 export const membersReq = messageCodec<{ cluster_id: string }>('cairnpb.MembersRequest');
 export const membersResp = messageCodec<{ cluster_id: string; members: Buffer[]; applied_index: string; removed: string[] }>('cairnpb.MembersResponse');
 
+/** A peer URL in one spelling (`http://h:2380` and `http://h:2380/` alike); other keys (names) as they are. */
+function normalizePeerUrl(key: string): string {
+  if (!key.includes('://')) return key;
+  try {
+    return new URL(key).href.replace(/\/$/, '');
+  } catch {
+    return key;
+  }
+}
+
 /** One member's view of the cluster, as a joining member fetches it. */
 export interface FetchedMembers {
   clusterId: bigint;
@@ -259,7 +269,7 @@ export class PeerTransport {
     this.clusterId = opts.clusterId;
     this.log = opts.log;
     this.handlers = opts.handlers;
-    this.dialOverride = opts.dialOverride;
+    this.dialOverride = new Map([...opts.dialOverride].map(([k, v]) => [normalizePeerUrl(k), v]));
     this.memberName = opts.memberName;
     this.server.addService(PEER_SERVICE, {
       Send: (call: grpc.ServerReadableStream<Buffer, Buffer>, callback: grpc.sendUnaryData<Buffer>) => this.onSend(call, callback),
@@ -328,7 +338,7 @@ export class PeerTransport {
 
   private dialTarget(id: bigint, peerUrls: readonly string[]): string {
     for (const u of peerUrls) {
-      const byUrl = this.dialOverride.get(u) ?? this.dialOverride.get(u.replace(/\/$/, ''));
+      const byUrl = this.dialOverride.get(normalizePeerUrl(u));
       if (byUrl) return byUrl;
     }
     const name = this.memberName(id);
@@ -416,16 +426,16 @@ export class PeerTransport {
         callback(new PeerError(grpc.status.INVALID_ARGUMENT, `malformed raft batch: ${String(e)}`) as unknown as grpc.ServiceError);
         return;
       }
-      if (this.handlers.isRemoved(batch.from)) {
-        failed = true;
-        this.log.warn({ remote: batch.from.toString(16) }, 'rejected raft traffic from a removed member');
-        callback({ code: grpc.status.FAILED_PRECONDITION, details: REMOVED_MEMBER_DETAILS });
-        return;
-      }
       if (batch.clusterId !== this.clusterId) {
         failed = true;
         this.log.warn({ remote: batch.from.toString(16), 'remote-cluster-id': batch.clusterId.toString(16) }, 'rejected raft traffic from another cluster');
         callback({ code: grpc.status.FAILED_PRECONDITION, details: `cluster ID mismatch: local=${this.clusterId.toString(16)} remote=${batch.clusterId.toString(16)}` });
+        return;
+      }
+      if (this.handlers.isRemoved(batch.from)) {
+        failed = true;
+        this.log.warn({ remote: batch.from.toString(16) }, 'rejected raft traffic from a removed member');
+        callback({ code: grpc.status.FAILED_PRECONDITION, details: REMOVED_MEMBER_DETAILS });
         return;
       }
       this.handlers.onMessages(batch.messages);

@@ -199,6 +199,8 @@ export class Wal {
   }
 
   async close(): Promise<void> {
+    // A clean stop keeps what it wrote, even with loseUnsyncedWrites (only a kill loses it).
+    if (this.held.length > 0) await this.write([], true);
     await this.db.close();
   }
 }

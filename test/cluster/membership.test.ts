@@ -147,6 +147,10 @@ describe('member replace of every member, the leader last (process level)', () =
     await waitFor(`${m.name} to exit on its own`, 10_000, () => !m.running);
     expect(m.log()).toMatch(/removed from the cluster/);
     expect((await etcdctl(c.endpoints(rest), ['put', `after-remove-${m.name}`, '1'])).stdout.trim()).toBe('OK');
+    // Restarted on its old data dir (a supervisor restarting it), it refuses to start, as etcd does.
+    m.spawn('new', c.initialCluster());
+    await waitFor(`${m.name} to refuse to start again`, 10_000, () => !m.running);
+    expect(m.log()).toMatch(/permanently removed from the cluster; it will not start/);
     fs.rmSync(m.dataDir, { recursive: true, force: true });
     const add = await etcdctl(leader.endpoint, ['member', 'add', m.name, `--peer-urls=${m.peerUrl}`]);
     const newId = /Member\s+(\w+) added to cluster/.exec(add.stdout)?.[1];
