@@ -153,7 +153,12 @@ class Peer {
       new grpc.Metadata(),
       {},
       (err) => {
-        if (this.stream === stream) this.stream = undefined;
+        if (this.stream === stream) {
+          this.stream = undefined;
+          // A stream that died while flow control held it never drains: without this the peer
+          // would stay blocked, and the link silent, for good (found by the long Jepsen run).
+          this.blocked = false;
+        }
         if (err && !this.closed) {
           if (err.code === grpc.status.FAILED_PRECONDITION) {
             this.t.log.error({ peer: this.id.toString(16), err: err.details }, 'peer refused our stream');
@@ -165,6 +170,7 @@ class Peer {
       },
     );
     stream.on('drain', () => {
+      if (this.stream !== stream) return;
       this.blocked = false;
       if (this.queue.length > 0) this.flush();
     });

@@ -1,6 +1,7 @@
+import * as grpc from '@grpc/grpc-js';
 import pino from 'pino';
 import { afterEach, describe, expect, it } from 'vitest';
-import { MessageType, newMessage, type Message } from '../../raft';
+import { EntryType, MessageType, newMessage, type Message } from '../../raft';
 import { PeerTransport, type PeerHandlers } from '../../server/peer-transport';
 import { freePorts } from '../support/ports';
 
@@ -117,6 +118,34 @@ describe('peer transport', () => {
     await until('a message through the name override', () => {
       byName.send([newMessage(MessageType.MsgHeartbeat, 2n, 3n, 1)]);
       return atB.some((m) => m.from === 3n);
+    });
+  });
+
+  it('recovers a link whose stream died while flow control held it (it used to stay silent for good)', async () => {
+    const [pa, pb] = await freePorts(2);
+    // A receiver that accepts the stream and never reads it: the sender's writes back up.
+    const raw = (b: Buffer): Buffer => b;
+    const stalled = new grpc.Server();
+    stalled.addService(
+      { Send: { path: '/cairnpb.Peer/Send', requestStream: true, responseStream: false, requestSerialize: raw, requestDeserialize: raw, responseSerialize: raw, responseDeserialize: raw, originalName: 'Send' } },
+      { Send: (call: grpc.ServerReadableStream<Buffer, Buffer>) => call.pause() },
+    );
+    await new Promise<void>((resolve, reject) => stalled.bindAsync(`127.0.0.1:${pb}`, grpc.ServerCredentials.createInsecure(), (e) => (e ? reject(e) : resolve())));
+    const a = await transport(1n, 77n, pa, [], []);
+    a.addPeer(2n, [`http://127.0.0.1:${pb}`]);
+    const big = new Uint8Array(256 * 1024);
+    for (let i = 0; i < 40; i++) {
+      a.send([{ ...newMessage(MessageType.MsgApp, 2n, 1n, 1), entries: [{ term: 1, index: i + 1, type: EntryType.Normal, data: big }] }]);
+      await new Promise((r) => setImmediate(r));
+    }
+    await new Promise((r) => setTimeout(r, 300));
+    stalled.forceShutdown(); // the connection drops with the stream still backed up
+
+    const atB: Message[] = [];
+    await transport(2n, 77n, pb, atB, []);
+    await until('a heartbeat over the re-established link', () => {
+      a.send([newMessage(MessageType.MsgHeartbeat, 2n, 1n, 1)]);
+      return atB.some((m) => m.type === MessageType.MsgHeartbeat);
     });
   });
 });
