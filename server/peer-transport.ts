@@ -17,6 +17,8 @@ import { decodeBatch, encodeBatch, messageFromWire, messageToWire, type WireMess
 export const PEER_QUEUE_LIMIT = 4096;
 /** Reconnect backoff after a stream fails. */
 export const PEER_RECONNECT_MS = 100;
+/** At most one "lost streaming connection" line per peer per interval. */
+export const PEER_FAILURE_LOG_INTERVAL_MS = 5_000;
 /** Backend entries per snapshot chunk. */
 export const SNAPSHOT_CHUNK_ENTRIES = 1024;
 /** Deadline for forwarded leader-only requests (lease renew / time-to-live). */
@@ -113,6 +115,7 @@ class Peer {
   private blocked = false;
   private retryAt = 0;
   private closed = false;
+  private lastFailureLogAt = 0;
 
   constructor(
     readonly id: bigint,
@@ -165,6 +168,10 @@ class Peer {
             if (err.details === REMOVED_MEMBER_DETAILS) this.t.handlers.onRemovedFromCluster();
           }
           this.retryAt = Date.now() + PEER_RECONNECT_MS;
+          if (Date.now() - this.lastFailureLogAt >= PEER_FAILURE_LOG_INTERVAL_MS) {
+            this.lastFailureLogAt = Date.now();
+            this.t.log.warn({ peer: this.id.toString(16), target: this.target, code: err.code, err: err.details }, 'lost streaming connection with remote peer; reconnecting');
+          }
           this.t.handlers.reportUnreachable(this.id);
         }
       },
