@@ -8,6 +8,7 @@ import { ErrCompacted, ErrFutureRev } from './errors';
 import type { KeyValue } from './kv';
 import { KvStore } from './kv-store';
 import { removeTempDirs, tempDir } from './test-helpers';
+import { Rng } from '../raft/sim/rng';
 
 afterAll(removeTempDirs);
 
@@ -28,17 +29,6 @@ interface ModelEvent {
 
 const KEYS = ['a', 'ab', 'b', 'c', 'd\x00', 'e', 'f', '\x7f', '\x80', '\xff', '\xffa'];
 const ALL = '\x00';
-
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 class Model {
   rev = 1;
@@ -73,8 +63,9 @@ const buf = (s: string): Buffer => Buffer.from(s, 'latin1');
 const endBuf = (e: string | undefined): Buffer | null => (e === undefined ? null : buf(e));
 
 async function runSeed(seed: number, ops: number): Promise<void> {
-  const r = rng(seed);
-  const pick = <T>(xs: readonly T[]): T => xs[Math.floor(r() * xs.length)];
+  const rand = new Rng(seed);
+  const r = (): number => rand.next();
+  const pick = <T>(xs: readonly T[]): T => rand.pick(xs);
   const randRange = (): [string, string | undefined] => {
     const x = r();
     if (x < 0.4) return [pick(KEYS), undefined];
