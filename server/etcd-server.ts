@@ -227,10 +227,8 @@ export class EtcdServer {
     const removedBucket = backend.bucket(MEMBERS_REMOVED_BUCKET);
     const membershipPersistence = {
       putMember: (m: Member) => membersBucket.put(leaseKey(m.id), encodeMember(m)),
-      deleteMember: (id: bigint) => {
-        membersBucket.del(leaseKey(id));
-        removedBucket.put(leaseKey(id), Buffer.alloc(0));
-      },
+      deleteMember: (id: bigint) => membersBucket.del(leaseKey(id)),
+      putRemoved: (id: bigint) => removedBucket.put(leaseKey(id), Buffer.alloc(0)),
     };
 
     // etcd's minimum lease TTL: 1.5 election timeouts, rounded up to whole seconds.
@@ -268,8 +266,7 @@ export class EtcdServer {
       membership.restore(members, removed);
       // Durable before the identity is: a member restarted before its first snapshot from the
       // leader must still know its peers, or it could never answer the leader's probes.
-      for (const m of members) membershipPersistence.putMember(m);
-      for (const id of removed) removedBucket.put(leaseKey(id), Buffer.alloc(0));
+      membership.persistAll();
       await backend.forceCommit({ sync: true });
       await wal.saveMetadata(encodeIdentity(identity));
       log.info({ 'local-member-id': identity.memberId.toString(16), 'cluster-id': identity.clusterId.toString(16) }, 'joining an existing cluster');

@@ -16,6 +16,8 @@ export interface Member {
 export interface MembershipPersistence {
   putMember(m: Member): void;
   deleteMember(id: bigint): void;
+  /** Records a removed ID for good (etcd's members_removed bucket). */
+  putRemoved(id: bigint): void;
 }
 
 export class Membership {
@@ -43,6 +45,13 @@ export class Membership {
     this.members.delete(id);
     this.removed.add(id);
     this.persistence.deleteMember(id);
+    this.persistence.putRemoved(id);
+  }
+
+  /** Writes the whole list (a joining member persists what it fetched, before it has a snapshot). */
+  persistAll(): void {
+    for (const m of this.members.values()) this.persistence.putMember(m);
+    for (const id of this.removed) this.persistence.putRemoved(id);
   }
 
   get(id: bigint): Member | undefined {

@@ -63,6 +63,12 @@ function normalizePeerUrl(key: string): string {
   }
 }
 
+/** host:port to dial for a peer URL (localhost as 127.0.0.1, etcd's default peer port 2380). */
+function dialAddress(peerUrl: string): string {
+  const url = new URL(peerUrl);
+  return `${url.hostname === 'localhost' ? '127.0.0.1' : url.hostname}:${url.port || 2380}`;
+}
+
 /** One member's view of the cluster, as a joining member fetches it. */
 export interface FetchedMembers {
   clusterId: bigint;
@@ -357,8 +363,7 @@ export class PeerTransport {
     const name = this.memberName(id);
     const byName = name ? this.dialOverride.get(name) : undefined;
     if (byName) return byName;
-    const url = new URL(peerUrls[0]);
-    return `${url.hostname === 'localhost' ? '127.0.0.1' : url.hostname}:${url.port || 2380}`;
+    return dialAddress(peerUrls[0]);
   }
 
   removePeer(id: bigint): void {
@@ -406,8 +411,7 @@ export class PeerTransport {
    */
   static async fetchMembers(urls: string[]): Promise<FetchedMembers[]> {
     const ask = async (u: string): Promise<FetchedMembers> => {
-      const url = new URL(u);
-      const client = new grpc.Client(`${url.hostname === 'localhost' ? '127.0.0.1' : url.hostname}:${url.port}`, grpc.credentials.createInsecure());
+      const client = new grpc.Client(dialAddress(u), grpc.credentials.createInsecure());
       try {
         const res = await new Promise<Buffer>((resolve, reject) => {
           client.makeUnaryRequest('/cairnpb.Peer/Members', identity, identity, Buffer.from(membersReq.encode({ cluster_id: '0' })), new grpc.Metadata(), { deadline: Date.now() + FETCH_MEMBERS_TIMEOUT_MS }, (err, r) => (err || !r ? reject(err) : resolve(r)));
