@@ -471,14 +471,14 @@ export class Cluster {
    * Wait (bounded) until every running member's MemberList satisfies `ok`, as a careful operator and
    * etcd's robustness MemberReplace do between the steps of a replace.
    */
-  private async waitMemberLists(members: () => Member[], ok: (ids: Set<string>, urls: Set<string>) => boolean, what: string): Promise<void> {
+  private async waitMemberLists(members: () => Member[], ok: (ids: Set<string>) => boolean, what: string): Promise<void> {
     const deadline = Date.now() + MEMBER_LIST_SETTLE_TIMEOUT_MS;
     for (;;) {
       const lists = await Promise.all(members().map((x) => x.admin.memberList(STATUS_TIMEOUT_MS)));
       const settled = lists.every((r) => {
         if (!r.ok) return false;
-        const ms = r.ok.members as { ID: string; peerURLs: string[] }[];
-        return ok(new Set(ms.map((x) => BigInt(x.ID).toString(16))), new Set(ms.flatMap((x) => x.peerURLs)));
+        const ms = r.ok.members as { ID: string }[];
+        return ok(new Set(ms.map((x) => BigInt(x.ID).toString(16))));
       });
       if (settled) return;
       if (Date.now() > deadline) throw new Error(`member lists did not settle (${what}) within ${MEMBER_LIST_SETTLE_TIMEOUT_MS} ms`);

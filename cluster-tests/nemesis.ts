@@ -293,34 +293,24 @@ export class Nemesis {
 
   private async kill(r: Prng): Promise<ActiveFault> {
     const { members, why } = await this.pickMembers(r, true);
-    for (const m of members) {
-      m.log('SIGKILL by the nemesis');
-      m.kill();
-    }
-    return {
-      fault: 'kill',
-      targets: members.map((m) => m.name),
-      detail: `SIGKILL ${why}, restart after the hold`,
-      heal: async () => {
-        for (const m of members) {
-          await m.waitExit();
-          m.spawn('new');
-        }
-        for (const m of members) await m.waitReady(RESTART_READY_TIMEOUT_MS);
-      },
-    };
+    return this.sigkill(members, 'kill', `SIGKILL ${why}`);
   }
 
-  private async crash(): Promise<ActiveFault> {
+  private crash(): ActiveFault {
     const members = this.cluster.members.filter((m) => m.state === 'running');
+    return this.sigkill(members, 'crash', `SIGKILL every member at once${this.cluster.loseUnsyncedWrites ? ', losing unsynced writes' : ''}`);
+  }
+
+  /** SIGKILL `members` now; the heal restarts them from their data dirs. */
+  private sigkill(members: Member[], fault: string, what: string): ActiveFault {
     for (const m of members) {
-      m.log('SIGKILL of every member by the nemesis (crash)');
+      m.log(`${what} by the nemesis`);
       m.kill();
     }
     return {
-      fault: 'crash',
+      fault,
       targets: members.map((m) => m.name),
-      detail: `SIGKILL every member at once${this.cluster.loseUnsyncedWrites ? ', losing unsynced writes' : ''}, restart after the hold`,
+      detail: `${what}, restart after the hold`,
       heal: async () => {
         for (const m of members) await m.waitExit();
         for (const m of members) m.spawn('new');
