@@ -1,7 +1,7 @@
 /**
  * npm run bench:cluster: a 3-member cairn cluster and a 3-member etcd cluster (Debian's etcd-server,
  * started with the flags of shared/reference/refcluster.sh), both on loopback, in the same run; the
- * same Go clientv3 load (shared/tools/etcdload) and `etcdctl check perf` against each, back to back.
+ * same Go clientv3 load (tools/etcdload) and `etcdctl check perf` against each, back to back.
  * The figures that matter are the ratios (this machine is noisy).
  *
  *   npm run bench:cluster -- [--duration 10s] [--rounds 1] [--only put1,put100,range-l,range-s,txn]

@@ -1,5 +1,5 @@
 /**
- * npm run bench: the same Go clientv3 load (shared/tools/etcdload) against the real etcd and cairn,
+ * npm run bench: the same Go clientv3 load (tools/etcdload) against the real etcd and cairn,
  * back to back in one run, so the figures that matter are the ratios (this machine is noisy).
  *
  *   npm run bench -- [--duration 10s] [--rounds 1] [--only put1,put100,range-l,range-s,txn] [--skip-watch]

@@ -4,7 +4,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { Backend } from '../../mvcc/backend';
-import { Wal } from '../../server/wal';
+import { Wal } from '../../server/storage/wal/wal';
 import { REPO_ROOT } from '../support/member';
 
 /**
@@ -31,7 +31,7 @@ describe('the lose-unsynced fault layer', () => {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'cairn-lose-wal-'));
     dirs.push(dir);
     runChild(`
-      const { Wal } = require('./dist/server/wal.js');
+      const { Wal } = require('./dist/server/storage/wal/wal.js');
       (async () => {
         const wal = await Wal.open(${JSON.stringify(dir)}, () => {}, { loseUnsyncedWrites: true });
         await wal.save({ entries: [${entry(1)}], previousLastIndex: 0, sync: false });

@@ -1,6 +1,6 @@
 import pino from 'pino';
 import { describe, expect, it } from 'vitest';
-import { Compactor, retentionMs } from '../../server/compactor';
+import { Compactor, retentionMs } from '../../server/api/compactor';
 
 function target(revs: { rev: number }, leader = true) {
   const compacted: number[] = [];

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { buildConfig, FlagError, parseFlags, DEFAULT_QUOTA_BACKEND_BYTES } from '../../server/config';
+import { buildConfig, FlagError, parseFlags, DEFAULT_QUOTA_BACKEND_BYTES } from '../../server/embed/config';
 
 describe('etcd flags and ETCD_* environment variables', () => {
   it('uses etcd defaults: member "default" on localhost:2379 with data in default.etcd', () => {

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { EMPTY_SETTINGS_FRAME, huffmanDecode, prepareClientFrames, rewriteAuthority, stripScheme } from '../../server/h2-authority';
+import { EMPTY_SETTINGS_FRAME, huffmanDecode, prepareClientFrames, rewriteAuthority, stripScheme } from '../../server/transport/h2/authority';
 
 // RFC 7541 C.4.1: "www.example.com" Huffman-encoded.
 const WWW_EXAMPLE_HUFFMAN = Buffer.from('f1e3c2e5f23a6ba0ab90f4ff', 'hex');

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { chooseMemberList, encodeMember, type Member } from '../../server/membership';
-import type { FetchedMembers } from '../../server/peer-transport';
+import { chooseMemberList, encodeMember, type Member } from '../../server/etcdserver/membership/membership';
+import type { FetchedMembers } from '../../server/rafthttp/transport';
 
 /** How a joining member picks its member list (and so its own ID) from its peers' answers. */
 

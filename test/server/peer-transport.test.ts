@@ -2,7 +2,7 @@ import * as grpc from '@grpc/grpc-js';
 import pino from 'pino';
 import { afterEach, describe, expect, it } from 'vitest';
 import { EntryType, MessageType, newMessage, type Message } from '../../raft';
-import { PeerTransport, type PeerHandlers } from '../../server/peer-transport';
+import { PeerTransport, type PeerHandlers } from '../../server/rafthttp/transport';
 import { freePorts } from '../support/ports';
 
 /** The peer port: batches of Raft messages between members, and nothing from another cluster. */

@@ -400,12 +400,12 @@ export interface LoadResult {
   line: string;
 }
 
-/** Builds shared/tools/etcdload once into .bench/etcdload (the same binary `npm run bench` uses). */
+/** Builds tools/etcdload (the repo's copy) once into .bench/etcdload (the same binary `npm run bench` uses). */
 export function buildEtcdload(): string {
   const out = path.join(REPO_ROOT_DIR, '.bench', 'etcdload');
   if (fs.existsSync(out)) return out;
   fs.mkdirSync(path.dirname(out), { recursive: true });
-  const script = path.resolve(REPO_ROOT_DIR, '../shared/tools/etcdload/build.sh');
+  const script = path.resolve(REPO_ROOT_DIR, 'tools/etcdload/build.sh');
   execFileSync('bash', [script, out], { stdio: ['ignore', 'ignore', 'inherit'] });
   return out;
 }

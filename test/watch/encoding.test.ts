@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import type { Event } from '../../mvcc/kv';
 import type { WatchResponse } from '../../mvcc/watch-stream';
 import { messageCodec } from '../../proto';
-import { WatchEncoder } from '../../server/watch-service';
+import { WatchEncoder } from '../../server/v3rpc/watch';
 
 /** The hand-written WatchResponse encoder must produce what protobufjs decodes per rpc.proto. */
 const codec = messageCodec<Record<string, any>>('etcdserverpb.WatchResponse');

@@ -5,18 +5,18 @@ import * as path from 'node:path';
 import pino from 'pino';
 import { WatchableStore } from '../../../mvcc/watchable-store';
 import { serviceDefinition } from '../../../proto';
-import { buildConfig, parseFlags } from '../../../server/config';
-import { electionService } from '../../../server/election-service';
-import { EtcdServer } from '../../../server/etcd-server';
-import { kvService } from '../../../server/kv-service';
-import { leaseService } from '../../../server/lease-service';
-import { lockService } from '../../../server/lock-service';
-import { ServerMetrics } from '../../../server/metrics';
-import { watchService, watchServiceDefinition } from '../../../server/watch-service';
+import { buildConfig, parseFlags } from '../../../server/embed/config';
+import { electionService } from '../../../server/api/election';
+import { EtcdServer } from '../../../server/etcdserver/server';
+import { kvService } from '../../../server/v3rpc/kv';
+import { leaseService } from '../../../server/v3rpc/lease';
+import { lockService } from '../../../server/api/lock';
+import { ServerMetrics } from '../../../server/etcdserver/metrics';
+import { watchService, watchServiceDefinition } from '../../../server/v3rpc/watch';
 
 /**
  * An in-process cairn member bound directly with grpc-js (no client-port sniffing), wired exactly as
- * server/member.ts wires the services. Used with CONFORMANCE_SUBJECT=inproc while bin/cairn's client
+ * server/embed/etcd.ts wires the services. Used with CONFORMANCE_SUBJECT=inproc while bin/cairn's client
  * listener is unavailable, and by scale tests that want the server's internals.
  */
 export interface InprocMember {

@@ -1,0 +1,132 @@
+import * as grpc from '@grpc/grpc-js';
+import * as http from 'node:http';
+import pino, { type Logger } from 'pino';
+import { serviceDefinition } from '../../proto';
+import { ClientListener } from './client-listener';
+import { clusterService } from '../v3rpc/cluster';
+import type { ServerConfig } from './config';
+import { EtcdServer } from '../etcdserver/server';
+import { httpHandler } from '../api/http-handler';
+import { kvService } from '../v3rpc/kv';
+import { leaseService } from '../v3rpc/lease';
+import { maintenanceService } from '../v3rpc/maintenance';
+import { ServerMetrics } from '../etcdserver/metrics';
+import { PeerTransport, REMOVED_MEMBER_DETAILS } from '../rafthttp/transport';
+import { Compactor } from '../api/compactor';
+import { encodeMember } from '../etcdserver/membership/membership';
+import { SERVER_VERSION } from '../version';
+import { WatchableStore } from '../../mvcc/watchable-store';
+import { watchService, watchServiceDefinition } from '../v3rpc/watch';
+import { electionService } from '../api/election';
+import { lockService } from '../api/lock';
+
+/** gRPC's own receive limit sits 512 KiB above --max-request-bytes, as in etcd (v3rpc/grpc.go). */
+export const GRPC_OVERHEAD_BYTES = 512 * 1024;
+
+/**
+ * A running member: the server plus its client-facing listeners. This is what bin/cairn starts and
+ * what a Node program embeds (`await startMember(config)`).
+ */
+export interface RunningMember {
+  server: EtcdServer;
+  metrics: ServerMetrics;
+  /** The bound client address of each --listen-client-urls entry (useful with port 0). */
+  clientAddresses: { host: string; port: number }[];
+  close(): Promise<void>;
+}
+
+export async function startMember(cfg: ServerConfig, log: Logger = pino({ level: cfg.logLevel })): Promise<RunningMember> {
+  const metrics = new ServerMetrics();
+  metrics.serverVersion.set({ server_version: SERVER_VERSION }, 1);
+  metrics.quotaBackendBytes.set(cfg.quotaBackendBytes);
+  const server = await EtcdServer.open(cfg, log, metrics);
+
+  const grpcServer = new grpc.Server({
+    'grpc.max_receive_message_length': cfg.maxRequestBytes + GRPC_OVERHEAD_BYTES,
+    'grpc.max_send_message_length': -1,
+    'grpc.keepalive_time_ms': cfg.grpcKeepaliveIntervalMs,
+    'grpc.keepalive_timeout_ms': cfg.grpcKeepaliveTimeoutMs,
+    // Accept client pings as often as --grpc-keepalive-min-time allows (kube-apiserver pings every 30 s).
+    'grpc.http2.min_ping_interval_without_data_ms': cfg.grpcKeepaliveMinTimeMs,
+  });
+  grpcServer.addService(serviceDefinition('etcdserverpb', 'KV'), kvService(server, metrics));
+  grpcServer.addService(serviceDefinition('etcdserverpb', 'Lease'), leaseService(server, metrics));
+  // The watch hub sees every commit, in revision order, right after it becomes readable.
+  const watchHub = new WatchableStore(server.store);
+  server.onCommit((events, rev) => watchHub.notify(events, rev));
+  server.onSnapshotInstalled(() => watchHub.restored());
+  grpcServer.addService(watchServiceDefinition(), watchService(server, watchHub, metrics));
+  grpcServer.addService(serviceDefinition('v3electionpb', 'Election'), electionService(server, watchHub, metrics));
+  grpcServer.addService(serviceDefinition('v3lockpb', 'Lock'), lockService(server, watchHub, metrics));
+  grpcServer.addService(serviceDefinition('etcdserverpb', 'Maintenance'), maintenanceService(server, metrics));
+  grpcServer.addService(serviceDefinition('etcdserverpb', 'Cluster'), clusterService(server, metrics));
+  grpcServer.addService(serviceDefinition('grpc.health.v1', 'Health'), {
+    Check: (_call: grpc.ServerUnaryCall<unknown, unknown>, cb: grpc.sendUnaryData<unknown>) => cb(null, { status: 1 }),
+    Watch: (call: grpc.ServerWritableStream<unknown, unknown>) => call.write({ status: 1 }),
+  });
+  const injector = grpcServer.createConnectionInjector(grpc.ServerCredentials.createInsecure());
+  const httpServer = http.createServer(httpHandler(server, metrics));
+
+  const transport = new PeerTransport({
+    memberId: server.memberId,
+    clusterId: server.clusterId,
+    log,
+    dialOverride: cfg.peerDialOverride,
+    memberName: (id) => server.membership.get(id)?.name || undefined,
+    handlers: {
+      onMessages: (m) => server.stepMessages(m),
+      onSnapshot: (m, entries) => server.receiveSnapshot(m, entries),
+      snapshotEntries: () => server.store.snapshotEntries(),
+      reportUnreachable: (id) => server.reportUnreachable(id),
+      reportSnapshot: (id, ok) => server.reportSnapshot(id, ok),
+      leaseRenew: (id) => server.leaseRenew(id),
+      leaseTimeToLive: (id, keys) => server.leaseTimeToLive(id, keys),
+      members: () => server.membership.list().map(encodeMember),
+      // The member list reflects the backend, which can be ahead of the applied index after a restart.
+      appliedIndex: () => Math.max(server.appliedIndex, server.store.consistentIndex),
+      isRemoved: (id) => server.membership.isRemoved(id),
+      removedIds: () => server.membership.removedIds(),
+      onRemovedFromCluster: () => server.removedFromCluster(REMOVED_MEMBER_DETAILS),
+    },
+  });
+  await transport.listen(cfg.listenPeerUrls);
+  server.start(transport);
+  const compactor = new Compactor(cfg.autoCompactionMode, cfg.autoCompactionRetention, {
+    get isLeader() {
+      return server.isLeader;
+    },
+    currentRevision: () => server.store.rev,
+    compact: (revision) => server.compact({ revision: String(revision), physical: false }),
+  }, log);
+  compactor.start();
+  server.startLeaseCheckpointing(); // --experimental-enable-lease-checkpoint (no-op when off)
+
+  const listeners: ClientListener[] = [];
+  for (const url of cfg.listenClientUrls) {
+    const l = new ClientListener(url, { grpc: (s) => injector.injectConnection(s), http: httpServer }, log);
+    await l.listen();
+    listeners.push(l);
+  }
+  const metricsServers: http.Server[] = [];
+  for (const url of cfg.listenMetricsUrls) {
+    const s = http.createServer(httpHandler(server, metrics));
+    await new Promise<void>((resolve) => s.listen(Number(url.port), url.hostname, resolve));
+    metricsServers.push(s);
+  }
+  log.info({ name: cfg.name, 'data-dir': cfg.dataDir, 'member-id': server.memberId.toString(16) }, 'ready to serve client requests');
+
+  return {
+    server,
+    metrics,
+    clientAddresses: listeners.map((l) => ({ host: l.address().address, port: l.address().port })),
+    async close(): Promise<void> {
+      for (const l of listeners) await l.close();
+      for (const s of metricsServers) s.close();
+      injector.destroy();
+      grpcServer.forceShutdown();
+      httpServer.close();
+      compactor.stop();
+      await server.stop();
+    },
+  };
+}

@@ -1,0 +1,34 @@
+import type * as grpc from '@grpc/grpc-js';
+import type { EtcdServer } from '../etcdserver/server';
+import { unary } from './interceptor';
+import { Membership } from '../etcdserver/membership/membership';
+import type { ServerMetrics } from '../etcdserver/metrics';
+
+/** etcdserverpb.Cluster: membership changes go through Raft as configuration changes. */
+export function clusterService(server: EtcdServer, metrics: ServerMetrics): grpc.UntypedServiceImplementation {
+  const u = <Req, Res>(m: string, fn: (r: Req) => Promise<Res> | Res) => unary<Req, Res>(metrics, 'etcdserverpb.Cluster', m, fn);
+  // etcd's Cluster responses carry no revision (only cluster, member and term).
+  const header = () => server.header(0);
+  return {
+    MemberList: u('MemberList', async (r: { linearizable: boolean }) => {
+      if (r.linearizable) await server.linearizableReadNotify();
+      return { header: header(), members: server.membership.list().map(Membership.toMsg) };
+    }),
+    MemberAdd: u('MemberAdd', async (r: { peerURLs: string[]; isLearner: boolean }) => {
+      const { member, members } = await server.addMember(r.peerURLs, r.isLearner);
+      return { header: header(), member: Membership.toMsg(member), members: members.map(Membership.toMsg) };
+    }),
+    MemberRemove: u('MemberRemove', async (r: { ID: string }) => {
+      const members = await server.removeMember(BigInt(r.ID));
+      return { header: header(), members: members.map(Membership.toMsg) };
+    }),
+    MemberUpdate: u('MemberUpdate', async (r: { ID: string; peerURLs: string[] }) => {
+      const members = await server.updateMember(BigInt(r.ID), r.peerURLs);
+      return { header: header(), members: members.map(Membership.toMsg) };
+    }),
+    MemberPromote: u('MemberPromote', async (r: { ID: string }) => {
+      const members = await server.promoteMember(BigInt(r.ID));
+      return { header: header(), members: members.map(Membership.toMsg) };
+    }),
+  };
+}
