@@ -19,6 +19,7 @@ import { WatchableStore } from '../../mvcc/watchable-store';
 import { watchService, watchServiceDefinition } from '../v3rpc/watch';
 import { electionService } from '../api/election';
 import { lockService } from '../api/lock';
+import { setFatalLogger } from '../etcdserver/fatal';
 
 /** gRPC's own receive limit sits 512 KiB above --max-request-bytes, as in etcd (v3rpc/grpc.go). */
 export const GRPC_OVERHEAD_BYTES = 512 * 1024;
@@ -36,6 +37,7 @@ export interface RunningMember {
 }
 
 export async function startMember(cfg: ServerConfig, log: Logger = pino({ level: cfg.logLevel })): Promise<RunningMember> {
+  setFatalLogger(log);
   const metrics = new ServerMetrics();
   metrics.serverVersion.set({ server_version: SERVER_VERSION }, 1);
   metrics.quotaBackendBytes.set(cfg.quotaBackendBytes);

@@ -3,6 +3,7 @@ import { RawNode, MemoryStorage, type Entry, type Message, type Ready, type Read
 import type { Wal } from '../storage/wal/wal';
 import { encodeConfStateRecord } from '../storage/wal/conf-state-record';
 import type { ServerMetrics } from './metrics';
+import { failStop } from './fatal';
 
 /**
  * Drives the pure Raft core (raft/) with real time, disk and network, in the order the persistence
@@ -176,10 +177,8 @@ export class RaftNode {
       }
     } catch (e) {
       // A failed fsync or apply leaves this member unable to keep its promises: stop, as etcd panics.
-      this.opts.log.fatal({ err: e }, 'raft loop failed; stopping member');
       this.stopped = true;
-      process.exitCode = 1;
-      throw e;
+      failStop('wal write failed', e);
     } finally {
       this.processing = false;
       const idle = this.idle;

@@ -1,7 +1,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { Logger } from 'pino';
-import { MemoryStorage, EntryType, ErrProposalDropped, ConfChangeType, decodeConfChange, type ConfChange, type Entry, type Message, type Snapshot, type ConfState } from '../../raft';
+import { MemoryStorage, EntryType, ErrProposalDropped, RaftError, ConfChangeType, decodeConfChange, type ConfChange, type Entry, type Message, type Snapshot, type ConfState } from '../../raft';
 import { KvStore } from '../../mvcc/kv-store';
 import { Lessor, type LeaseRecord } from '../../mvcc/lessor';
 import type { Bucket } from '../../mvcc/backend';
@@ -52,6 +52,7 @@ import { AlarmAction, AlarmType, type AlarmRequest } from '../../proto/etcd-type
 import { Wal } from '../storage/wal/wal';
 import { Rng } from '../../raft/sim/rng';
 import { logTestingSwitches, testingSwitches } from './testing-switches';
+import { failStop } from './fatal';
 
 
 
@@ -429,7 +430,15 @@ export class EtcdServer {
       try {
         this.raft.step(m);
       } catch (e) {
-        this.log.debug({ err: e instanceof Error ? e.message : String(e) }, 'dropped raft message');
+        // etcd-io/raft's Step returns an error only for messages it may ignore (a local message
+        // type, a response from a peer it no longer tracks); anything else thrown while stepping
+        // is a broken invariant ("conflict with a committed entry", "commitTo beyond lastIndex"),
+        // on which etcd-io/raft panics: this member's log can no longer be trusted.
+        if (e instanceof RaftError) {
+          this.log.debug({ err: e.message, type: m.type, from: m.from.toString(16) }, 'dropped raft message');
+          continue;
+        }
+        failStop('raft invariant violated', e);
       }
     }
   }
