@@ -39,7 +39,7 @@ export interface TxnHost {
   readonly compactRev: number;
   /** A read at rev < currentRev, synchronously (rare inside a txn; may touch LevelDB). */
   rangeHistoricalSync(range: KeyRange, rev: number, limit: number, countOnly: boolean): { kvs: KeyValue[]; count: number };
-  commit(changes: readonly StagedChange[], consistentIndex: number): void;
+  commit(changes: readonly StagedChange[], consistentIndex: number, events: readonly Event[]): void;
   release(txn: TxnWrite): void;
 }
 
@@ -150,7 +150,7 @@ export class TxnWrite {
     this.assertActive();
     this.ended = true;
     try {
-      this.host.commit(this.staging, opts.consistentIndex);
+      this.host.commit(this.staging, opts.consistentIndex, this.events);
     } finally {
       this.host.release(this);
     }

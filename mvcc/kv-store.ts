@@ -50,6 +50,15 @@ interface Pick {
   readonly rev: IndexedRevision;
 }
 
+/**
+ * Told of every committed write txn, in revision order, right after it became readable, and of a
+ * replaced backend (a leader's snapshot). The watch hub implements it (mvcc/watchable-store.ts).
+ */
+export interface CommitObserver {
+  notify(events: readonly Event[], rev: number): void;
+  restored(): void;
+}
+
 export class KvStore {
   private readonly index = new TreeIndex();
   private readonly keyBucket: Bucket;
@@ -68,6 +77,8 @@ export class KvStore {
   private compactionsRunning = 0;
   private closing = false;
   private closed = false;
+  /** The watch hub over this store (etcd's watchableStore), told of every commit and restore. */
+  private observer: CommitObserver | undefined;
 
   private constructor(readonly backend: Backend, opts: KvStoreOptions) {
     this.keyBucket = backend.bucket(KEY_BUCKET);
@@ -421,8 +432,11 @@ export class KvStore {
         const { picks, count } = store.collectAt(range, rev, limit, countOnly);
         return { kvs: store.materialiseSync(picks), count };
       },
-      commit(changes, consistentIndex) {
+      commit(changes, consistentIndex, events) {
         store.commit(changes, consistentIndex);
+        // etcd's watchableStore: the store that committed the write notifies its own watchers,
+        // right after the write became readable and before the next one starts.
+        if (events.length > 0) store.observer?.notify(events, store.currentRev);
       },
       release(txn) {
         assert(store.activeTxn === txn, 'ending a txn that is not active');
@@ -470,6 +484,13 @@ export class KvStore {
     this.currentRev = 1;
     this.compactMainRev = -1;
     await this.restore();
+    this.observer?.restored();
+  }
+
+  /** Attaches the watch hub (one per store): it hears of commits from the store itself, as in etcd. */
+  observe(observer: CommitObserver): void {
+    assert(this.observer === undefined, 'a store has one watch hub');
+    this.observer = observer;
   }
 
   /** Every backend entry, consistent as of the first chunk: what a snapshot sends to a follower. */

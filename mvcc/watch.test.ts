@@ -25,13 +25,11 @@ afterEach(async () => {
   removeTempDirs();
 });
 
-/** One write txn, committed and published as the server's apply loop does. */
+/** One write txn, committed as the server's apply loop does; the store notifies the hub itself. */
 function commit(fn: (w: TxnWrite) => void): number {
   const w = store.write();
   fn(w);
-  const events = w.changes;
   w.end({ consistentIndex: index++ });
-  if (events.length > 0) hub.notify(events, store.rev);
   return store.rev;
 }
 

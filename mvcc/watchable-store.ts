@@ -18,7 +18,7 @@
 import assert from 'node:assert/strict';
 import { ErrClosed, ErrCompacted } from './errors';
 import type { Event, KeyValue } from './kv';
-import type { KvStore } from './kv-store';
+import type { CommitObserver, KvStore } from './kv-store';
 import { RecentHistory } from './watch-history';
 import {
   MAX_WATCHERS_PER_SYNC,
@@ -53,7 +53,7 @@ export interface WatchStats {
 /** Receives the hub's counts after they change (coalesced: at most once per event-loop turn). */
 export type WatchStatsListener = (stats: WatchStats) => void;
 
-export class WatchableStore implements WatchHub {
+export class WatchableStore implements WatchHub, CommitObserver {
   /** Synced single-key watchers by latin1 key. */
   private readonly syncedByKey = new Map<string, Set<Watcher>>();
   /** Synced range and prefix watchers. */
@@ -88,6 +88,7 @@ export class WatchableStore implements WatchHub {
     assert(this.history.lastRev === store.rev);
     // A catch-up from memory must fit one response.
     assert((opts.historyMaxRevs ?? RECENT_HISTORY_MAX_REVS) <= this.batchMaxRevs);
+    store.observe(this);
   }
 
   get currentRev(): number {
@@ -146,7 +147,7 @@ export class WatchableStore implements WatchHub {
 
   /**
    * One committed write txn: `events` all have main revision `rev` (= the store's revision now), in
-   * txn order, with prev_kv. Called by the server's commit listener, in revision order.
+   * txn order, with prev_kv. Called by the store itself (CommitObserver), in revision order.
    */
   notify(events: readonly Event[], rev: number): void {
     assert.equal(rev, this.store.rev, 'notify must run right after the commit');

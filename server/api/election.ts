@@ -8,7 +8,7 @@ import type { WatchableStore } from '../../mvcc/watchable-store';
 import type { KeyValueMsg, ResponseHeader } from '../../proto/etcd-types';
 import { toKvMsg } from '../etcdserver/apply/applier';
 import { ErrElectionNoLeader, ErrElectionNotLeader, ErrMissingLeaderKey } from '../etcdserver/errors';
-import type { EtcdServer } from '../etcdserver/server';
+import type { KvServer, LeaseServer } from '../etcdserver/interfaces';
 import { unary } from '../v3rpc/interceptor';
 import { toServiceError } from '../v3rpc/grpc-errors';
 import {
@@ -34,7 +34,7 @@ interface LeaderKeyMsg {
 
 const slash = (name: Buffer): Buffer => Buffer.concat([name, Buffer.from('/')]);
 
-export function electionService(server: EtcdServer, hub: WatchableStore, metrics: ServerMetrics): grpc.UntypedServiceImplementation {
+export function electionService(server: KvServer & LeaseServer, hub: WatchableStore, metrics: ServerMetrics): grpc.UntypedServiceImplementation {
   const c = new RecipeClient(server, hub);
   const u = <Req, Res>(m: string, fn: (r: Req, call: grpc.ServerUnaryCall<Req, Res>) => Promise<Res>) => unary<Req, Res>(metrics, 'v3electionpb.Election', m, fn);
 

@@ -1,5 +1,5 @@
 import type * as http from 'node:http';
-import type { EtcdServer } from '../etcdserver/server';
+import type { HealthServer } from '../etcdserver/interfaces';
 import type { ServerMetrics } from '../etcdserver/metrics';
 import { CLUSTER_VERSION, SERVER_VERSION } from '../version';
 import { AlarmType } from '../../proto/etcd-types';
@@ -11,7 +11,7 @@ export const HEALTH_CHECK_TIMEOUT_MS = 5_000;
  * The HTTP/1.1 side of the client port (etcd etcdhttp): /health, /livez, /readyz, /version and
  * /metrics. /health probes like etcd: leader present (unless ?serializable=true), then a read.
  */
-export function httpHandler(server: EtcdServer, metrics: ServerMetrics): http.RequestListener {
+export function httpHandler(server: HealthServer, metrics: ServerMetrics): http.RequestListener {
   return (req, res) => {
     const url = new URL(req.url ?? '/', 'http://localhost');
     const route = url.pathname;
@@ -43,8 +43,8 @@ export function httpHandler(server: EtcdServer, metrics: ServerMetrics): http.Re
   };
 }
 
-async function checkHealth(server: EtcdServer, serializable: boolean, excludedAlarms: Set<string>): Promise<string | undefined> {
-  for (const a of server.alarms.get(AlarmType.NONE)) {
+async function checkHealth(server: HealthServer, serializable: boolean, excludedAlarms: Set<string>): Promise<string | undefined> {
+  for (const a of server.raisedAlarms()) {
     if (!excludedAlarms.has(AlarmType[a.type])) return `ALARM ${AlarmType[a.type]}`;
   }
   if (!serializable && server.leader === 0n) return 'RAFT NO LEADER';

@@ -23,7 +23,7 @@ import {
   type TxnResponse,
 } from '../../proto/etcd-types';
 import { ErrCompacted, ErrRecipeCanceled, ErrSessionExpired } from '../etcdserver/errors';
-import type { EtcdServer } from '../etcdserver/server';
+import type { KvServer, LeaseServer } from '../etcdserver/interfaces';
 import { unary } from '../v3rpc/interceptor';
 import type { ServerMetrics } from '../etcdserver/metrics';
 
@@ -35,7 +35,7 @@ const EMPTY = Buffer.alloc(0);
 /** An in-process client: the few KV, Lease and Watch calls the recipes make, with etcd's request shapes. */
 export class RecipeClient {
   constructor(
-    readonly server: EtcdServer,
+    readonly server: KvServer & LeaseServer,
     private readonly hub: WatchableStore,
   ) {}
 
@@ -204,7 +204,7 @@ interface LockRequestMsg {
   lease: string;
 }
 
-export function lockService(server: EtcdServer, hub: WatchableStore, metrics: ServerMetrics): grpc.UntypedServiceImplementation {
+export function lockService(server: KvServer & LeaseServer, hub: WatchableStore, metrics: ServerMetrics): grpc.UntypedServiceImplementation {
   const c = new RecipeClient(server, hub);
   return {
     Lock: unary<LockRequestMsg, unknown>(metrics, 'v3lockpb.Lock', 'Lock', async (r, call) => {

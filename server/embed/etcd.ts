@@ -15,7 +15,6 @@ import { PeerTransport, REMOVED_MEMBER_DETAILS } from '../rafthttp/transport';
 import { Compactor } from '../api/compactor';
 import { encodeMember } from '../etcdserver/membership/membership';
 import { SERVER_VERSION } from '../version';
-import { WatchableStore } from '../../mvcc/watchable-store';
 import { watchService, watchServiceDefinition } from '../v3rpc/watch';
 import { electionService } from '../api/election';
 import { lockService } from '../api/lock';
@@ -53,10 +52,8 @@ export async function startMember(cfg: ServerConfig, log: Logger = pino({ level:
   });
   grpcServer.addService(serviceDefinition('etcdserverpb', 'KV'), kvService(server, metrics));
   grpcServer.addService(serviceDefinition('etcdserverpb', 'Lease'), leaseService(server, metrics));
-  // The watch hub sees every commit, in revision order, right after it becomes readable.
-  const watchHub = new WatchableStore(server.store);
-  server.onCommit((events, rev) => watchHub.notify(events, rev));
-  server.onSnapshotInstalled(() => watchHub.restored());
+  // The store notifies its watch hub of every commit itself (etcd's watchableStore).
+  const watchHub = server.watchable;
   grpcServer.addService(watchServiceDefinition(), watchService(server, watchHub, metrics));
   grpcServer.addService(serviceDefinition('v3electionpb', 'Election'), electionService(server, watchHub, metrics));
   grpcServer.addService(serviceDefinition('v3lockpb', 'Lock'), lockService(server, watchHub, metrics));
@@ -78,14 +75,15 @@ export async function startMember(cfg: ServerConfig, log: Logger = pino({ level:
     handlers: {
       onMessages: (m) => server.stepMessages(m),
       onSnapshot: (m, entries) => server.receiveSnapshot(m, entries),
-      snapshotEntries: () => server.store.snapshotEntries(),
+      snapshotEntries: () => server.snapshotEntries(),
       reportUnreachable: (id) => server.reportUnreachable(id),
       reportSnapshot: (id, ok) => server.reportSnapshot(id, ok),
       leaseRenew: (id) => server.leaseRenew(id),
       leaseTimeToLive: (id, keys) => server.leaseTimeToLive(id, keys),
-      members: () => server.membership.list().map(encodeMember),
+      learnerReady: (id) => server.learnerReady(id),
+      members: () => server.members().map(encodeMember),
       // The member list reflects the backend, which can be ahead of the applied index after a restart.
-      appliedIndex: () => Math.max(server.appliedIndex, server.store.consistentIndex),
+      appliedIndex: () => server.membershipIndex(),
       isRemoved: (id) => server.membership.isRemoved(id),
       removedIds: () => server.membership.removedIds(),
       onRemovedFromCluster: () => server.removedFromCluster(REMOVED_MEMBER_DETAILS),
@@ -97,11 +95,10 @@ export async function startMember(cfg: ServerConfig, log: Logger = pino({ level:
     get isLeader() {
       return server.isLeader;
     },
-    currentRevision: () => server.store.rev,
+    currentRevision: () => server.revision(),
     compact: (revision) => server.compact({ revision: String(revision), physical: false }),
   }, log);
   compactor.start();
-  server.startLeaseCheckpointing(); // --experimental-enable-lease-checkpoint (no-op when off)
 
   const listeners: ClientListener[] = [];
   for (const url of cfg.listenClientUrls) {

@@ -34,6 +34,7 @@ const PEER_SERVICE: grpc.ServiceDefinition = {
   SendSnapshot: { path: '/cairnpb.Peer/SendSnapshot', requestStream: true, responseStream: false, requestSerialize: identity, requestDeserialize: identity, responseSerialize: identity, responseDeserialize: identity, originalName: 'SendSnapshot' },
   LeaseRenew: { path: '/cairnpb.Peer/LeaseRenew', requestStream: false, responseStream: false, requestSerialize: identity, requestDeserialize: identity, responseSerialize: identity, responseDeserialize: identity, originalName: 'LeaseRenew' },
   LeaseTimeToLive: { path: '/cairnpb.Peer/LeaseTimeToLive', requestStream: false, responseStream: false, requestSerialize: identity, requestDeserialize: identity, responseSerialize: identity, responseDeserialize: identity, originalName: 'LeaseTimeToLive' },
+  LearnerReady: { path: '/cairnpb.Peer/LearnerReady', requestStream: false, responseStream: false, requestSerialize: identity, requestDeserialize: identity, responseSerialize: identity, responseDeserialize: identity, originalName: 'LearnerReady' },
   Members: { path: '/cairnpb.Peer/Members', requestStream: false, responseStream: false, requestSerialize: identity, requestDeserialize: identity, responseSerialize: identity, responseDeserialize: identity, originalName: 'Members' },
 };
 
@@ -50,6 +51,8 @@ export const leaseRenewReq = messageCodec<{ cluster_id: string; ID: string }>('c
 export const leaseRenewResp = messageCodec<{ TTL: string; not_found: boolean }>('cairnpb.LeaseRenewResponse');
 export const ttlReq = messageCodec<{ cluster_id: string; ID: string; keys: boolean }>('cairnpb.LeaseTimeToLiveForward');
 export const ttlResp = messageCodec<{ found: boolean; TTL: string; grantedTTL: string; keys: Buffer[] }>('cairnpb.LeaseTimeToLiveAnswer');
+export const learnerReadyReq = messageCodec<{ cluster_id: string; ID: string }>('cairnpb.LearnerReadyRequest');
+export const learnerReadyResp = messageCodec<{ ready: boolean }>('cairnpb.LearnerReadyResponse');
 export const membersReq = messageCodec<{ cluster_id: string }>('cairnpb.MembersRequest');
 export const membersResp = messageCodec<{ cluster_id: string; members: Buffer[]; applied_index: string; removed: string[] }>('cairnpb.MembersResponse');
 
@@ -90,6 +93,8 @@ export interface PeerHandlers {
   reportSnapshot(id: bigint, ok: boolean): void;
   leaseRenew(id: bigint): Promise<{ ttl: number; notFound: boolean }>;
   leaseTimeToLive(id: bigint, keys: boolean): Promise<{ found: boolean; ttl: number; grantedTtl: number; keys: Buffer[] }>;
+  /** On the leader: whether a learner's log is close enough to be promoted (etcd's isLearnerReady). */
+  learnerReady(id: bigint): Promise<boolean>;
   members(): Buffer[];
   /** How far this member has applied, so a joining member can prefer the most current list. */
   appliedIndex(): number;
@@ -306,6 +311,14 @@ export class PeerTransport {
         if (!this.sameCluster(req.cluster_id, callback)) return;
         this.handlers.leaseTimeToLive(BigInt(req.ID), req.keys).then(
           (r) => callback(null, Buffer.from(ttlResp.encode({ found: r.found, TTL: String(r.ttl), grantedTTL: String(r.grantedTtl), keys: r.keys }))),
+          (e: unknown) => callback({ code: grpc.status.UNAVAILABLE, details: String(e instanceof Error ? e.message : e) }),
+        );
+      },
+      LearnerReady: (call: grpc.ServerUnaryCall<Buffer, Buffer>, callback: grpc.sendUnaryData<Buffer>) => {
+        const req = learnerReadyReq.decode(call.request);
+        if (!this.sameCluster(req.cluster_id, callback)) return;
+        this.handlers.learnerReady(BigInt(req.ID)).then(
+          (ready) => callback(null, Buffer.from(learnerReadyResp.encode({ ready }))),
           (e: unknown) => callback({ code: grpc.status.UNAVAILABLE, details: String(e instanceof Error ? e.message : e) }),
         );
       },

@@ -1,18 +1,18 @@
 import type * as grpc from '@grpc/grpc-js';
-import type { EtcdServer } from '../etcdserver/server';
+import type { ClusterServer } from '../etcdserver/interfaces';
 import { unary } from './interceptor';
 import { Membership } from '../etcdserver/membership/membership';
 import type { ServerMetrics } from '../etcdserver/metrics';
 
 /** etcdserverpb.Cluster: membership changes go through Raft as configuration changes. */
-export function clusterService(server: EtcdServer, metrics: ServerMetrics): grpc.UntypedServiceImplementation {
+export function clusterService(server: ClusterServer, metrics: ServerMetrics): grpc.UntypedServiceImplementation {
   const u = <Req, Res>(m: string, fn: (r: Req) => Promise<Res> | Res) => unary<Req, Res>(metrics, 'etcdserverpb.Cluster', m, fn);
   // etcd's Cluster responses carry no revision (only cluster, member and term).
   const header = () => server.header(0);
   return {
     MemberList: u('MemberList', async (r: { linearizable: boolean }) => {
       if (r.linearizable) await server.linearizableReadNotify();
-      return { header: header(), members: server.membership.list().map(Membership.toMsg) };
+      return { header: header(), members: server.members().map(Membership.toMsg) };
     }),
     MemberAdd: u('MemberAdd', async (r: { peerURLs: string[]; isLearner: boolean }) => {
       const { member, members } = await server.addMember(r.peerURLs, r.isLearner);

@@ -1,12 +1,12 @@
 import type * as grpc from '@grpc/grpc-js';
 import type { CompactionRequest, DeleteRangeRequest, PutRequest, RangeRequest, TxnRequest } from '../../proto/etcd-types';
-import type { EtcdServer } from '../etcdserver/server';
+import type { KvServer } from '../etcdserver/interfaces';
 import { unary } from './interceptor';
 import type { ServerMetrics } from '../etcdserver/metrics';
 import { checkDeleteRequest, checkPutRequest, checkRangeRequest, checkTxnIntervals, checkTxnRequest } from './txn-check';
 
 /** etcdserverpb.KV: validation at the edge (v3rpc/key.go), then the server's read or write path. */
-export function kvService(server: EtcdServer, metrics: ServerMetrics): grpc.UntypedServiceImplementation {
+export function kvService(server: KvServer, metrics: ServerMetrics): grpc.UntypedServiceImplementation {
   const u = <Req, Res>(m: string, fn: (r: Req) => Promise<Res> | Res) => unary<Req, Res>(metrics, 'etcdserverpb.KV', m, fn, server);
   return {
     Range: u('Range', (r: RangeRequest) => {

@@ -1,6 +1,6 @@
 import type * as grpc from '@grpc/grpc-js';
 import type { LeaseGrantRequest } from '../../proto/etcd-types';
-import type { EtcdServer } from '../etcdserver/server';
+import type { LeaseServer } from '../etcdserver/interfaces';
 import { unary } from './interceptor';
 import type { ServerMetrics } from '../etcdserver/metrics';
 import { toServiceError } from './grpc-errors';
@@ -9,7 +9,7 @@ import { ErrNoLeader } from '../etcdserver/errors';
 import { leaderMonitor, requiresLeader } from './watch';
 
 /** etcdserverpb.Lease: grant and revoke go through the log; keepalive and TTL reads are the leader's. */
-export function leaseService(server: EtcdServer, metrics: ServerMetrics): grpc.UntypedServiceImplementation {
+export function leaseService(server: LeaseServer, metrics: ServerMetrics): grpc.UntypedServiceImplementation {
   const u = <Req, Res>(m: string, fn: (r: Req) => Promise<Res> | Res) => unary<Req, Res>(metrics, 'etcdserverpb.Lease', m, fn);
   return {
     LeaseGrant: u('LeaseGrant', (r: LeaseGrantRequest) => server.leaseGrant(r)),
@@ -18,14 +18,14 @@ export function leaseService(server: EtcdServer, metrics: ServerMetrics): grpc.U
       await server.linearizableReadNotify();
       // Answered by the leader's lessor (a follower forwards), which alone tracks expiry.
       const ttl = await server.leaseTimeToLive(BigInt(r.ID), r.keys);
-      const header = server.header(server.store.rev);
+      const header = server.header(server.revision());
       // An unknown lease is not an error here: TTL -1, as etcd answers.
       if (!ttl.found) return { header, ID: r.ID, TTL: -1, grantedTTL: 0, keys: [] };
       return { header, ID: r.ID, TTL: ttl.ttl, grantedTTL: ttl.grantedTtl, keys: ttl.keys };
     }),
     LeaseLeases: u('LeaseLeases', async () => {
       await server.linearizableReadNotify();
-      return { header: server.header(server.store.rev), leases: server.lessor.ids().map((id) => ({ ID: id.toString() })) };
+      return { header: server.header(server.revision()), leases: server.leaseIds().map((id) => ({ ID: id.toString() })) };
     }),
     LeaseKeepAlive: (call: grpc.ServerDuplexStream<{ ID: string }, unknown>) => {
       metrics.grpcStarted.inc({ grpc_type: 'bidi_stream', grpc_service: 'etcdserverpb.Lease', grpc_method: 'LeaseKeepAlive' });
@@ -51,7 +51,7 @@ export function leaseService(server: EtcdServer, metrics: ServerMetrics): grpc.U
         chain = chain.then(async () => {
           if (ended) return;
           // The header is taken before the renewal, as etcd does.
-          const header = server.header(server.store.rev);
+          const header = server.header(server.revision());
           let ttl = 0;
           try {
             // An unknown or expired lease answers TTL 0 with no error; anything else ends the stream.

@@ -14,7 +14,7 @@ import { DEFAULT_PROGRESS_NOTIFY_INTERVAL_MS, PROGRESS_NOTIFY_JITTER_FRACTION } 
 import { serviceDefinition } from '../../proto';
 import type { ResponseHeader } from '../../proto/etcd-types';
 import { ErrNoLeader } from '../etcdserver/errors';
-import type { EtcdServer } from '../etcdserver/server';
+import type { ServerInfo } from '../etcdserver/interfaces';
 import { toServiceError } from './grpc-errors';
 import type { ServerMetrics } from '../etcdserver/metrics';
 
@@ -78,7 +78,7 @@ export function toWatchCreate(c: WatchCreateRequestMsg): WatchCreate {
   };
 }
 
-export function watchService(server: EtcdServer, hub: WatchableStore, metrics: ServerMetrics): grpc.UntypedServiceImplementation {
+export function watchService(server: ServerInfo, hub: WatchableStore, metrics: ServerMetrics): grpc.UntypedServiceImplementation {
   const maxFragmentBytes = server.cfg.maxRequestBytes + WATCH_FRAGMENT_OVERHEAD_BYTES;
   const intervalMs = Math.max(MIN_PROGRESS_NOTIFY_INTERVAL_MS, server.cfg.watchProgressNotifyIntervalMs || DEFAULT_PROGRESS_NOTIFY_INTERVAL_MS);
   const encoder = new WatchEncoder(server);
@@ -180,7 +180,7 @@ export class LeaderMonitor {
   private timer: NodeJS.Timeout | undefined;
   private noLeaderCount = 0;
 
-  constructor(private readonly server: EtcdServer) {}
+  constructor(private readonly server: ServerInfo) {}
 
   register(cancel: () => void): () => void {
     this.streams.add(cancel);
@@ -205,9 +205,9 @@ export class LeaderMonitor {
   }
 }
 
-const monitors = new WeakMap<EtcdServer, LeaderMonitor>();
+const monitors = new WeakMap<ServerInfo, LeaderMonitor>();
 
-export function leaderMonitor(server: EtcdServer): LeaderMonitor {
+export function leaderMonitor(server: ServerInfo): LeaderMonitor {
   let m = monitors.get(server);
   if (!m) {
     m = new LeaderMonitor(server);

@@ -1,4 +1,4 @@
-import type { Event, KeyValue, RangeResult } from '../../../mvcc/kv';
+import type { KeyValue, RangeResult } from '../../../mvcc/kv';
 import type { KvStore, TxnWrite } from '../../../mvcc/kv-store';
 import type { Lessor } from '../../../mvcc/lessor';
 import type {
@@ -20,7 +20,7 @@ import type {
   TxnResponse,
 } from '../../../proto/etcd-types';
 import { CompareResult, CompareTarget, SortOrder, SortTarget } from '../../../proto/etcd-types';
-import { ErrCompacted, ErrFutureRev, ErrKeyNotFound, ErrLeaseNotFound, ErrNoSpace } from '../errors';
+import { ErrCompacted, ErrFutureRev, ErrKeyNotFound, ErrLeaseNotFound } from '../errors';
 import { toEtcdError } from '../../v3rpc/grpc-errors';
 
 /**
@@ -177,23 +177,21 @@ function sign(a: number, b: number): number {
   return a < b ? -1 : a > b ? 1 : 0;
 }
 
-/** Called after every write txn that changed something, with its events, in revision order. */
-export type CommitListener = (events: readonly Event[], rev: number) => void;
+/** What applies one committed request (etcd's applierV3); decorators wrap it (capped.ts). */
+export interface ApplierV3 {
+  apply(index: number, req: InternalRaftRequest, header: (rev: number) => ResponseHeader): ApplyOutcome | Promise<ApplyOutcome>;
+}
 
-export class Applier {
+/** The backend applier (etcd's applierV3backend): requests become write txns on the store and lessor. */
+export class Applier implements ApplierV3 {
   constructor(
     private readonly store: KvStore,
     private readonly lessor: Lessor,
-    private readonly onCommit: CommitListener,
-    /** True while the NOSPACE alarm is raised: writes that grow the store are refused. */
-    private readonly capped: () => boolean = () => false,
   ) {}
 
-  /** Ends a write txn and publishes its events (to the watch hub) once they are visible to reads. */
+  /** Ends a write txn; the store tells its watchers once the writes are visible to reads. */
   private commit(w: TxnWrite, index: number): void {
-    const events = w.changes;
     w.end({ consistentIndex: index });
-    if (events.length > 0) this.onCommit(events, this.store.rev);
   }
 
   // ---------------------------------------------------------------- reads (no log entry)
@@ -233,7 +231,6 @@ export class Applier {
    */
   apply(index: number, req: InternalRaftRequest, header: (rev: number) => ResponseHeader): ApplyOutcome | Promise<ApplyOutcome> {
     try {
-      if (this.capped() && (req.put || req.lease_grant || (req.txn && txnHasPut(req.txn)))) throw new ErrNoSpace();
       if (req.put) return ok(this.applyPut(index, req.put, header));
       if (req.delete_range) return ok(this.applyDelete(index, req.delete_range, header));
       if (req.txn) {
@@ -268,7 +265,8 @@ export class Applier {
     return { err: toEtcdError(e) };
   }
 
-  private applyNoop<T>(index: number, response: T): ApplyResult<T> {
+  /** Consumes the entry's index without changing anything (a refused or empty request). */
+  applyNoop<T>(index: number, response: T): ApplyResult<T> {
     const w = this.store.write();
     this.commit(w, index);
     return { response };
@@ -478,7 +476,7 @@ export class Applier {
   }
 }
 
-function txnHasPut(r: TxnRequest): boolean {
+export function txnHasPut(r: TxnRequest): boolean {
   for (const op of [...r.success, ...r.failure]) {
     if (op.request_put) return true;
     if (op.request_txn && txnHasPut(op.request_txn)) return true;

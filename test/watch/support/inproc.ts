@@ -3,7 +3,6 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import pino from 'pino';
-import { WatchableStore } from '../../../mvcc/watchable-store';
 import { serviceDefinition } from '../../../proto';
 import { buildConfig, parseFlags } from '../../../server/embed/config';
 import { electionService } from '../../../server/api/election';
@@ -42,8 +41,7 @@ export async function startInproc(extraArgs: string[] = []): Promise<InprocMembe
   const grpcServer = new grpc.Server({ 'grpc.max_receive_message_length': cfg.maxRequestBytes + 512 * 1024, 'grpc.max_send_message_length': -1 });
   grpcServer.addService(serviceDefinition('etcdserverpb', 'KV'), kvService(server, metrics));
   grpcServer.addService(serviceDefinition('etcdserverpb', 'Lease'), leaseService(server, metrics));
-  const hub = new WatchableStore(server.store);
-  server.onCommit((events, rev) => hub.notify(events, rev));
+  const hub = server.watchable;
   grpcServer.addService(watchServiceDefinition(), watchService(server, hub, metrics));
   grpcServer.addService(serviceDefinition('v3electionpb', 'Election'), electionService(server, hub, metrics));
   grpcServer.addService(serviceDefinition('v3lockpb', 'Lock'), lockService(server, hub, metrics));
@@ -51,7 +49,6 @@ export async function startInproc(extraArgs: string[] = []): Promise<InprocMembe
     grpcServer.bindAsync('127.0.0.1:0', grpc.ServerCredentials.createInsecure(), (e, p) => (e ? reject(e) : resolve(p))),
   );
   server.start();
-  server.startLeaseCheckpointing();
   const deadline = Date.now() + 10_000;
   while (server.leader === 0n) {
     if (Date.now() > deadline) throw new Error('in-process member elected no leader');

@@ -1,0 +1,137 @@
+import type { Logger } from 'pino';
+import type { ConfState, MemoryStorage, Snapshot } from '../../raft';
+import type { KvStore } from '../../mvcc/kv-store';
+import type { Lessor } from '../../mvcc/lessor';
+import type { ServerConfig } from '../embed/config';
+import { encodeConfStateRecord } from '../storage/wal/conf-state-record';
+import type { Wal } from '../storage/wal/wal';
+import type { AlarmStore } from './alarms';
+import type { PeerSet } from './apply/apply-chain';
+import { readAlarms, readMembers, restoreLessor } from './backend-schema';
+import type { Membership } from './membership/membership';
+import type { AppliedIndexWait } from './wait';
+import { failStop } from './fatal';
+
+/**
+ * Backend data of MsgSnaps received and not yet installed, by snapshot index. Raft accepts a
+ * snapshot only if it is newer than its commit index, so the one it accepted is always the newest
+ * received; older ones are dropped first when the bound is hit.
+ */
+export const MAX_RECEIVED_SNAPSHOTS = 2;
+
+type BackendEntries = [Buffer, Buffer][];
+
+export interface SnapshotterDeps {
+  cfg: Pick<ServerConfig, 'snapshotCount' | 'snapshotCatchupEntries' | 'electionTimeoutMs'>;
+  log: Logger;
+  memberId: bigint;
+  store: KvStore;
+  wal: Wal;
+  storage: MemoryStorage;
+  lessor: Lessor;
+  membership: Membership;
+  alarms: AlarmStore;
+  appliedWait: AppliedIndexWait;
+  isLeader(): boolean;
+  peers(): (PeerSet & { peerIds(): bigint[] }) | undefined;
+}
+
+/**
+ * Raft snapshots on this member (etcd's snapshot.go, triggerSnapshot and applySnapshot):
+ *  - log compaction: every --snapshot-count applied entries, a snapshot at the applied index, and
+ *    the log below it dropped, keeping --snapshot-catchup-entries for slow followers;
+ *  - a leader's snapshot: its backend arrives with the MsgSnap and replaces ours when Raft accepts it.
+ */
+export class Snapshotter {
+  /** The configuration as of the last applied entry, recorded in snapshots. */
+  confState: ConfState;
+  /** Index of the last snapshot (the log below it may be compacted). */
+  snapshotIndex: number;
+  private snapshotting = false;
+  private readonly received = new Map<number, BackendEntries>();
+
+  constructor(
+    private readonly d: SnapshotterDeps,
+    initial: { confState: ConfState; snapshotIndex: number },
+  ) {
+    this.confState = initial.confState;
+    this.snapshotIndex = initial.snapshotIndex;
+  }
+
+  /** Keeps a MsgSnap's backend data until Raft decides; the caller then steps the message. */
+  keepReceived(index: number, entries: BackendEntries): void {
+    if (this.received.has(index)) return; // a duplicate: keep the data Raft may already have accepted
+    this.received.set(index, entries);
+    while (this.received.size > MAX_RECEIVED_SNAPSHOTS) this.received.delete(Math.min(...this.received.keys()));
+  }
+
+  /**
+   * Raft accepted the snapshot and its Ready is being persisted: replace the backend with the data
+   * received for exactly that index (etcd's applySnapshot). Data received for older indexes is stale.
+   */
+  async install(snap: Snapshot): Promise<void> {
+    const index = snap.metadata.index;
+    const entries = this.received.get(index);
+    for (const i of [...this.received.keys()]) if (i <= index) this.received.delete(i);
+    if (!entries) throw new Error(`raft accepted snapshot ${index} without its data`);
+    this.confState = snap.metadata.confState;
+    this.snapshotIndex = index;
+    this.d.log.info({ index, entries: entries.length }, 'installing snapshot from leader');
+    // The store tells its watch hub (CommitObserver.restored) once the new contents are readable.
+    await this.d.store.replaceContents([entries]);
+    await this.reloadFromBackend();
+    this.d.appliedWait.advance(Math.max(index, this.d.store.consistentIndex));
+  }
+
+  /** Lessor, alarms and member list after the backend was replaced. */
+  private async reloadFromBackend(): Promise<void> {
+    const { store, lessor, membership, memberId } = this.d;
+    this.d.alarms.restore(await readAlarms(store));
+    await restoreLessor(store, lessor);
+    if (this.d.isLeader()) lessor.promote(this.d.cfg.electionTimeoutMs);
+    const { members, removed } = await readMembers(store);
+    membership.restore(members, removed);
+    const peers = this.d.peers();
+    for (const m of members) if (m.id !== memberId) peers?.addPeer(m.id, m.peerUrls);
+    for (const id of peers?.peerIds() ?? []) if (!membership.get(id)) peers?.removePeer(id);
+  }
+
+  /**
+   * Log compaction (etcd's snapshot-count): once enough entries were applied since the last
+   * snapshot, record a snapshot at the applied index and drop the log below it. The backend is
+   * fsynced first, because once the log is gone the backend is the only copy.
+   */
+  maybeSnapshot(): void {
+    const applied = this.d.appliedWait.index;
+    const { storage, cfg } = this.d;
+    if (this.snapshotting || applied - this.snapshotIndex <= cfg.snapshotCount) return;
+    // Entries are applied while the Ready that carries them is still being written, so the applied
+    // index can be ahead of the in-memory log for a moment; the snapshot waits for a later apply.
+    if (applied > storage.lastIndex() || applied < storage.firstIndex() - 1) return;
+    this.snapshotting = true;
+    const confState = this.confState;
+    this.snapshotAt(applied, confState).then(
+      () => {
+        this.snapshotting = false;
+      },
+      // The backend fsync or the WAL's snapshot record failed: the log can no longer be trusted to
+      // be compacted safely, and etcd panics on the same failures (snapshot.go, saveSnapshot).
+      (e: unknown) => failStop('backend write failed', e),
+    );
+  }
+
+  private async snapshotAt(applied: number, confState: ConfState): Promise<void> {
+    const { storage, wal, store, cfg, log } = this.d;
+    const term = storage.term(applied);
+    await store.forceCommit({ sync: true });
+    storage.createSnapshot(applied, confState, new Uint8Array());
+    await wal.saveSnapshot({ index: applied, term, data: encodeConfStateRecord(confState) });
+    this.snapshotIndex = applied;
+    const compactTo = applied - cfg.snapshotCatchupEntries;
+    if (compactTo > storage.firstIndex()) {
+      storage.compact(compactTo);
+      await wal.compact(compactTo - 1);
+    }
+    log.info({ index: applied, 'compacted-to': compactTo }, 'saved snapshot and compacted raft log');
+  }
+}
