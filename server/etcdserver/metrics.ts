@@ -19,6 +19,7 @@ export class ServerMetrics {
   readonly quotaBackendBytes = this.gauge('etcd_server_quota_backend_bytes', 'Current backend storage quota size in bytes.');
   readonly serverId = new prom.Gauge({ name: 'etcd_server_id', help: 'Server or member ID in hexadecimal format. 1 for \'server_id\' label with current ID.', labelNames: ['server_id'], registers: [this.registry] });
   readonly serverVersion = new prom.Gauge({ name: 'etcd_server_version', help: 'Which version is running. 1 for \'server_version\' label with current version.', labelNames: ['server_version'], registers: [this.registry] });
+  readonly activePeers = new prom.Gauge({ name: 'etcd_network_active_peers', help: 'The current number of active peer connections.', labelNames: ['Local', 'Remote'], registers: [this.registry] });
   readonly walFsyncSeconds = new prom.Histogram({
     name: 'etcd_disk_wal_fsync_duration_seconds',
     help: 'The latency distributions of fsync called by WAL.',

@@ -194,6 +194,7 @@ export class EtcdServer implements KvServer, LeaseServer, ClusterServer, Mainten
       strictReconfigCheck: cfg.strictReconfigCheck,
       membership,
       raftStatus: () => this.raft.status(),
+      activeSince: (id) => this.transport?.activeSince(id),
       proposeConfChange: (type, nodeId, member) => this.proposals.proposeConfChange(type, nodeId, member),
       askLeaderLearnerReady: async (id) => {
         const res = await this.forwardToLeader('/cairnpb.Peer/LearnerReady', learnerReadyReq.encode({ cluster_id: this.clusterIdStr, ID: id.toString() }));

@@ -117,6 +117,47 @@ class PeerError extends Error {
   }
 }
 
+/**
+ * Which peers are connected to us right now, and since when (etcd's rafthttp peerStatus): a peer
+ * becomes active when its stream to us delivers its first batch and inactive when that stream
+ * ends. The reconfiguration checks (--strict-reconfig-check) rely on it, as etcd's do.
+ */
+class PeerActivity {
+  private readonly streams = new Map<bigint, { count: number; sinceMs: number }>();
+
+  constructor(
+    private readonly local: bigint,
+    private readonly gauge: PeerTransportOptions['activePeers'],
+  ) {}
+
+  streamStarted(id: bigint): void {
+    const s = this.streams.get(id);
+    if (s) s.count++;
+    else this.streams.set(id, { count: 1, sinceMs: Date.now() });
+    this.gauge?.set(this.labels(id), 1);
+  }
+
+  streamEnded(id: bigint): void {
+    const s = this.streams.get(id);
+    if (!s) return;
+    if (--s.count > 0) return;
+    this.streams.delete(id);
+    this.gauge?.set(this.labels(id), 0);
+  }
+
+  forget(id: bigint): void {
+    if (this.streams.delete(id)) this.gauge?.set(this.labels(id), 0);
+  }
+
+  since(id: bigint): number | undefined {
+    return this.streams.get(id)?.sinceMs;
+  }
+
+  private labels(id: bigint): { Local: string; Remote: string } {
+    return { Local: this.local.toString(16), Remote: id.toString(16) };
+  }
+}
+
 /** The sending side towards one remote member. */
 class Peer {
   private client: grpc.Client;
@@ -276,6 +317,8 @@ export interface PeerTransportOptions {
   dialOverride: ReadonlyMap<string, string>;
   /** The member name for an ID, when known (names arrive through the log after MemberAdd). */
   memberName(id: bigint): string | undefined;
+  /** etcd_network_active_peers{Local, Remote}: 1 while a peer's stream to us is up. */
+  activePeers?: { set(labels: { Local: string; Remote: string }, value: number): void };
 }
 
 export class PeerTransport {
@@ -287,6 +330,7 @@ export class PeerTransport {
   private readonly server = new grpc.Server({ 'grpc.max_receive_message_length': -1, 'grpc.max_send_message_length': -1 });
   private readonly dialOverride: ReadonlyMap<string, string>;
   private readonly memberName: (id: bigint) => string | undefined;
+  private readonly activity: PeerActivity;
 
   constructor(opts: PeerTransportOptions) {
     this.memberId = opts.memberId;
@@ -295,6 +339,7 @@ export class PeerTransport {
     this.handlers = opts.handlers;
     this.dialOverride = new Map([...opts.dialOverride].map(([k, v]) => [normalizePeerUrl(k), v]));
     this.memberName = opts.memberName;
+    this.activity = new PeerActivity(opts.memberId, opts.activePeers);
     this.server.addService(PEER_SERVICE, {
       Send: (call: grpc.ServerReadableStream<Buffer, Buffer>, callback: grpc.sendUnaryData<Buffer>) => this.onSend(call, callback),
       SendSnapshot: (call: grpc.ServerReadableStream<Buffer, Buffer>, callback: grpc.sendUnaryData<Buffer>) => this.onSnapshot(call, callback),
@@ -382,6 +427,12 @@ export class PeerTransport {
   removePeer(id: bigint): void {
     this.peers.get(id)?.close();
     this.peers.delete(id);
+    this.activity.forget(id);
+  }
+
+  /** When the peer's current connection to us became active, or undefined while it is down (etcd's ActiveSince). */
+  activeSince(id: bigint): number | undefined {
+    return this.activity.since(id);
   }
 
   peerIds(): bigint[] {
@@ -446,6 +497,11 @@ export class PeerTransport {
 
   private onSend(call: grpc.ServerReadableStream<Buffer, Buffer>, callback: grpc.sendUnaryData<Buffer>): void {
     let failed = false;
+    let from: bigint | undefined;
+    const ended = (): void => {
+      if (from !== undefined) this.activity.streamEnded(from);
+      from = undefined;
+    };
     call.on('data', (buf: Buffer) => {
       if (failed) return;
       let batch;
@@ -468,12 +524,18 @@ export class PeerTransport {
         callback({ code: grpc.status.FAILED_PRECONDITION, details: REMOVED_MEMBER_DETAILS });
         return;
       }
+      if (from === undefined) {
+        from = batch.from;
+        this.activity.streamStarted(from);
+      }
       this.handlers.onMessages(batch.messages);
     });
     call.on('end', () => {
+      ended();
       if (!failed) callback(null, Buffer.alloc(0));
     });
-    call.on('error', () => undefined);
+    call.on('error', ended);
+    call.on('close', ended);
   }
 
   private onSnapshot(call: grpc.ServerReadableStream<Buffer, Buffer>, callback: grpc.sendUnaryData<Buffer>): void {

@@ -18,6 +18,8 @@ import type { Member, Membership } from './membership';
 export const MAX_LEARNERS = 1;
 /** A learner may be promoted once its log is within this fraction of the leader's (etcd: readyPercent 0.9). */
 export const LEARNER_READY_PERCENT = 0.9;
+/** etcd's HealthInterval: a peer counts as connected once its connection has been up this long. */
+export const HEALTH_INTERVAL_MS = 5_000;
 
 export interface ReconfigDeps {
   memberId: bigint;
@@ -26,15 +28,18 @@ export interface ReconfigDeps {
   strictReconfigCheck: boolean;
   membership: Membership;
   raftStatus(): Status;
+  /** When a peer's current connection became active, undefined while it is down (etcd's transport.ActiveSince). */
+  activeSince(id: bigint): number | undefined;
   proposeConfChange(type: ConfChangeType, nodeId: bigint, member?: Member): Promise<void>;
   /** Asks the leader whether a learner is ready (MemberPromote arriving at a follower). */
   askLeaderLearnerReady(id: bigint): Promise<boolean>;
 }
 
 /**
- * Membership changes as the Cluster API asks for them (etcd's server.go AddMember, RemoveMember,
- * PromoteMember, UpdateMember and their mayAdd/mayRemove/mayPromote checks). Each one is checked
- * here, proposed as a Raft conf change, and takes effect when applied (apply/apply-chain.ts).
+ * Membership changes as the Cluster API asks for them (etcd 3.4's server.go AddMember,
+ * RemoveMember, PromoteMember, UpdateMember with mayAddMember, mayRemoveMember and
+ * mayPromoteMember). Each one is checked here, proposed as a Raft conf change, and takes effect
+ * when applied (apply/apply-chain.ts).
  */
 export class Reconfig {
   constructor(private readonly d: ReconfigDeps) {}
@@ -46,10 +51,9 @@ export class Reconfig {
     const taken = new Set(membership.list().flatMap((m) => m.peerUrls));
     if (peerUrls.some((u) => taken.has(u))) throw new ErrPeerURLExist();
     if (isLearner && membership.list().filter((m) => m.isLearner).length >= MAX_LEARNERS) throw new ErrTooManyLearners();
-    // etcd's mayAddMember: a voter may only be added while a quorum of the new configuration is started.
-    if (this.d.strictReconfigCheck && !isLearner && !this.readyToAddVoter()) throw new ErrMemberNotEnoughStarted();
     const id = computeMemberId(peerUrls, this.d.initialClusterToken, Math.floor(Date.now() / 1000));
     if (membership.get(id) || membership.isRemoved(id)) throw new ErrMemberExist();
+    if (this.d.strictReconfigCheck) this.mayAddMember(isLearner);
     const member: Member = { id, name: '', peerUrls, clientUrls: [], isLearner };
     await this.d.proposeConfChange(isLearner ? ConfChangeType.AddLearnerNode : ConfChangeType.AddNode, id, member);
     return { member, members: membership.list() };
@@ -65,16 +69,21 @@ export class Reconfig {
 
   /**
    * MemberPromote: only the leader knows whether the learner has caught up, so a follower asks it
-   * (etcd forwards the whole promote to the leader when it gets ErrNotLeader locally).
+   * (etcd forwards the whole promote to the leader when isLearnerReady answers ErrNotLeader).
    */
   async promoteMember(id: bigint): Promise<Member[]> {
     const m = this.d.membership.get(id);
     if (!m) throw new ErrMemberNotFound();
     if (!m.isLearner) throw new ErrMemberNotLearner();
-    if (this.d.strictReconfigCheck && !this.readyToPromote()) throw new ErrMemberNotEnoughStarted();
     const st = this.d.raftStatus();
-    const ready = st.lead === this.d.memberId ? this.learnerReady(id) : st.lead === 0n ? Promise.reject(new ErrNoLeader()) : this.d.askLeaderLearnerReady(id);
-    if (!(await ready)) throw new ErrLearnerNotReady();
+    if (st.lead === 0n) throw new ErrNoLeader();
+    const ready = st.lead === this.d.memberId ? await this.learnerReady(id) : await this.d.askLeaderLearnerReady(id);
+    if (!ready) throw new ErrLearnerNotReady();
+    // etcd's IsReadyToPromoteMember: the learner counts as started, for the future quorum.
+    if (this.d.strictReconfigCheck) {
+      const { voters, started } = this.started();
+      if (started + 1 < Math.floor((voters.length + 1) / 2) + 1) throw new ErrMemberNotEnoughStarted();
+    }
     await this.d.proposeConfChange(ConfChangeType.AddNode, id, { ...m, isLearner: false });
     return this.d.membership.list();
   }
@@ -104,41 +113,39 @@ export class Reconfig {
     return { voters, started: voters.filter((m) => m.name !== '').length };
   }
 
-  /** etcd's IsReadyToAddVotingMember: a quorum of the grown cluster must already be started. */
-  private readyToAddVoter(): boolean {
-    const { voters, started } = this.started();
-    const members = voters.length + 1;
-    // Adding a second member to a one-member cluster (restoring a cluster from one member) is allowed.
-    if (started === 1 && members === 2) return true;
-    return started >= Math.floor(members / 2) + 1;
+  /** Connected, and for at least HEALTH_INTERVAL_MS (etcd's numConnectedSince counts this member too). */
+  private connectedSince(voters: Member[], sinceMs: number): number {
+    let n = 0;
+    for (const m of voters) {
+      const t = m.id === this.d.memberId ? 0 : this.d.activeSince(m.id);
+      if (t !== undefined && t <= sinceMs) n++;
+    }
+    return n;
   }
 
-  /** etcd's IsReadyToPromoteMember: the learner counts as started, for the future quorum. */
-  private readyToPromote(): boolean {
+  /** etcd's mayAddMember. */
+  private mayAddMember(isLearner: boolean): void {
     const { voters, started } = this.started();
-    return started + 1 >= Math.floor((voters.length + 1) / 2) + 1;
+    if (!isLearner) {
+      // IsReadyToAddVotingMember: a quorum of the grown cluster must already be started; adding a
+      // second member to a one-member cluster (restoring a cluster from one member) is allowed.
+      const members = voters.length + 1;
+      if (!(started === 1 && members === 2) && started < Math.floor(members / 2) + 1) throw new ErrMemberNotEnoughStarted();
+    }
+    // isConnectedFullySince: every voting member connected for HealthInterval.
+    if (this.connectedSince(voters, Date.now() - HEALTH_INTERVAL_MS) < voters.length) throw new ErrUnhealthy();
   }
 
-  /**
-   * etcd's mayRemoveMember: the members left must have a started quorum, and removing the voter
-   * must not break the quorum of members this one is actually in touch with (etcd counts peers
-   * its transport heard from within HealthInterval; the leader's Raft progress, recently active
-   * within an election timeout under check-quorum, is the same evidence here).
-   */
+  /** etcd's mayRemoveMember, for a voter. */
   private mayRemoveVoter(id: bigint): void {
     const { voters } = this.started();
     const rest = voters.filter((m) => m.id !== id);
     const startedRest = rest.filter((m) => m.name !== '').length;
     if (startedRest < Math.floor(rest.length / 2) + 1) throw new ErrMemberNotEnoughStarted();
-    const st = this.d.raftStatus();
-    if (st.lead !== this.d.memberId || !st.progress) return;
-    let active = 0;
-    for (const m of voters) {
-      if (m.id === this.d.memberId) active++;
-      else if (st.progress.get(m.id)?.recentActive) active++;
-    }
-    // The member being removed may be one of the active ones: what remains must still be a quorum.
-    if (active - 1 < Math.floor((voters.length - 1) / 2) + 1) throw new ErrUnhealthy();
+    // A member that is down is safe to remove: it is not part of the active quorum.
+    if (id !== this.d.memberId && this.d.activeSince(id) === undefined) return;
+    const active = this.connectedSince(voters, Date.now() - HEALTH_INTERVAL_MS);
+    if (active - 1 < 1 + Math.floor((voters.length - 1) / 2)) throw new ErrUnhealthy();
   }
 }
 
