@@ -28,6 +28,11 @@ export interface ReadIndexDeps {
   /** Re-send interval for an unanswered round; READ_INDEX_RETRY_MS (etcd's value) unless set. */
   retryMs?: number;
   /**
+   * Called before each re-send, for the server's log and metrics: etcd warns "waiting for
+   * ReadIndex response took too long, retrying" and counts etcd_server_slow_read_indexes_total.
+   */
+  onRetry?(ctx: Uint8Array): void;
+  /**
    * A request context unique across the cluster (etcd uses its member-scoped request ID generator):
    * the leader's ReadOnly drops a second request with a context it already has pending, so two
    * members counting 1, 2, 3... would leave one of them waiting for the full timeout.
@@ -68,7 +73,10 @@ export class ReadIndexer {
     // its index) and the leader broadcasts another heartbeat carrying that context, which also
     // recovers a lost heartbeat round; if the first request never arrived, or its answer was lost
     // after the leader dequeued it, the re-send starts a fresh round under the same context.
-    const retry = setInterval(() => this.send(ctx), this.deps.retryMs ?? READ_INDEX_RETRY_MS);
+    const retry = setInterval(() => {
+      this.deps.onRetry?.(ctx);
+      this.send(ctx);
+    }, this.deps.retryMs ?? READ_INDEX_RETRY_MS);
     this.inflight = { ctx, readers, timer, retry };
     this.send(ctx);
   }

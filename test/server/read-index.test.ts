@@ -17,6 +17,7 @@ const TIMEOUT_MS = 7000;
 interface Reader {
   indexer: ReadIndexer;
   sends: Uint8Array[];
+  retries: number;
   settled(): 'pending' | 'ok' | Error;
   read(): void;
 }
@@ -41,10 +42,12 @@ function readerOn(h: Harness, id: number): Reader {
     },
     timeoutMs: TIMEOUT_MS,
     nextCtx: () => ++nextCtx,
+    onRetry: () => reader.retries++,
   });
-  return {
+  const reader: Reader = {
     indexer,
     sends,
+    retries: 0,
     settled: () => state,
     read: () => {
       indexer.linearizableRead().then(
@@ -53,6 +56,7 @@ function readerOn(h: Harness, id: number): Reader {
       );
     },
   };
+  return reader;
 }
 
 /** Drops the first message of type t (only the first: a retry must get through). */
@@ -100,12 +104,14 @@ describe('ReadIndex retry (etcd v3_server.go requestCurrentIndex, readIndexRetry
     expect(r.settled()).toBe('pending');
     await vi.advanceTimersByTimeAsync(1);
     expect(r.sends).toHaveLength(2);
+    expect(r.retries).toBe(1);
     // etcd re-sends the same request ID, not a new one.
     expect(Buffer.from(r.sends[1]).equals(Buffer.from(r.sends[0]))).toBe(true);
     expect(r.settled()).toBe('ok');
     // Answered: no more re-sends for the rest of the timeout.
     await vi.advanceTimersByTimeAsync(TIMEOUT_MS);
     expect(r.sends).toHaveLength(2);
+    expect(r.retries).toBe(1);
   });
 
   it('a lost MsgReadIndexResp (the leader already finished the round) is recovered by the re-send', async () => {
