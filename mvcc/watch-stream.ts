@@ -41,7 +41,12 @@ export interface WatchCreate {
   readonly key: Buffer;
   /** null = the single key; a single 0x00 byte = every key >= key; otherwise [key, end). */
   readonly end: Buffer | null;
-  /** 0 = from the next revision; otherwise the first revision to deliver (inclusive). */
+  /**
+   * 0 = from the next revision; otherwise the first revision to deliver (inclusive). A negative
+   * value is below every compact revision (compactRev is -1 before the first compaction), so the
+   * watcher is cancelled with compact_revision, except -1 on a never-compacted store, which etcd
+   * turns into a watcher of future revisions only.
+   */
   readonly startRev: number;
   readonly noPut?: boolean;
   readonly noDelete?: boolean;
@@ -180,7 +185,9 @@ export class WatchStream {
       while (this.watchers.has(this.nextId)) this.nextId++;
       id = this.nextId++;
     }
-    const startRev = req.startRev > 0 ? req.startRev : rev + 1;
+    // Only 0 means "from the next revision" (etcd v3rpc/watch.go recvLoop: `if rev == 0 { rev =
+    // wsrev + 1 }`). A negative start is kept: the hub cancels it as compacted, as etcd does.
+    const startRev = req.startRev !== 0 ? req.startRev : rev + 1;
     const w = new Watcher(id, this, req, startRev);
     this.watchers.set(id, w);
     this.push(null, response({ watchId: id, revision: rev, created: true }));

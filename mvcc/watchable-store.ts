@@ -328,6 +328,15 @@ export class WatchableStore implements WatchHub, CommitObserver {
       w.stream.cancelCompacted(w, compactRev); // hub.remove: the watcher gauge goes down too
       return true;
     }
+    if (w.minRev < 0) {
+      // Only start_revision -1 on a never-compacted store (compactRev -1) gets here. etcd's
+      // syncWatchers reads [minRev, curRev] from the backend with the revisions encoded as
+      // unsigned big-endian bytes (revToBytes), so a negative minRev is a range that starts past
+      // its end and finds nothing: the watcher joins the synced group with no history and sees
+      // only later revisions. Reading from the store here would replay everything instead.
+      this.makeSynced(w);
+      return true;
+    }
     const cur = this.store.rev;
     if (w.minRev <= cur) {
       if (w.minRev < this.history.firstRev) return false;

@@ -9,7 +9,10 @@ export const HEALTH_CHECK_TIMEOUT_MS = 5_000;
 
 /**
  * The HTTP/1.1 side of the client port (etcd etcdhttp): /health, /livez, /readyz, /version and
- * /metrics. /health probes like etcd: leader present (unless ?serializable=true), then a read.
+ * /metrics. /health answers as etcd 3.4 does (etcdhttp/metrics.go NewHealthHandler, checkHealth):
+ * no alarm, a leader, then a quorum read; it has no serializable mode, so ?serializable=true is
+ * ignored and a member without a leader is unhealthy either way. /livez and /readyz (later
+ * releases) keep ?serializable=true, which skips the leader and reads locally.
  */
 export function httpHandler(server: HealthServer, metrics: ServerMetrics): http.RequestListener {
   return (req, res) => {
@@ -17,6 +20,12 @@ export function httpHandler(server: HealthServer, metrics: ServerMetrics): http.
     const route = url.pathname;
     if (!['/health', '/livez', '/readyz', '/version', '/metrics'].includes(route)) {
       res.writeHead(404, { 'Content-Type': 'text/plain; charset=utf-8' }).end('404 page not found\n');
+      return;
+    }
+    if (route === '/health' && req.method !== 'GET') {
+      // etcd 3.4's health handler takes GET only (HEAD too is refused), with http.Error's framing.
+      res.setHeader('Allow', 'GET');
+      goHttpError(res, 405, 'Method Not Allowed');
       return;
     }
     if (req.method !== 'GET' && req.method !== 'HEAD') {
@@ -34,11 +43,20 @@ export function httpHandler(server: HealthServer, metrics: ServerMetrics): http.
       );
       return;
     }
-    const serializable = url.searchParams.get('serializable') === 'true';
     const excluded = new Set(url.searchParams.getAll('exclude'));
+    if (route === '/health') {
+      void checkHealth(server, false, excluded).then((reason) => {
+        const body = JSON.stringify({ health: String(!reason) });
+        // Healthy: Go writes the JSON with no Content-Type set, so net/http sniffs text/plain.
+        // Unhealthy: http.Error(w, body, 503), which adds nosniff and a trailing newline.
+        if (reason) goHttpError(res, 503, body);
+        else res.writeHead(200, { 'Content-Type': GO_SNIFFED_TEXT }).end(body);
+      });
+      return;
+    }
+    const serializable = url.searchParams.get('serializable') === 'true';
     void checkHealth(server, serializable, excluded).then((reason) => {
-      if (route === '/health') json(res, reason ? 503 : 200, { health: String(!reason) });
-      else res.writeHead(reason ? 503 : 200, { 'Content-Type': 'text/plain; charset=utf-8' }).end(reason ? `[-]${reason}\n` : 'ok\n');
+      res.writeHead(reason ? 503 : 200, { 'Content-Type': GO_SNIFFED_TEXT }).end(reason ? `[-]${reason}\n` : 'ok\n');
     });
   };
 }
@@ -76,6 +94,14 @@ async function checkHealth(server: HealthServer, serializable: boolean, excluded
   } finally {
     clearTimeout(timer);
   }
+}
+
+/** The Content-Type Go's net/http sends for a text body written without one, and http.Error's. */
+const GO_SNIFFED_TEXT = 'text/plain; charset=utf-8';
+
+/** Go's http.Error: plain text, nosniff, the message and a newline. */
+function goHttpError(res: http.ServerResponse, status: number, message: string): void {
+  res.writeHead(status, { 'Content-Type': GO_SNIFFED_TEXT, 'X-Content-Type-Options': 'nosniff' }).end(`${message}\n`);
 }
 
 function json(res: http.ServerResponse, status: number, body: unknown): void {
