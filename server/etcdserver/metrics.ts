@@ -14,6 +14,7 @@ export class ServerMetrics {
   readonly proposalsPending = this.gauge('etcd_server_proposals_pending', 'The current number of pending proposals to commit.');
   readonly proposalsFailed = this.counter('etcd_server_proposals_failed_total', 'The total number of failed proposals seen.');
   readonly slowApplies = this.counter('etcd_server_slow_apply_total', 'The total number of slow apply requests (likely overloaded from slow disk).');
+  readonly slowReadIndexes = this.counter('etcd_server_slow_read_indexes_total', "The total number of pending read indexes not in sync with leader's or timed out read index requests.");
   readonly readIndexFailed = this.counter('etcd_server_read_indexes_failed_total', 'The total number of failed read indexes seen.');
   readonly heartbeatSendFailures = this.counter('etcd_server_heartbeat_send_failures_total', 'The total number of leader heartbeat send failures (likely overloaded from slow disk).');
   readonly quotaBackendBytes = this.gauge('etcd_server_quota_backend_bytes', 'Current backend storage quota size in bytes.');

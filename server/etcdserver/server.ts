@@ -122,6 +122,11 @@ export class EtcdServer implements KvServer, LeaseServer, ClusterServer, Mainten
       waitApplied: (index) => this.appliedWait.wait(index),
       timeoutMs: this.requestTimeoutMs,
       nextCtx: () => this.ids.nextId(),
+      // etcd's linearizableReadLoop logs and counts every re-send (slow_read_indexes_total).
+      onRetry: (ctx) => {
+        metrics.slowReadIndexes.inc();
+        log.warn({ 'sent-request-id': Buffer.from(ctx).readBigUInt64BE().toString() }, 'waiting for ReadIndex response took too long, retrying');
+      },
     });
     this.proposals = new Proposer({
       raft: () => this.raft,
