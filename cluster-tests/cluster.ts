@@ -18,6 +18,8 @@ import type { Prng } from './prng';
 
 export const REPO_ROOT = path.resolve(__dirname, __dirname.includes(`${path.sep}dist${path.sep}`) ? '../..' : '..');
 export const CAIRN_BIN = path.join(REPO_ROOT, 'bin', 'cairn');
+/** The compiled entry point bin/cairn loads (server/etcdmain since the etcd-style layout). */
+export const CAIRN_MAIN_JS = path.join(REPO_ROOT, 'dist', 'server', 'etcdmain', 'main.js');
 
 /** etcd's defaults (100 / 1000 ms): faults are judged against the timing users run. */
 export const HEARTBEAT_MS = 100;
@@ -335,7 +337,7 @@ export class Cluster {
 
   static async start(opts: ClusterOptions): Promise<Cluster> {
     if (opts.size < 1 || opts.size > 7) throw new Error('cluster size must be 1..7');
-    if (!fs.existsSync(path.join(REPO_ROOT, 'dist', 'server', 'cli.js'))) throw new Error('dist/ is missing: run `npm run build` first');
+    if (!fs.existsSync(CAIRN_MAIN_JS)) throw new Error('dist/ is missing: run `npm run build` first');
     fs.mkdirSync(opts.dir, { recursive: true });
     const c = new Cluster(opts);
     // Every port of the run in one batch (all held at once, so pairwise distinct): a proxy that

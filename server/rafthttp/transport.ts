@@ -168,6 +168,8 @@ class Peer {
   private retryAt = 0;
   private closed = false;
   private lastFailureLogAt = 0;
+  private lastDropLogAt = 0;
+  private droppedSinceLog = 0;
 
   constructor(
     readonly id: bigint,
@@ -188,6 +190,14 @@ class Peer {
   send(m: Message): void {
     if (this.closed) return;
     if (this.queue.length >= PEER_QUEUE_LIMIT) {
+      // etcd's rafthttp logs this drop too ("dropped internal Raft message since sending buffer is
+      // full"): without it a link that silently drops everything cannot be told from a quiet one.
+      this.droppedSinceLog++;
+      if (Date.now() - this.lastDropLogAt >= PEER_FAILURE_LOG_INTERVAL_MS) {
+        this.lastDropLogAt = Date.now();
+        this.t.log.warn({ peer: this.id.toString(16), type: MessageType[m.type], dropped: this.droppedSinceLog, blocked: this.blocked, 'stream-open': this.stream !== undefined }, 'dropped raft message since sending buffer is full');
+        this.droppedSinceLog = 0;
+      }
       this.t.handlers.reportUnreachable(this.id);
       return;
     }
