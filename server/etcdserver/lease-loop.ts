@@ -3,7 +3,7 @@ import type { Lessor } from '../../mvcc/lessor';
 import { ErrNotPrimary } from '../../mvcc/lessor';
 import type { InternalRaftRequest } from '../../proto/etcd-types';
 import { leaseRenewReq, leaseRenewResp, ttlReq, ttlResp, type PeerTransport } from '../rafthttp/transport';
-import { toEtcdError } from '../v3rpc/grpc-errors';
+import { toEtcdError } from './error-translation';
 import { ErrNoLeader } from './errors';
 import { testingSwitches } from './testing-switches';
 

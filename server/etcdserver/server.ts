@@ -19,30 +19,22 @@ import {
   type TxnRequest,
 } from '../../proto/etcd-types';
 import type { ServerConfig } from '../embed/config';
-import { learnerReadyReq, learnerReadyResp, type PeerTransport } from '../rafthttp/transport';
+import type { PeerTransport } from '../rafthttp/transport';
 import type { Wal } from '../storage/wal/wal';
 import { AlarmStore, type Alarm } from './alarms';
-import { ApplyChain } from './apply/apply-chain';
-import { Applier, type ApplyResult } from './apply/applier';
-import { CappedApplier } from './apply/capped';
-import { alarmPersistence, readAlarms } from './backend-schema';
+import type { ApplyResult } from './apply/applier';
+import { readAlarms } from './backend-schema';
 import { bootstrap, type Bootstrapped } from './bootstrap';
+import { buildComponents, type Components } from './components';
 import { ErrBadLeaderTransferee, ErrFutureRev, ErrNoLeader, ErrNotLeader, ErrStopped, ErrTimeoutLeaderTransfer } from './errors';
 import { failStop } from './fatal';
-import { IdGenerator } from './id-generator';
-import { LeaseLoop } from './lease-loop';
 import type { Member, Membership } from './membership/membership';
-import { Reconfig } from './membership/reconfig';
 import type { ServerMetrics } from './metrics';
-import { Proposer } from './proposals';
-import { BackendQuota, LEASE_COST_BYTES, txnCost } from './quota';
+import { LEASE_COST_BYTES, txnCost } from './quota';
 import { RaftNode } from './raft-node';
-import { ReadIndexer } from './read-index';
-import { Snapshotter } from './snapshot';
 import { testingSwitches } from './testing-switches';
 import type { ClusterServer, HealthServer, KvServer, LeaseServer, MaintenanceServer } from './interfaces';
-import { isTxnReadOnly, isTxnSerializable } from '../v3rpc/txn-check';
-import { AppliedIndexWait } from './wait';
+import { isTxnReadOnly, isTxnSerializable } from './txn-kind';
 
 /** How often a restarting single voter checks whether the WAL replay has been applied. */
 const REPLAY_POLL_MS = 5;
@@ -73,21 +65,11 @@ export class EtcdServer implements KvServer, LeaseServer, ClusterServer, Mainten
   readonly alarms: AlarmStore;
   /** The watch hub over the store: the store notifies it of every commit itself (etcd's watchableStore). */
   readonly watchable: WatchableStore;
+  /** The parts this member is made of (components.ts). */
+  private readonly c: Components;
   private readonly memberIdStr: string;
   private readonly clusterIdStr: string;
   private readonly wal: Wal;
-  private readonly ids: IdGenerator;
-  private readonly appliedWait: AppliedIndexWait;
-  private readonly readIndexer: ReadIndexer;
-  private readonly proposals: Proposer;
-  private readonly applyChain: ApplyChain;
-  private readonly snapshots: Snapshotter;
-  private readonly leases: LeaseLoop;
-  private readonly quota: BackendQuota;
-  private readonly reconfig: Reconfig;
-  /** Reads served from this member's state (Range, read-only Txn), by the same rules as apply. */
-  private readonly applier: Applier;
-  private readonly requestTimeoutMs: number;
   private raft!: RaftNode;
   private transport: PeerTransport | undefined;
   private term = 0;
@@ -101,7 +83,7 @@ export class EtcdServer implements KvServer, LeaseServer, ClusterServer, Mainten
     private readonly metrics: ServerMetrics,
     private readonly boot: Bootstrapped,
   ) {
-    const { identity, store, lessor, membership, storage } = boot;
+    const { identity, store, lessor, membership } = boot;
     this.memberId = identity.memberId;
     this.clusterId = identity.clusterId;
     this.memberIdStr = identity.memberId.toString();
@@ -110,109 +92,23 @@ export class EtcdServer implements KvServer, LeaseServer, ClusterServer, Mainten
     this.lessor = lessor;
     this.membership = membership;
     this.wal = boot.wal;
-    this.ids = new IdGenerator(identity.memberId);
-    this.alarms = new AlarmStore(alarmPersistence(store));
-    this.watchable = new WatchableStore(store);
-    this.applier = new Applier(store, lessor);
-    // etcd's ReqTimeout: 5 s plus two election timeouts.
-    this.requestTimeoutMs = 5000 + 2 * cfg.electionTimeoutMs;
-    this.appliedWait = new AppliedIndexWait(Math.max(boot.snapshotIndex, Math.min(store.consistentIndex, storage.initialState().hardState.commit)));
-    this.readIndexer = new ReadIndexer({
-      requestReadIndex: (ctx) => this.raft.readIndex(ctx),
-      waitApplied: (index) => this.appliedWait.wait(index),
-      timeoutMs: this.requestTimeoutMs,
-      nextCtx: () => this.ids.nextId(),
-      // etcd's linearizableReadLoop logs and counts every re-send (slow_read_indexes_total).
-      onRetry: (ctx) => {
-        metrics.slowReadIndexes.inc();
-        log.warn({ 'sent-request-id': Buffer.from(ctx).readBigUInt64BE().toString() }, 'waiting for ReadIndex response took too long, retrying');
-      },
-    });
-    this.proposals = new Proposer({
-      raft: () => this.raft,
-      ids: this.ids,
-      metrics,
-      maxRequestBytes: cfg.maxRequestBytes,
-      requestTimeoutMs: this.requestTimeoutMs,
-      appliedIndex: () => this.appliedWait.index,
-    });
-    this.snapshots = new Snapshotter(
-      {
-        cfg,
-        log,
-        memberId: this.memberId,
-        store,
-        wal: boot.wal,
-        storage,
-        lessor,
-        membership,
-        alarms: this.alarms,
-        appliedWait: this.appliedWait,
-        isLeader: () => this.raft.isLeader,
-        peers: () => this.transport,
-      },
-      { confState: boot.confState, snapshotIndex: boot.snapshotIndex },
-    );
-    this.applyChain = new ApplyChain({
-      memberId: this.memberId,
-      electionTimeoutMs: cfg.electionTimeoutMs,
-      store,
-      lessor,
-      membership,
-      alarms: this.alarms,
-      applier: new CappedApplier(this.applier, this.alarms),
-      proposals: this.proposals,
-      appliedWait: this.appliedWait,
-      metrics,
-      log,
-      header: this.header,
-      raft: () => this.raft,
-      peers: () => this.transport,
-      onConfState: (cs) => {
-        this.snapshots.confState = cs;
-      },
-      onSelfRemoved: () => this.removedFromCluster('this member was removed from the cluster; it will stop serving'),
-      afterApply: () => this.snapshots.maybeSnapshot(),
-    });
-    this.leases = new LeaseLoop({
-      log,
-      lessor,
-      clusterId: this.clusterId,
-      enableLeaseCheckpoint: cfg.enableLeaseCheckpoint,
+    const c: Components = buildComponents(cfg, log, metrics, boot, {
       raft: () => this.raft,
       transport: () => this.transport,
-      propose: (req) => this.proposals.propose(req),
-      confirmLeadership: () => this.readIndexer.linearizableRead(),
-      waitApplied: () => this.appliedWait.wait(this.raft.commitIndex),
+      header: this.header,
+      removedFromCluster: (why) => this.removedFromCluster(why),
+      forwardToLeader: (path, body) => this.forwardToLeader(path, body),
     });
-    this.quota = new BackendQuota({
-      store,
-      alarms: this.alarms,
-      metrics,
-      quotaBackendBytes: cfg.quotaBackendBytes,
-      memberId: this.memberId,
-      propose: (req) => this.proposals.propose(req),
-    });
-    this.reconfig = new Reconfig({
-      memberId: this.memberId,
-      initialClusterToken: cfg.initialClusterToken,
-      strictReconfigCheck: cfg.strictReconfigCheck,
-      membership,
-      raftStatus: () => this.raft.status(),
-      activeSince: (id) => this.transport?.activeSince(id),
-      proposeConfChange: (type, nodeId, member) => this.proposals.proposeConfChange(type, nodeId, member),
-      askLeaderLearnerReady: async (id) => {
-        const res = await this.forwardToLeader('/cairnpb.Peer/LearnerReady', learnerReadyReq.encode({ cluster_id: this.clusterIdStr, ID: id.toString() }));
-        return learnerReadyResp.decode(res).ready;
-      },
-    });
+    this.c = c;
+    this.alarms = c.alarms;
+    this.watchable = c.watchable;
   }
 
   /** Opens (or bootstraps) the data directory; `start` then replays the WAL into the store. */
   static async open(cfg: ServerConfig, log: Logger, metrics: ServerMetrics): Promise<EtcdServer> {
     const server = new EtcdServer(cfg, log, metrics, await bootstrap(cfg, log, metrics));
     server.alarms.restore(await readAlarms(server.store));
-    await server.quota.start();
+    await server.c.quota.start();
     return server;
   }
 
@@ -227,7 +123,7 @@ export class EtcdServer implements KvServer, LeaseServer, ClusterServer, Mainten
       wal: this.wal,
       // Raft replays every committed entry after the last snapshot, even those the backend already
       // holds (the apply chain skips them), so its configuration sees every conf change.
-      applied: this.snapshots.snapshotIndex,
+      applied: this.c.snapshots.snapshotIndex,
       electionTicks: Math.max(1, Math.round(this.cfg.electionTimeoutMs / tickMs)),
       heartbeatTicks: 1,
       tickMs,
@@ -236,10 +132,10 @@ export class EtcdServer implements KvServer, LeaseServer, ClusterServer, Mainten
       maxInflightMsgs: MAX_INFLIGHT_MSGS,
       maxUncommittedEntriesSizeBytes: MAX_UNCOMMITTED_ENTRIES_BYTES,
       send: (messages: Message[]) => transport?.send(messages),
-      apply: (entries) => this.applyChain.applyEntries(entries),
+      apply: (entries) => this.c.applyChain.applyEntries(entries),
       onLeaderChange: (lead, term) => this.onLeaderChange(lead, term),
-      onReadStates: (rs) => this.readIndexer.onReadStates(rs),
-      installSnapshot: (snap: Snapshot) => this.snapshots.install(snap),
+      onReadStates: (rs) => this.c.readIndexer.onReadStates(rs),
+      installSnapshot: (snap: Snapshot) => this.c.snapshots.install(snap),
       // Election timeouts are randomized (thesis §3.4); raft/ takes its randomness from the caller.
       random: Math.random,
       log: this.log,
@@ -253,8 +149,8 @@ export class EtcdServer implements KvServer, LeaseServer, ClusterServer, Mainten
       return;
     }
     if (this.membership.voters().length === 1 && this.membership.voters()[0] === this.memberId) this.campaignWhenReplayed();
-    this.proposals.start();
-    this.leases.start((id) => this.leaseRevoke(id));
+    this.c.proposals.start();
+    this.c.leases.start((id) => this.leaseRevoke(id));
     this.publishAttributes();
   }
 
@@ -275,7 +171,7 @@ export class EtcdServer implements KvServer, LeaseServer, ClusterServer, Mainten
     const attempt = (): void => {
       this.publishTimer = undefined;
       if (this.stopped) return;
-      this.proposals.propose({ member_attributes: { ID: this.memberIdStr, name: this.cfg.name, clientURLs: this.cfg.advertiseClientUrls } }).then(
+      this.c.proposals.propose({ member_attributes: { ID: this.memberIdStr, name: this.cfg.name, clientURLs: this.cfg.advertiseClientUrls } }).then(
         () => this.log.info({ 'client-urls': this.cfg.advertiseClientUrls }, 'published local member to cluster through raft'),
         () => {
           this.publishTimer = setTimeout(attempt, PUBLISH_RETRY_MS);
@@ -291,8 +187,8 @@ export class EtcdServer implements KvServer, LeaseServer, ClusterServer, Mainten
     this.metrics.hasLeader.set(lead === 0n ? 0 : 1);
     this.metrics.isLeader.set(lead === this.memberId ? 1 : 0);
     this.metrics.leaderChanges.inc();
-    if (lead !== this.memberId) this.leases.demote();
-    this.readIndexer.onLeaderChange();
+    if (lead !== this.memberId) this.c.leases.demote();
+    this.c.readIndexer.onLeaderChange();
     this.log.info({ leader: lead.toString(16), term }, lead === 0n ? 'lost leader' : 'elected leader');
   }
 
@@ -328,7 +224,7 @@ export class EtcdServer implements KvServer, LeaseServer, ClusterServer, Mainten
   /** A MsgSnap with the leader's backend: kept by index until Raft accepts that snapshot. */
   receiveSnapshot(m: Message, entries: [Buffer, Buffer][]): void {
     if (!m.snapshot) return;
-    this.snapshots.keepReceived(m.snapshot.metadata.index, entries);
+    this.c.snapshots.keepReceived(m.snapshot.metadata.index, entries);
     this.stepMessages([m]);
   }
 
@@ -364,7 +260,7 @@ export class EtcdServer implements KvServer, LeaseServer, ClusterServer, Mainten
   }
 
   get appliedIndex(): number {
-    return this.appliedWait.index;
+    return this.c.appliedWait.index;
   }
 
   get isLearner(): boolean {
@@ -381,7 +277,7 @@ export class EtcdServer implements KvServer, LeaseServer, ClusterServer, Mainten
 
   /** How current the member list is: it reflects the backend, which can be ahead of the applied index after a restart. */
   membershipIndex(): number {
-    return Math.max(this.appliedWait.index, this.store.consistentIndex);
+    return Math.max(this.c.appliedWait.index, this.store.consistentIndex);
   }
 
   leaseIds(): bigint[] {
@@ -414,7 +310,7 @@ export class EtcdServer implements KvServer, LeaseServer, ClusterServer, Mainten
     // would drop; wait for it, as etcd's defrag waits for the backend lock.
     await this.store.compactionIdle();
     await this.store.backend.defragment();
-    await this.quota.refresh();
+    await this.c.quota.refresh();
   }
 
   snapshotEntries(): AsyncIterable<[Buffer, Buffer][]> {
@@ -426,11 +322,11 @@ export class EtcdServer implements KvServer, LeaseServer, ClusterServer, Mainten
   async range(r: RangeRequest): Promise<RangeResponse> {
     if (!r.serializable) await this.linearizableReadNotify();
     this.metrics.rangeTotal.inc();
-    return this.applier.range(r, this.header);
+    return this.c.applier.range(r, this.header);
   }
 
   put(r: PutRequest) {
-    this.quota.check(r.key.length + r.value.length);
+    this.c.quota.check(r.key.length + r.value.length);
     return this.proposeFor({ put: r });
   }
 
@@ -441,14 +337,14 @@ export class EtcdServer implements KvServer, LeaseServer, ClusterServer, Mainten
   async txn(r: TxnRequest) {
     if (isTxnReadOnly(r)) {
       if (!isTxnSerializable(r)) await this.linearizableReadNotify();
-      return this.applier.readOnlyTxn(r, this.header);
+      return this.c.applier.readOnlyTxn(r, this.header);
     }
-    this.quota.check(txnCost(r));
+    this.c.quota.check(txnCost(r));
     return this.proposeFor({ txn: r });
   }
 
   async compact(r: CompactionRequest) {
-    const result = await this.proposals.propose({ compaction: r });
+    const result = await this.c.proposals.propose({ compaction: r });
     if (result.physicalDone) {
       // physical=true: reply only once superseded revisions are gone and that is on disk.
       await result.physicalDone;
@@ -462,16 +358,16 @@ export class EtcdServer implements KvServer, LeaseServer, ClusterServer, Mainten
     // Test-only fault (cluster-tests proves it catches it): serve "linearizable" reads from local
     // state without ReadIndex, i.e. possibly stale. Never set outside the harness's own scenario.
     if (testingSwitches.unsafeLocalReads) return;
-    await this.readIndexer.linearizableRead();
+    await this.c.readIndexer.linearizableRead();
   }
 
   private async proposeFor(req: InternalRaftRequest) {
-    return (await this.proposals.propose(req)).response;
+    return (await this.c.proposals.propose(req)).response;
   }
 
   /** Proposes a request through Raft and resolves with its apply result. */
   propose(req: InternalRaftRequest): Promise<ApplyResult> {
-    return this.proposals.propose(req);
+    return this.c.proposals.propose(req);
   }
 
   // ---------------------------------------------------------------- leases
@@ -479,8 +375,8 @@ export class EtcdServer implements KvServer, LeaseServer, ClusterServer, Mainten
   leaseGrant(r: LeaseGrantRequest) {
     let id = BigInt(r.ID);
     // etcd picks a positive ID from the member-scoped generator when the client leaves it 0.
-    if (id === 0n) id = this.ids.nextId() & ((1n << 63n) - 1n);
-    this.quota.check(LEASE_COST_BYTES);
+    if (id === 0n) id = this.c.ids.nextId() & ((1n << 63n) - 1n);
+    this.c.quota.check(LEASE_COST_BYTES);
     return this.proposeFor({ lease_grant: { ID: id.toString(), TTL: r.TTL } });
   }
 
@@ -489,11 +385,11 @@ export class EtcdServer implements KvServer, LeaseServer, ClusterServer, Mainten
   }
 
   leaseRenew(id: bigint): Promise<{ ttl: number; notFound: boolean }> {
-    return this.leases.renew(id);
+    return this.c.leases.renew(id);
   }
 
   leaseTimeToLive(id: bigint, keys: boolean): Promise<{ found: boolean; ttl: number; grantedTtl: number; keys: Buffer[] }> {
-    return this.leases.timeToLive(id, keys);
+    return this.c.leases.timeToLive(id, keys);
   }
 
   // ---------------------------------------------------------------- alarms and quota
@@ -504,12 +400,12 @@ export class EtcdServer implements KvServer, LeaseServer, ClusterServer, Mainten
       await this.linearizableReadNotify();
       return { header: this.header(this.store.rev), alarms: this.alarms.get(r.alarm).map(AlarmStore.toMsg) };
     }
-    return (await this.proposals.propose({ alarm: r })).response as { header: ResponseHeader; alarms: AlarmMember[] };
+    return (await this.c.proposals.propose({ alarm: r })).response as { header: ResponseHeader; alarms: AlarmMember[] };
   }
 
   /** Refresh the cached backend size now (after compaction and defragmentation). */
   refreshDbSize(): Promise<number> {
-    return this.quota.refresh();
+    return this.c.quota.refresh();
   }
 
   /** Status errors, formatted as etcd does. */
@@ -520,24 +416,24 @@ export class EtcdServer implements KvServer, LeaseServer, ClusterServer, Mainten
   // ---------------------------------------------------------------- cluster membership
 
   addMember(peerUrls: string[], isLearner: boolean): Promise<{ member: Member; members: Member[] }> {
-    return this.reconfig.addMember(peerUrls, isLearner);
+    return this.c.reconfig.addMember(peerUrls, isLearner);
   }
 
   removeMember(id: bigint): Promise<Member[]> {
-    return this.reconfig.removeMember(id);
+    return this.c.reconfig.removeMember(id);
   }
 
   promoteMember(id: bigint): Promise<Member[]> {
-    return this.reconfig.promoteMember(id);
+    return this.c.reconfig.promoteMember(id);
   }
 
   updateMember(id: bigint, peerUrls: string[]): Promise<Member[]> {
-    return this.reconfig.updateMember(id, peerUrls);
+    return this.c.reconfig.updateMember(id, peerUrls);
   }
 
   /** On the leader: whether a learner has caught up (asked by a follower that got a MemberPromote). */
   learnerReady(id: bigint): Promise<boolean> {
-    return this.reconfig.learnerReady(id);
+    return this.c.reconfig.learnerReady(id);
   }
 
   /** MoveLeader: only the leader may hand leadership to a voting member (etcd's MoveLeader). */
@@ -547,7 +443,7 @@ export class EtcdServer implements KvServer, LeaseServer, ClusterServer, Mainten
     if (!m || m.isLearner) throw new ErrBadLeaderTransferee();
     if (target === this.memberId) return;
     this.raft.transferLeader(target);
-    const deadline = Date.now() + this.requestTimeoutMs;
+    const deadline = Date.now() + this.c.requestTimeoutMs;
     while (this.raft.leader !== target) {
       if (Date.now() > deadline) throw new ErrTimeoutLeaderTransfer();
       await new Promise((r) => setTimeout(r, this.cfg.heartbeatIntervalMs));
@@ -579,10 +475,10 @@ export class EtcdServer implements KvServer, LeaseServer, ClusterServer, Mainten
     if (this.stopped) return;
     this.stopped = true;
     if (this.publishTimer) clearTimeout(this.publishTimer);
-    this.leases.stop();
-    this.quota.stop();
-    this.proposals.stop();
-    this.readIndexer.close(new ErrStopped());
+    this.c.leases.stop();
+    this.c.quota.stop();
+    this.c.proposals.stop();
+    this.c.readIndexer.close(new ErrStopped());
     this.transport?.close();
     await this.raft.stop();
     this.watchable.close();

@@ -106,20 +106,4 @@ export function checkTxnIntervals(r: TxnRequest): void {
   checkIntervals(r.failure);
 }
 
-export function isTxnReadOnly(r: TxnRequest): boolean {
-  for (const op of [...r.success, ...r.failure]) {
-    if (op.request_put || op.request_delete_range) return false;
-    if (op.request_txn && !isTxnReadOnly(op.request_txn)) return false;
-  }
-  return true;
-}
-
-export function isTxnSerializable(r: TxnRequest): boolean {
-  for (const op of [...r.success, ...r.failure]) {
-    if (op.request_range && !op.request_range.serializable) return false;
-    if (op.request_txn && !isTxnSerializable(op.request_txn)) return false;
-  }
-  return true;
-}
-
 export type { Compare };

@@ -21,7 +21,7 @@ import type {
 } from '../../../proto/etcd-types';
 import { CompareResult, CompareTarget, SortOrder, SortTarget } from '../../../proto/etcd-types';
 import { ErrCompacted, ErrFutureRev, ErrKeyNotFound, ErrLeaseNotFound } from '../errors';
-import { toEtcdError } from '../../v3rpc/grpc-errors';
+import { toEtcdError } from '../error-translation';
 
 /**
  * The state machine: applies committed requests to the key-value store and leases, in log order

@@ -1,0 +1,153 @@
+import type { Logger } from 'pino';
+import { WatchableStore } from '../../mvcc/watchable-store';
+import type { ResponseHeader } from '../../proto/etcd-types';
+import type { ServerConfig } from '../embed/config';
+import { learnerReadyReq, learnerReadyResp, type PeerTransport } from '../rafthttp/transport';
+import { AlarmStore } from './alarms';
+import { ApplyChain } from './apply/apply-chain';
+import { Applier } from './apply/applier';
+import { CappedApplier } from './apply/capped';
+import { alarmPersistence } from './backend-schema';
+import type { Bootstrapped } from './bootstrap';
+import { IdGenerator } from './id-generator';
+import { LeaseLoop } from './lease-loop';
+import { Reconfig } from './membership/reconfig';
+import type { ServerMetrics } from './metrics';
+import { Proposer } from './proposals';
+import { BackendQuota } from './quota';
+import type { RaftNode } from './raft-node';
+import { ReadIndexer } from './read-index';
+import { Snapshotter } from './snapshot';
+import { AppliedIndexWait } from './wait';
+
+/** What the components reach back into the server for: the Raft node and transport exist only after start(). */
+export interface ComponentHost {
+  raft(): RaftNode;
+  transport(): PeerTransport | undefined;
+  header(revision: number): ResponseHeader;
+  removedFromCluster(why: string): void;
+  forwardToLeader(path: string, body: Uint8Array): Promise<Buffer>;
+}
+
+/** The parts of one member, wired to each other (etcd's NewServer does this inline). */
+export interface Components {
+  ids: IdGenerator;
+  alarms: AlarmStore;
+  watchable: WatchableStore;
+  /** Reads served from this member's state (Range, read-only Txn), by the same rules as apply. */
+  applier: Applier;
+  requestTimeoutMs: number;
+  appliedWait: AppliedIndexWait;
+  readIndexer: ReadIndexer;
+  proposals: Proposer;
+  snapshots: Snapshotter;
+  applyChain: ApplyChain;
+  leases: LeaseLoop;
+  quota: BackendQuota;
+  reconfig: Reconfig;
+}
+
+/**
+ * Builds every component of a member over what bootstrap opened. Each gets only what it uses;
+ * the Raft node and the transport are reached lazily through the host, as they start later.
+ */
+export function buildComponents(cfg: ServerConfig, log: Logger, metrics: ServerMetrics, boot: Bootstrapped, host: ComponentHost): Components {
+  const { identity, store, lessor, membership, storage } = boot;
+  const ids = new IdGenerator(identity.memberId);
+  const alarms = new AlarmStore(alarmPersistence(store));
+  const watchable = new WatchableStore(store);
+  const applier = new Applier(store, lessor);
+  // etcd's ReqTimeout: 5 s plus two election timeouts.
+  const requestTimeoutMs = 5000 + 2 * cfg.electionTimeoutMs;
+  const appliedWait = new AppliedIndexWait(Math.max(boot.snapshotIndex, Math.min(store.consistentIndex, storage.initialState().hardState.commit)));
+  const readIndexer = new ReadIndexer({
+    requestReadIndex: (ctx) => host.raft().readIndex(ctx),
+    waitApplied: (index) => appliedWait.wait(index),
+    timeoutMs: requestTimeoutMs,
+    nextCtx: () => ids.nextId(),
+    // etcd's linearizableReadLoop logs and counts every re-send (slow_read_indexes_total).
+    onRetry: (ctx) => {
+      metrics.slowReadIndexes.inc();
+      log.warn({ 'sent-request-id': Buffer.from(ctx).readBigUInt64BE().toString() }, 'waiting for ReadIndex response took too long, retrying');
+    },
+  });
+  const proposals = new Proposer({
+    raft: host.raft,
+    ids: ids,
+    metrics,
+    maxRequestBytes: cfg.maxRequestBytes,
+    requestTimeoutMs: requestTimeoutMs,
+    appliedIndex: () => appliedWait.index,
+  });
+  const snapshots = new Snapshotter(
+    {
+      cfg,
+      log,
+      memberId: identity.memberId,
+      store,
+      wal: boot.wal,
+      storage,
+      lessor,
+      membership,
+      alarms: alarms,
+      appliedWait: appliedWait,
+      isLeader: () => host.raft().isLeader,
+      peers: host.transport,
+    },
+    { confState: boot.confState, snapshotIndex: boot.snapshotIndex },
+  );
+  const applyChain = new ApplyChain({
+    memberId: identity.memberId,
+    electionTimeoutMs: cfg.electionTimeoutMs,
+    store,
+    lessor,
+    membership,
+    alarms: alarms,
+    applier: new CappedApplier(applier, alarms),
+    proposals: proposals,
+    appliedWait: appliedWait,
+    metrics,
+    log,
+    header: host.header,
+    raft: host.raft,
+    peers: host.transport,
+    onConfState: (cs) => {
+      snapshots.confState = cs;
+    },
+    onSelfRemoved: () => host.removedFromCluster('this member was removed from the cluster; it will stop serving'),
+    afterApply: () => snapshots.maybeSnapshot(),
+  });
+  const leases = new LeaseLoop({
+    log,
+    lessor,
+    clusterId: identity.clusterId,
+    enableLeaseCheckpoint: cfg.enableLeaseCheckpoint,
+    raft: host.raft,
+    transport: host.transport,
+    propose: (req) => proposals.propose(req),
+    confirmLeadership: () => readIndexer.linearizableRead(),
+    waitApplied: () => appliedWait.wait(host.raft().commitIndex),
+  });
+  const quota = new BackendQuota({
+    store,
+    alarms: alarms,
+    metrics,
+    quotaBackendBytes: cfg.quotaBackendBytes,
+    memberId: identity.memberId,
+    propose: (req) => proposals.propose(req),
+  });
+  const reconfig = new Reconfig({
+    memberId: identity.memberId,
+    initialClusterToken: cfg.initialClusterToken,
+    strictReconfigCheck: cfg.strictReconfigCheck,
+    membership,
+    raftStatus: () => host.raft().status(),
+    activeSince: (id) => host.transport()?.activeSince(id),
+    proposeConfChange: (type, nodeId, member) => proposals.proposeConfChange(type, nodeId, member),
+    askLeaderLearnerReady: async (id) => {
+      const res = await host.forwardToLeader('/cairnpb.Peer/LearnerReady', learnerReadyReq.encode({ cluster_id: identity.clusterId.toString(), ID: id.toString() }));
+      return learnerReadyResp.decode(res).ready;
+    },
+  });
+  return { ids, alarms, watchable, applier, requestTimeoutMs, appliedWait, readIndexer, proposals, snapshots, applyChain, leases, quota, reconfig };
+}
