@@ -138,8 +138,9 @@ export class Wal {
    * unknown what reached the disk (after a failed fsync the kernel may have dropped the dirty pages,
    * so retrying can report success for data that is gone), and Raft already counts on the record:
    * etcd's raftNode does `lg.Fatal("failed to save Raft hard state and entries")` on a failed Save
-   * and `lg.Fatal("failed to save Raft snapshot")` on a failed SaveSnap. This covers every write, including the snapshot and compaction ones
-   * whose callers run in the background. A write racing close() only rejects: nothing is lost
+   * and `lg.Fatal("failed to save Raft snapshot")` on a failed SaveSnap. This covers every write,
+   * including the snapshot and compaction ones whose callers run in the background (server.ts
+   * maybeSnapshot only logs their failure). A write racing close() only rejects: nothing is lost
    * that a clean stop promised to keep.
    */
   private async durably(write: () => Promise<void>): Promise<void> {
