@@ -23,6 +23,28 @@ export interface BackendOptions {
    * cut loses the page cache. Explicit forceCommit() calls are synced in this mode.
    */
   readonly loseUnsyncedWrites?: boolean;
+  /**
+   * Called with LevelDB's error when a write to it fails (a background batch, a synced commit, a
+   * snapshot's replaceAll, defragment): the member can no longer persist what it applies, so the
+   * server stops (etcd's backend panics on a failed bbolt commit: "failed to commit tx"). Most of
+   * these writes run on a timer with no caller to reject, so without this the failure would only
+   * surface at the next write, as an apply error, or never. Default: the process-wide handler set
+   * with setDefaultBackendFatalHandler, else none (the backend then only refuses further writes).
+   */
+  readonly onFatal?: BackendFatalHandler;
+}
+
+/** Receives the error of a failed LevelDB write; the server's handler does not return. */
+export type BackendFatalHandler = (err: unknown) => void;
+
+let defaultFatalHandler: BackendFatalHandler | undefined;
+
+/**
+ * The handler for backends opened without `onFatal` (the server's fail-stop, installed by its
+ * composition root: mvcc/ must not import server/).
+ */
+export function setDefaultBackendFatalHandler(handler: BackendFatalHandler | undefined): void {
+  defaultFatalHandler = handler;
 }
 
 /** One pending write; `value` undefined = delete. */
@@ -81,11 +103,13 @@ export class Backend {
   private readonly batchIntervalMs: number;
   private readonly batchLimit: number;
   private readonly loseUnsyncedWrites: boolean;
+  private readonly onFatal: BackendFatalHandler | undefined;
 
   private constructor(private readonly db: LevelDb, readonly path: string, opts: BackendOptions) {
     this.batchIntervalMs = opts.batchIntervalMs ?? BATCH_INTERVAL_MS;
     this.batchLimit = opts.batchLimit ?? BATCH_LIMIT;
     this.loseUnsyncedWrites = opts.loseUnsyncedWrites === true;
+    this.onFatal = opts.onFatal;
     assert(this.batchIntervalMs > 0 && this.batchLimit > 0);
   }
 
@@ -243,6 +267,16 @@ export class Backend {
   async defragment(): Promise<void> {
     this.assertOpen();
     await this.forceCommit();
+    try {
+      await this.compactWholeKeyspace();
+    } catch (e) {
+      // A failed compaction (ENOSPC while rewriting tables) is a failed write: LevelDB refuses every
+      // later write with the same background error, and the sentinel keys may be left behind.
+      throw this.failed(e);
+    }
+  }
+
+  private async compactWholeKeyspace(): Promise<void> {
     // The first pass flushes LevelDB's memtable. When nothing else overlaps it, LevelDB places that
     // table at level 2 as it is, overwritten and deleted entries included, and a manual compaction
     // of the levels above never rewrites it (a database whose data all sat in the memtable kept its
@@ -285,8 +319,7 @@ export class Backend {
       await this.db.batch(ops, { sync: true });
       this.unsynced = false;
     } catch (e) {
-      this.failure = new ErrBackend(e);
-      throw this.failure;
+      throw this.failed(e);
     }
   }
 
@@ -319,6 +352,8 @@ export class Backend {
     if (this.timer === null) {
       this.timer = setTimeout(() => {
         this.timer = null;
+        // No caller waits on a background commit: a failure reaches the fatal handler in
+        // writeBatch, and with no handler it poisons the backend (the next write throws it).
         this.flush(false).catch(noop);
       }, this.batchIntervalMs);
     }
@@ -384,11 +419,23 @@ export class Backend {
       await this.db.batch(ops, { sync });
       this.unsynced = !sync;
     } catch (e) {
-      this.failure = new ErrBackend(e);
-      throw this.failure;
+      throw this.failed(e);
     } finally {
       this.flushing = null;
     }
+  }
+
+  /**
+   * A LevelDB write failed: refuse every later write (the store can no longer be trusted to hold
+   * what was applied) and tell the fatal handler, which stops the server before any caller sees
+   * the rejection. Returns the error for callers to throw when no handler stops the process.
+   */
+  private failed(cause: unknown): ErrBackend {
+    this.failure ??= new ErrBackend(cause);
+    // After close() a write can only fail because the database is gone (a shutdown race), which
+    // says nothing about the disk.
+    if (!this.closed) (this.onFatal ?? defaultFatalHandler)?.(cause);
+    return this.failure;
   }
 }
 

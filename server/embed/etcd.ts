@@ -19,6 +19,7 @@ import { watchService, watchServiceDefinition } from '../v3rpc/watch';
 import { electionService } from '../api/election';
 import { lockService } from '../api/lock';
 import { setFatalLogger } from '../etcdserver/fatal';
+import { acquireDataDirLock } from '../storage/datadir-lock';
 
 /** gRPC's own receive limit sits 512 KiB above --max-request-bytes, as in etcd (v3rpc/grpc.go). */
 export const GRPC_OVERHEAD_BYTES = 512 * 1024;
@@ -40,7 +41,12 @@ export async function startMember(cfg: ServerConfig, log: Logger = pino({ level:
   const metrics = new ServerMetrics();
   metrics.serverVersion.set({ server_version: SERVER_VERSION }, 1);
   metrics.quotaBackendBytes.set(cfg.quotaBackendBytes);
-  const server = await EtcdServer.open(cfg, log, metrics);
+  // One process per data dir, as etcd's file locks ensure; rejects with DataDirLockedError.
+  const dataDirLock = await acquireDataDirLock(cfg.dataDir);
+  const server = await EtcdServer.open(cfg, log, metrics).catch(async (e: unknown) => {
+    await dataDirLock.release();
+    throw e;
+  });
 
   const grpcServer = new grpc.Server({
     'grpc.max_receive_message_length': cfg.maxRequestBytes + GRPC_OVERHEAD_BYTES,
@@ -127,6 +133,7 @@ export async function startMember(cfg: ServerConfig, log: Logger = pino({ level:
       httpServer.close();
       compactor.stop();
       await server.stop();
+      await dataDirLock.release();
     },
   };
 }

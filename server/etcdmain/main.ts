@@ -1,9 +1,11 @@
 import pino from 'pino';
 import { buildConfig, FlagError, parseFlags } from '../embed/config';
-import { startMember } from '../embed/etcd';
+import { startMember, type RunningMember } from '../embed/etcd';
 import { CAIRN_VERSION, SERVER_VERSION } from '../version';
 import { restoreSnapshot } from './snapshot-restore';
 import { readSnapshotFile } from '../api/snapshot-file';
+import { exitFatal, failStopOnUnhandledErrors, setFatalLogger } from '../etcdserver/fatal';
+import { DataDirLockedError } from '../storage/datadir-lock';
 
 const SNAPSHOT_USAGE = `usage:
   cairn snapshot restore <file> --data-dir <dir> [--name ...]   restore into a new data dir
@@ -50,10 +52,19 @@ export async function main(argv: string[] = process.argv.slice(2)): Promise<void
   for (const flag of parsed.unimplemented) log.warn({ flag }, 'flag accepted but not implemented by cairn; ignoring');
   for (const env of parsed.unknownEnv) log.warn({ env }, 'unrecognized environment variable');
   log.info({ version: CAIRN_VERSION, 'etcd-api': SERVER_VERSION, node: process.version }, 'starting cairn');
-  // A rejection nobody handled is a bug, but taking the member down with it (Node's default) turns
-  // one failed stream into an outage: log it loudly and keep serving.
-  process.on('unhandledRejection', (e: unknown) => log.error({ err: e instanceof Error ? e.stack : String(e) }, 'unhandled rejection'));
-  const member = await startMember(cfg, log);
+  // A rejection nobody handled or an exception that reached the event loop is a failure some code
+  // lost track of (possibly a write that did not happen): stop, as a panic stops etcd. Installed
+  // before the member starts, so nothing it starts runs without it.
+  setFatalLogger(log);
+  failStopOnUnhandledErrors();
+  let member: RunningMember;
+  try {
+    member = await startMember(cfg, log);
+  } catch (e) {
+    // etcd's line for a data dir in use, and nothing else (not a LevelDB stack trace).
+    if (e instanceof DataDirLockedError) exitFatal(e.message, { 'data-dir': e.dataDir, lock: e.lockPath, err: String(e.cause) });
+    throw e;
+  }
   let stopping = false;
   const stop = (signal: string): void => {
     if (stopping) return;

@@ -1,4 +1,5 @@
 import { Level } from 'level';
+import { failStop } from '../../etcdserver/fatal';
 
 /**
  * The write-ahead log: Raft's durable state (entries, hard state, snapshot metadata) in its own
@@ -105,6 +106,8 @@ export class Wal {
   /** Unsynced batches held in memory (loseUnsyncedWrites), written ahead of the next synced one. */
   private held: BatchOp[] = [];
 
+  private closed = false;
+
   private constructor(
     private readonly db: Level<Buffer, Buffer>,
     private readonly onSync: WalSyncObserver,
@@ -127,7 +130,26 @@ export class Wal {
       ops = [...this.held, ...ops];
       this.held = [];
     }
-    await this.db.batch(ops, { sync });
+    await this.durably(() => this.db.batch(ops, { sync }));
+  }
+
+  /**
+   * Runs a write to the log; if it fails the member stops. A WAL write or fsync that failed leaves
+   * unknown what reached the disk (after a failed fsync the kernel may have dropped the dirty pages,
+   * so retrying can report success for data that is gone), and Raft already counts on the record:
+   * etcd's raftNode does `lg.Fatal("failed to save Raft hard state and entries")` on a failed Save
+   * and `lg.Fatal("failed to save Raft snapshot")` on a failed SaveSnap. This covers every write,
+   * including the snapshot and compaction ones whose callers run in the background (server.ts
+   * maybeSnapshot only logs their failure). A write racing close() only rejects: nothing is lost
+   * that a clean stop promised to keep.
+   */
+  private async durably(write: () => Promise<void>): Promise<void> {
+    try {
+      await write();
+    } catch (e) {
+      if (this.closed) throw e;
+      failStop('wal write failed', e);
+    }
   }
 
   /** Everything needed to rebuild Raft's in-memory storage after a restart or crash. */
@@ -189,7 +211,7 @@ export class Wal {
 
   /** Drop entries at or below `index` (they are covered by a snapshot and a synced backend). */
   async compact(index: number): Promise<void> {
-    await this.db.clear({ gte: entryKey(0), lte: entryKey(index) });
+    await this.durably(() => this.db.clear({ gte: entryKey(0), lte: entryKey(index) }));
     this.firstStoredIndex = Math.max(this.firstStoredIndex, index + 1);
   }
 
@@ -201,6 +223,7 @@ export class Wal {
   async close(): Promise<void> {
     // A clean stop keeps what it wrote, even with loseUnsyncedWrites (only a kill loses it).
     if (this.held.length > 0) await this.write([], true);
+    this.closed = true;
     await this.db.close();
   }
 }
