@@ -13,6 +13,7 @@ import { computeClusterId, computeMemberId } from './membership/member-id';
 import { Membership, chooseMemberList, type Member } from './membership/membership';
 import type { ServerMetrics } from './metrics';
 import { logTestingSwitches, testingSwitches } from './testing-switches';
+import { failStop } from './fatal';
 
 /**
  * Opening a data dir (etcd's etcdserver/bootstrap.go): the WAL and the backend, this member's
@@ -73,7 +74,10 @@ export async function bootstrap(cfg: ServerConfig, log: Logger, metrics: ServerM
     unsafeNoFsync: testingSwitches.unsafeNoFsync,
   });
   const contents = await wal.readAll();
-  const store = await KvStore.open(path.join(memberDir, 'snap', 'db'), { loseUnsyncedWrites: testingSwitches.loseUnsyncedWrites });
+  const store = await KvStore.open(path.join(memberDir, 'snap', 'db'), {
+    loseUnsyncedWrites: testingSwitches.loseUnsyncedWrites,
+    onFatal: (e) => failStop('backend write failed', e),
+  });
   const lessor = new Lessor(leasePersistence(store), minLeaseTtlSeconds(cfg.electionTimeoutMs));
   const storage = new MemoryStorage();
   const parts = { wal, store, lessor, storage };

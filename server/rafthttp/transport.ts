@@ -117,40 +117,38 @@ class PeerError extends Error {
   }
 }
 
+/** How long one wait for a peer channel's connectivity change lasts before it is re-armed. */
+export const CONNECTIVITY_WATCH_MS = 60_000;
+
 /**
- * Which peers are connected to us right now, and since when (etcd's rafthttp peerStatus): a peer
- * becomes active when its stream to us delivers its first batch and inactive when that stream
- * ends. The reconfiguration checks (--strict-reconfig-check) rely on it, as etcd's do.
+ * Which peers this member is connected to right now, and since when (etcd's rafthttp peerStatus,
+ * ActiveSince). etcd keeps a stream to every peer open whether or not messages flow (its stream
+ * readers dial each remote), so two followers are connected although Raft sends them nothing; here
+ * each Peer's gRPC channel is asked to connect at once and stay connected, and the peer counts as
+ * active from the moment the channel is READY until it leaves READY. The reconfiguration checks
+ * (--strict-reconfig-check) rely on it, as etcd's do.
  */
 class PeerActivity {
-  private readonly streams = new Map<bigint, { count: number; sinceMs: number }>();
+  private readonly sinceMs = new Map<bigint, number>();
 
   constructor(
     private readonly local: bigint,
     private readonly gauge: PeerTransportOptions['activePeers'],
   ) {}
 
-  streamStarted(id: bigint): void {
-    const s = this.streams.get(id);
-    if (s) s.count++;
-    else this.streams.set(id, { count: 1, sinceMs: Date.now() });
+  connected(id: bigint): void {
+    if (this.sinceMs.has(id)) return;
+    this.sinceMs.set(id, Date.now());
     this.gauge?.set(this.labels(id), 1);
   }
 
-  streamEnded(id: bigint): void {
-    const s = this.streams.get(id);
-    if (!s) return;
-    if (--s.count > 0) return;
-    this.streams.delete(id);
+  disconnected(id: bigint): void {
+    if (!this.sinceMs.delete(id)) return;
     this.gauge?.set(this.labels(id), 0);
   }
 
-  forget(id: bigint): void {
-    if (this.streams.delete(id)) this.gauge?.set(this.labels(id), 0);
-  }
-
   since(id: bigint): number | undefined {
-    return this.streams.get(id)?.sinceMs;
+    return this.sinceMs.get(id);
   }
 
   private labels(id: bigint): { Local: string; Remote: string } {
@@ -185,6 +183,17 @@ class Peer {
       'grpc.max_reconnect_backoff_ms': 1_000,
       'grpc.use_local_subchannel_pool': 1,
     });
+    this.watchConnectivity();
+  }
+
+  /** Keeps the channel connecting and reports READY / not READY to the transport's peer activity. */
+  private watchConnectivity(): void {
+    if (this.closed) return;
+    const channel = this.client.getChannel();
+    const state = channel.getConnectivityState(true);
+    if (state === grpc.connectivityState.READY) this.t.activity.connected(this.id);
+    else this.t.activity.disconnected(this.id);
+    channel.watchConnectivityState(state, Date.now() + CONNECTIVITY_WATCH_MS, () => this.watchConnectivity());
   }
 
   send(m: Message): void {
@@ -309,6 +318,7 @@ class Peer {
 
   close(): void {
     this.closed = true;
+    this.t.activity.disconnected(this.id);
     this.stream?.end();
     this.client.close();
   }
@@ -340,7 +350,7 @@ export class PeerTransport {
   private readonly server = new grpc.Server({ 'grpc.max_receive_message_length': -1, 'grpc.max_send_message_length': -1 });
   private readonly dialOverride: ReadonlyMap<string, string>;
   private readonly memberName: (id: bigint) => string | undefined;
-  private readonly activity: PeerActivity;
+  readonly activity: PeerActivity;
 
   constructor(opts: PeerTransportOptions) {
     this.memberId = opts.memberId;
@@ -437,7 +447,7 @@ export class PeerTransport {
   removePeer(id: bigint): void {
     this.peers.get(id)?.close();
     this.peers.delete(id);
-    this.activity.forget(id);
+    this.activity.disconnected(id);
   }
 
   /** When the peer's current connection to us became active, or undefined while it is down (etcd's ActiveSince). */
@@ -507,11 +517,6 @@ export class PeerTransport {
 
   private onSend(call: grpc.ServerReadableStream<Buffer, Buffer>, callback: grpc.sendUnaryData<Buffer>): void {
     let failed = false;
-    let from: bigint | undefined;
-    const ended = (): void => {
-      if (from !== undefined) this.activity.streamEnded(from);
-      from = undefined;
-    };
     call.on('data', (buf: Buffer) => {
       if (failed) return;
       let batch;
@@ -534,18 +539,12 @@ export class PeerTransport {
         callback({ code: grpc.status.FAILED_PRECONDITION, details: REMOVED_MEMBER_DETAILS });
         return;
       }
-      if (from === undefined) {
-        from = batch.from;
-        this.activity.streamStarted(from);
-      }
       this.handlers.onMessages(batch.messages);
     });
     call.on('end', () => {
-      ended();
       if (!failed) callback(null, Buffer.alloc(0));
     });
-    call.on('error', ended);
-    call.on('close', ended);
+    call.on('error', () => undefined);
   }
 
   private onSnapshot(call: grpc.ServerReadableStream<Buffer, Buffer>, callback: grpc.sendUnaryData<Buffer>): void {

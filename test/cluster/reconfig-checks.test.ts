@@ -112,6 +112,21 @@ describe('reconfiguration checks match etcd (process level)', () => {
     expect(results.cairn).toEqual(results.etcd);
   });
 
+  it('a follower counts the other follower as connected: reconfiguration through it works', async () => {
+    const answers: Record<Kind, string> = { etcd: '', cairn: '' };
+    for (const kind of KINDS) {
+      const c = await fresh(kind);
+      const leader = await c.leader();
+      const follower = c.members.find((m) => m !== leader)!;
+      const [port] = await freePorts(1);
+      // Raft sends nothing between two followers, but etcd keeps every pair connected.
+      const add = await whenHealthy(follower.endpoint, ['member', 'add', 'via-follower', `--peer-urls=http://127.0.0.1:${port}`, '--learner']);
+      answers[kind] = add.code === 0 ? 'added' : add.error;
+    }
+    expect(answers.etcd).toBe('added');
+    expect(answers.cairn).toBe(answers.etcd);
+  });
+
   it('MemberPromote sent to a follower is refused while the learner has not caught up', async () => {
     const answers: Record<Kind, string> = { etcd: '', cairn: '' };
     for (const kind of KINDS) {
