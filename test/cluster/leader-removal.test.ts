@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import * as fs from 'node:fs';
 import { startCluster, waitFor, type Cluster, type ClusterMember } from '../support/cluster';
+import { retryWhileUnhealthy, UNHEALTHY_CLUSTER } from '../support/etcdctl';
 
 /**
  * MemberRemove of the current leader (the leader removes itself), repeated: the two remaining
@@ -37,7 +38,10 @@ describe('removing the leader (process level)', () => {
       const leader = await c.leader(30_000, members);
       const leaderId = (await leader.status())!.id;
       const others = members.filter((m) => m !== leader);
-      const removed = await others[0].grpc.call('Cluster', 'MemberRemove', { ID: BigInt('0x' + leaderId).toString() }, { deadlineMs: REMOVE_DEADLINE_MS });
+      const removed = await retryWhileUnhealthy(
+        () => others[0].grpc.call('Cluster', 'MemberRemove', { ID: BigInt('0x' + leaderId).toString() }, { deadlineMs: REMOVE_DEADLINE_MS }),
+        (r) => r.err?.details === UNHEALTHY_CLUSTER,
+      );
       expect(removed.err).toBeUndefined();
       const t0 = Date.now();
       await waitFor(`round ${round}: a new leader that takes a write`, NEW_LEADER_BOUND_MS, async () => {
@@ -51,7 +55,10 @@ describe('removing the leader (process level)', () => {
       // The removed member stops by itself (etcd exits); bring it back as a new member.
       await waitFor('the removed leader to exit', 10_000, () => !leader.running);
       fs.rmSync(leader.dataDir, { recursive: true, force: true });
-      const added = await others[0].grpc.call('Cluster', 'MemberAdd', { peerURLs: [leader.peerUrl] }, { deadlineMs: REMOVE_DEADLINE_MS });
+      const added = await retryWhileUnhealthy(
+        () => others[0].grpc.call('Cluster', 'MemberAdd', { peerURLs: [leader.peerUrl] }, { deadlineMs: REMOVE_DEADLINE_MS }),
+        (r) => r.err?.details === UNHEALTHY_CLUSTER,
+      );
       expect(added.err).toBeUndefined();
       leader.spawn('existing', c.initialCluster());
       await leader.waitReady();

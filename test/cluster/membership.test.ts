@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import * as fs from 'node:fs';
 import { FAST_ELECTION_MS, FAST_HEARTBEAT_MS, runEtcdload, sleep, startCluster, waitFor, type Cluster, type ClusterMember } from '../support/cluster';
-import { etcdctl } from '../support/etcdctl';
+import { etcdctl, etcdctlReconfig } from '../support/etcdctl';
 
 /**
  * Membership changes with etcdctl while Go clientv3 (etcdload) writes without pause: add a learner,
@@ -27,14 +27,14 @@ describe('membership changes under load (process level)', () => {
     const keeper = c.members.find((m) => m !== leader && m !== victim)!;
     const termBefore = (await leader.status())!.raftTerm;
     // The load talks to the two members that stay, so removing the third cannot fail its requests.
+    // 1. member add --learner (retried while the just-started cluster is "unhealthy": every voter
+    // must have been connected for etcd's HealthInterval first), then the load starts.
+    const d = await c.newMember('d');
+    const add = await etcdctlReconfig(leader.endpoint, ['member', 'add', 'd', `--peer-urls=${d.peerUrl}`, '--learner']);
+    expect(add.stderr).toBe('');
     const loadStarted = Date.now();
     const load = runEtcdload(c.endpoints([leader, keeper]), ['-op', 'put', '-clients', '10', '-conns', '2', '-keys', '5000'], `${LOAD_DURATION_S}s`);
     await sleep(500);
-
-    // 1. member add --learner
-    const d = await c.newMember('d');
-    const add = await etcdctl(leader.endpoint, ['member', 'add', 'd', `--peer-urls=${d.peerUrl}`, '--learner']);
-    expect(add.stderr).toBe('');
     // etcdctl prints IDs with %16x: a 15-digit ID comes with a leading space.
     const newId = /Member\s+(\w+) added to cluster/.exec(add.stdout)?.[1];
     expect(newId, add.stdout).toBeTruthy();
@@ -65,7 +65,7 @@ describe('membership changes under load (process level)', () => {
 
     // 4. member remove of an original member (not the leader).
     const victimId = (await victim.status())!.id;
-    const rm = await etcdctl(leader.endpoint, ['member', 'remove', victimId]);
+    const rm = await etcdctlReconfig(leader.endpoint, ['member', 'remove', victimId]);
     expect(rm.stdout).toMatch(new RegExp(`Member\\s+${victimId} removed from cluster`));
     const reconfiguredAfterMs = Date.now() - loadStarted;
     expect(reconfiguredAfterMs, 'the reconfiguration must finish while the load still runs').toBeLessThan(LOAD_DURATION_S * 1000);
@@ -139,7 +139,7 @@ describe('member replace of every member, the leader last (process level)', () =
   /** Remove `m` through `via`, wait for it to exit on its own, wipe it, add it back and start it. */
   const replace = async (m: ClusterMember, via: ClusterMember): Promise<string> => {
     const oldId = (await m.status())!.id;
-    const rm = await etcdctl(via.endpoint, ['member', 'remove', oldId]);
+    const rm = await etcdctlReconfig(via.endpoint, ['member', 'remove', oldId]);
     expect(rm.stdout).toMatch(new RegExp(`Member\\s+${oldId} removed from cluster`));
     const rest = c.members.filter((x) => x !== m);
     const leader = await c.leader(10_000, rest);
@@ -152,7 +152,7 @@ describe('member replace of every member, the leader last (process level)', () =
     await waitFor(`${m.name} to refuse to start again`, 10_000, () => !m.running);
     expect(m.log()).toMatch(/permanently removed from the cluster; it will not start/);
     fs.rmSync(m.dataDir, { recursive: true, force: true });
-    const add = await etcdctl(leader.endpoint, ['member', 'add', m.name, `--peer-urls=${m.peerUrl}`]);
+    const add = await etcdctlReconfig(leader.endpoint, ['member', 'add', m.name, `--peer-urls=${m.peerUrl}`]);
     const newId = /Member\s+(\w+) added to cluster/.exec(add.stdout)?.[1];
     expect(newId, add.stdout + add.stderr).toBeTruthy();
     expect(newId).not.toBe(oldId);

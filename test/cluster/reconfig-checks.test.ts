@@ -1,6 +1,6 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { FAST_ELECTION_MS, FAST_HEARTBEAT_MS, startCluster, waitFor, type Cluster } from '../support/cluster';
-import { etcdctl } from '../support/etcdctl';
+import { etcdctl, etcdctlReconfig, UNHEALTHY_CLUSTER } from '../support/etcdctl';
 import { freePorts } from '../support/ports';
 
 /**
@@ -31,21 +31,16 @@ function errorLine(stderr: string): string {
   return line.slice(line.indexOf('Error:')).trim();
 }
 
-/** etcd's HealthInterval: a member refuses reconfiguration until every peer has been connected this long. */
-const HEALTH_WAIT_MS = 20_000;
-
 /**
  * Runs a membership command on `endpoint` as soon as the member stops answering "unhealthy
  * cluster": right after start, etcd (and cairn) refuse reconfiguration until every peer has been
  * connected for HealthInterval (5 s).
  */
 async function whenHealthy(endpoint: string, args: string[]): Promise<{ code: number | null; stdout: string; error: string }> {
-  return waitFor(`etcdctl ${args.join(' ')} past "unhealthy cluster"`, HEALTH_WAIT_MS, async () => {
-    const r = await etcdctl(endpoint, args);
-    const error = r.code === 0 ? '' : errorLine(r.stderr);
-    if (error.includes('etcdserver: unhealthy cluster')) return undefined;
-    return { code: r.code, stdout: r.stdout, error };
-  });
+  const r = await etcdctlReconfig(endpoint, args);
+  const error = r.code === 0 ? '' : errorLine(r.stderr);
+  expect(error, `etcdctl ${args.join(' ')} still unhealthy`).not.toContain(UNHEALTHY_CLUSTER);
+  return { code: r.code, stdout: r.stdout, error };
 }
 
 /** Adds three voters that never start; returns what etcdctl printed for each. */

@@ -45,3 +45,28 @@ export function etcdctl(endpoints: string | string[], args: string[], opts: Etcd
     else child.stdin.end();
   });
 }
+
+/**
+ * etcd's HealthInterval (5 s) with room to spare: with --strict-reconfig-check (the default, in
+ * etcd and cairn alike) a member refuses reconfiguration with "etcdserver: unhealthy cluster"
+ * until every voting member has been connected to it that long, e.g. right after a start.
+ */
+export const RECONFIG_HEALTHY_TIMEOUT_MS = 20_000;
+/** Between attempts of a reconfiguration refused as unhealthy. */
+export const RECONFIG_RETRY_MS = 200;
+export const UNHEALTHY_CLUSTER = 'etcdserver: unhealthy cluster';
+
+/** Retries `attempt` while its answer says "unhealthy cluster", as an operator would; returns the first other answer. */
+export async function retryWhileUnhealthy<T>(attempt: () => Promise<T>, unhealthy: (r: T) => boolean, timeoutMs = RECONFIG_HEALTHY_TIMEOUT_MS): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const r = await attempt();
+    if (!unhealthy(r) || Date.now() > deadline) return r;
+    await new Promise((resolve) => setTimeout(resolve, RECONFIG_RETRY_MS));
+  }
+}
+
+/** An etcdctl membership command, retried while the member answers "unhealthy cluster". */
+export function etcdctlReconfig(endpoints: string | string[], args: string[], opts: EtcdctlOptions = {}): Promise<EtcdctlResult> {
+  return retryWhileUnhealthy(() => etcdctl(endpoints, args, opts), (r) => r.code !== 0 && r.stderr.includes(UNHEALTHY_CLUSTER));
+}
