@@ -36,6 +36,8 @@ export interface MemberEnv {
   readonly tracing: boolean;
   /** No more faults (liveness phase). */
   readonly healed: boolean;
+  /** Ticks until the next persist (or apply) completes: seeded, 0 once healed (a slow disk is a fault). */
+  storageDelay(kind: 'persist' | 'apply'): number;
   log(line: string): void;
   /** Runs `run` after `delayTicks` simulated ticks (0: later in this tick, in random order with other events). */
   after(delayTicks: number, n: SimNode, what: string, run: () => void): void;
@@ -141,13 +143,12 @@ export class SimNode {
   }
 
   private io(env: MemberEnv, raw: RawNode): ReadyLoopIO {
-    const p = env.params;
     return {
       persist: (batch: PersistBatch, done: Done) => {
         if (batch.entries.length > 0) {
           env.checker.onEntries(this.id, batch.entries, raw.raft.raftLog.termOrUndefined(batch.entries[0].index - 1));
         }
-        env.after(env.rng.int(p.maxPersistDelayTicks + 1), this, 'persist', () => {
+        env.after(env.storageDelay('persist'), this, 'persist', () => {
           // A crash in the middle of the fsync: nothing of this batch reaches the disk.
           if (!env.healed && env.rng.chance(CRASH_DURING_PERSIST_PROBABILITY)) {
             env.crash(this, 'during persist');
@@ -158,13 +159,13 @@ export class SimNode {
         });
       },
       installSnapshot: (snap: Snapshot, done: Done) => {
-        env.after(env.rng.int(p.maxApplyDelayTicks + 1), this, 'install snapshot', () => {
+        env.after(env.storageDelay('apply'), this, 'install snapshot', () => {
           this.installSnapshot(env, snap);
           done();
         });
       },
       apply: (entries: Entry[], done: Done) => {
-        env.after(env.rng.int(p.maxApplyDelayTicks + 1), this, 'apply', () => {
+        env.after(env.storageDelay('apply'), this, 'apply', () => {
           this.applyEntries(env, raw, entries);
           done();
         });

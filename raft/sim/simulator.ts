@@ -44,7 +44,7 @@ interface IoEvent {
 
 export interface SimOptions {
   seed: number;
-  /** 3 or 5 voters at start; default: 3 for even seeds, 5 for odd. */
+  /** 1, 3 or 5 voters at start (1: a single voter is its own quorum; learners may join); default: 3 for even seeds, 5 for odd. */
   members?: number;
   ticks?: number;
   trace?: boolean;
@@ -190,6 +190,12 @@ export class Simulation implements MemberEnv {
   }
 
   // ------------------------------------------------------------------ MemberEnv
+
+  storageDelay(kind: 'persist' | 'apply'): number {
+    if (this.healed) return 0;
+    const max = kind === 'persist' ? this.params.maxPersistDelayTicks : this.params.maxApplyDelayTicks;
+    return max > 0 ? this.rng.int(max + 1) : 0;
+  }
 
   after(delayTicks: number, n: SimNode, what: string, run: () => void): void {
     this.io.push({ at: this.now + delayTicks, node: n, epoch: n.epoch, what, run });
@@ -378,7 +384,9 @@ export class Simulation implements MemberEnv {
         n.reads.delete(ctx);
       }
     }
-    if (rng.chance(0.03)) this.confChange();
+    // A single voter stays one: that mode exists to explore a leader that is its own quorum (it
+    // commits on its own fsync alone). Membership changes are explored with 3 and 5 voters.
+    if (this.members > 1 && rng.chance(0.03)) this.confChange();
     if (rng.chance(0.005)) {
       const l = this.leader();
       if (l?.raw) {
