@@ -3,7 +3,7 @@ import { runSeeds } from './sim-cases';
 
 // CI's seed budget, half of it: 3 voters (+2 spares for membership changes). Seeds 1..SEEDS.
 const SEEDS = 500;
-const SINGLE_VOTER_SEEDS = 300;
+const SINGLE_VOTER_SEEDS = 200;
 
 describe('deterministic simulation, 3 members', () => {
   it(`${SEEDS} seeds keep every invariant and recover liveness after healing`, () => {

@@ -214,21 +214,23 @@ export class Simulation implements MemberEnv {
     this.markerDone = true;
   }
 
-  /** Removes and returns a random due completion whose member is still in the same life. */
-  private takeDueIo(): IoEvent | undefined {
-    const due: number[] = [];
-    for (let i = 0; i < this.io.length; i++) if (this.io[i].at <= this.now) due.push(i);
-    if (due.length === 0) return undefined;
-    const i = this.rng.pick(due);
-    const ev = this.io[i];
-    this.io[i] = this.io[this.io.length - 1];
-    this.io.pop();
-    return ev;
+  /** Removes and returns a random due completion (rng.int over the due ones, no allocation). */
+  private takeDueIo(due: number): IoEvent | undefined {
+    let k = this.rng.int(due);
+    for (let i = 0; i < this.io.length; i++) {
+      const ev = this.io[i];
+      if (ev.at > this.now || k-- > 0) continue;
+      this.io[i] = this.io[this.io.length - 1];
+      this.io.pop();
+      return ev;
+    }
+    return undefined;
   }
 
-  private hasDueIo(): boolean {
-    for (const ev of this.io) if (ev.at <= this.now) return true;
-    return false;
+  private dueIo(): number {
+    let n = 0;
+    for (const ev of this.io) if (ev.at <= this.now) n++;
+    return n;
   }
 
   /**
@@ -237,20 +239,25 @@ export class Simulation implements MemberEnv {
    */
   private drain(): void {
     for (let k = 0; k < MAX_EVENTS_PER_TICK; k++) {
-      const ready: SimNode[] = [];
-      for (const n of this.nodes) if (n.loop && n.loop.canPoll()) ready.push(n);
+      let ready = 0;
+      for (const n of this.nodes) if (n.loop && n.loop.canPoll()) ready++;
       const hasMsg = this.net.hasDue(this.now);
-      const hasIo = this.hasDueIo();
-      const kinds = (ready.length > 0 ? 1 : 0) + (hasMsg ? 1 : 0) + (hasIo ? 1 : 0);
+      const dueIo = this.dueIo();
+      const kinds = (ready > 0 ? 1 : 0) + (hasMsg ? 1 : 0) + (dueIo > 0 ? 1 : 0);
       if (kinds === 0) return;
       let pick = this.rng.int(kinds);
-      if (ready.length > 0 && pick-- === 0) {
-        this.rng.pick(ready).loop?.poll();
+      if (ready > 0 && pick-- === 0) {
+        let i = this.rng.int(ready);
+        for (const n of this.nodes) {
+          if (!n.loop || !n.loop.canPoll() || i-- > 0) continue;
+          n.loop.poll();
+          break;
+        }
       } else if (hasMsg && pick-- === 0) {
         const f = this.net.takeDue(this.now);
         if (f) this.deliver(f.m);
       } else {
-        const ev = this.takeDueIo();
+        const ev = this.takeDueIo(dueIo);
         if (ev && ev.epoch === ev.node.epoch) ev.run();
       }
       if (this.failure) throw this.failure;
