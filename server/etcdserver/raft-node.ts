@@ -148,6 +148,15 @@ export class RaftNode {
     return this.raftState === StateType.Leader;
   }
 
+  /**
+   * A Ready is outstanding: its persist or apply is in flight. etcd's applier waits for the raft
+   * loop's disk write (notifyc) before snapshotting, because an entry applied during the fsync may
+   * not be in MemoryStorage yet, or a stale entry of an older term may still sit at its index.
+   */
+  get readyInFlight(): boolean {
+    return this.loop.busy;
+  }
+
   status(): ReturnType<RawNode['status']> {
     return this.node.status();
   }
