@@ -2,12 +2,9 @@ import { ErrProposalDropped } from '../errors';
 import type { TestingBugs } from '../config';
 import {
   ConfChangeTransition,
-  ConfChangeType,
   MessageType,
   StateType,
   emptyConfState,
-  type ConfChange,
-  type ConfChangeV2,
   type ConfState,
   type Message,
   type NodeId,
@@ -16,6 +13,7 @@ import { Rng } from './rng';
 import { SimNetwork } from './network';
 import { Checker, InvariantViolation } from './invariants';
 import { SimNode, bytes, type MemberEnv, type SimParams } from './member';
+import { pickConfChange } from './conf-changes';
 
 /** Spare members (not in the initial config) that membership changes can add. */
 export const SPARE_MEMBERS = 2;
@@ -427,41 +425,7 @@ export class Simulation implements MemberEnv {
     if (!l || !l.raw) return;
     const cs = l.raw.raft.trk.confState();
     const proposer = rng.chance(0.8) ? l : rng.pick(this.nodes.filter((n) => n.alive));
-    let cc: ConfChange | ConfChangeV2 | undefined;
-    if (cs.votersOutgoing.length > 0) {
-      if (!cs.autoLeave) cc = { transition: ConfChangeTransition.Auto, changes: [] };
-    } else {
-      const inConfig = new Set([...cs.voters, ...cs.learners]);
-      const outside = this.nodes.map((n) => n.id).filter((id) => !inConfig.has(id));
-      const op = rng.int(6);
-      if (op === 0 && outside.length > 0) {
-        cc = { type: ConfChangeType.AddLearnerNode, nodeId: rng.pick(outside) };
-      } else if (op === 1 && cs.learners.length > 0 && cs.voters.length < 5) {
-        cc = { type: ConfChangeType.AddNode, nodeId: rng.pick(cs.learners) };
-      } else if (op === 2 && cs.voters.length > 3) {
-        cc = { type: ConfChangeType.RemoveNode, nodeId: rng.pick(cs.voters) };
-      } else if (op === 3 && cs.learners.length > 0) {
-        cc = { type: ConfChangeType.RemoveNode, nodeId: rng.pick(cs.learners) };
-      } else if (op === 4 && cs.learners.length > 0) {
-        // Joint consensus: swap a voter for a learner in one step.
-        cc = {
-          transition: rng.pick([ConfChangeTransition.Auto, ConfChangeTransition.JointImplicit, ConfChangeTransition.JointExplicit]),
-          changes: [
-            { type: ConfChangeType.AddNode, nodeId: rng.pick(cs.learners) },
-            { type: ConfChangeType.RemoveNode, nodeId: rng.pick(cs.voters) },
-          ],
-        };
-      } else if (op === 5 && cs.learners.length > 0) {
-        // Joint consensus: demote a voter to learner (it goes through learnersNext) and promote a learner.
-        cc = {
-          transition: rng.pick([ConfChangeTransition.JointImplicit, ConfChangeTransition.JointExplicit]),
-          changes: [
-            { type: ConfChangeType.AddLearnerNode, nodeId: rng.pick(cs.voters) },
-            { type: ConfChangeType.AddNode, nodeId: rng.pick(cs.learners) },
-          ],
-        };
-      }
-    }
+    const cc = pickConfChange(rng, cs, this.nodes.map((n) => n.id));
     if (!cc || !proposer.raw) return;
     this.stats.confChanges++;
     this.log(`${proposer.id} proposeConfChange ${JSON.stringify(cc, (_, v: unknown) => (typeof v === 'bigint' ? Number(v) : v))}`);
