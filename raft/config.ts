@@ -34,6 +34,30 @@ export interface TestingBugs {
   commitPriorTermByCount?: boolean;
   /** Grant votes without the election restriction (thesis §3.6.1: candidate's log must be up to date). */
   grantVoteWithoutLogCheck?: boolean;
+  /**
+   * A follower commits past the last new entry it matched: maybeAppend commits
+   * min(committed, lastIndex) instead of min(committed, lastNewIndex), so a stale, unverified tail
+   * can be committed (etcd-io/raft log.go maybeAppend: `l.commitTo(min(committed, lastnewi))`).
+   */
+  followerCommitPastLastNew?: boolean;
+  /**
+   * The leader counts its whole log, unpersisted entries included, toward the quorum once any
+   * persist completes (instead of only what is durable: etcd-io/raft's self MsgAppResp carries the
+   * index the storage append reached).
+   */
+  leaderSelfAckUnpersisted?: boolean;
+  /**
+   * Heartbeats carry the leader's commit index unclamped (etcd-io/raft sendHeartbeat:
+   * `commit := min(pr.Match, r.raftLog.committed)`), so a follower commits entries it may not match.
+   */
+  heartbeatCommitUnclamped?: boolean;
+  /** ReadIndex (safe) answered at once, without the heartbeat round that confirms leadership (thesis §6.4 step 3). */
+  readIndexWithoutQuorum?: boolean;
+  /**
+   * A new leader serves ReadIndex before committing an entry of its term, when its commit index may
+   * be stale (thesis §6.4 step 1; etcd-io/raft committedEntryInCurrentTerm).
+   */
+  readIndexBeforeCommitInTerm?: boolean;
 }
 
 export interface Config {

@@ -45,7 +45,15 @@ export class ErrSnapshotTemporarilyUnavailable extends RaftError {
 /** A proposal was refused: no leader, forwarding disabled, uncommitted cap hit, or a transfer in progress. */
 export class ErrProposalDropped extends RaftError {
   constructor(reason = 'raft proposal dropped') {
-    super('ErrProposalDropped', reason);
+    // An expected outcome, raised on every proposal without a leader (etcd-io/raft returns a
+    // sentinel value): skip the stack capture, which dominated its cost.
+    const limit = Error.stackTraceLimit;
+    Error.stackTraceLimit = 0;
+    try {
+      super('ErrProposalDropped', reason);
+    } finally {
+      Error.stackTraceLimit = limit;
+    }
   }
 }
 

@@ -21,3 +21,4 @@ export {
 } from './confchange';
 export { Raft, CAMPAIGN_TRANSFER_CTX, MAX_PENDING_READ_INDEX_MESSAGES, type Status, type ProgressStatus } from './raft';
 export { RawNode } from './raw-node';
+export { ReadyLoop, type ReadyLoopIO, type ReadyLoopFailure, type PersistBatch, type Done } from './ready-loop';

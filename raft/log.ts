@@ -36,7 +36,7 @@ export class RaftLog {
    * The follower side of AppendEntries (thesis Figure 3.1, receiver steps 2-5). Returns the index
    * of the last new entry, or undefined if the log does not contain (index, logTerm).
    */
-  maybeAppend(index: number, logTerm: number, committed: number, ents: readonly Entry[]): number | undefined {
+  maybeAppend(index: number, logTerm: number, committed: number, ents: readonly Entry[], commitPastLastNewBug = false): number | undefined {
     if (!this.matchTerm(index, logTerm)) return undefined;
     const lastNew = index + ents.length;
     const ci = this.findConflict(ents);
@@ -46,7 +46,8 @@ export class RaftLog {
       this.append(first === 0 ? ents : ents.slice(first));
     }
     // Only entries known to match the leader's log may be committed: up to lastNew, no further.
-    this.commitTo(Math.min(committed, lastNew));
+    // BROKEN ON PURPOSE when commitPastLastNewBug (tests only): entries after lastNew are unverified.
+    this.commitTo(Math.min(committed, commitPastLastNewBug ? this.lastIndex() : lastNew));
     return lastNew;
   }
 

@@ -10,6 +10,14 @@ import {
 } from './types';
 import { ErrProposalDropped } from './errors';
 import { ProgressState } from './tracker/progress';
+import type { TestingBugs } from './config';
+import {
+  followerCommitsOnlyWhatMatched,
+  heartbeatCommitIsClamped,
+  newLeaderDefersReads,
+  proposeBetweenReadyAndAdvance,
+  readIndexNeedsQuorum,
+} from './sim/bug-scenarios';
 
 const enc = (s: string): Uint8Array => new Uint8Array(Buffer.from(s));
 
@@ -511,5 +519,19 @@ describe('messages are plain data', () => {
       expect(proto).toBe(Object.prototype);
       expect(() => JSON.stringify(m as Message, replacer)).not.toThrow();
     }
+  });
+});
+
+describe('rules a bug would break on schedules the simulator rarely reaches (raft/sim/bug-scenarios.ts)', () => {
+  // Each scenario reports a violation, or undefined; broken.test.ts shows each one catches its bug.
+  const cases: [string, (bugs: TestingBugs) => string | undefined][] = [
+    ['a follower commits only up to the last new entry it matched (Figure 3.1 rule 5)', followerCommitsOnlyWhatMatched],
+    ['the leader counts only entries it has persisted, even when proposals arrive between ready() and advance()', proposeBetweenReadyAndAdvance],
+    ["a heartbeat's commit is clamped to the follower's match", heartbeatCommitIsClamped],
+    ['a ReadIndex is answered only after a quorum confirms leadership (§6.4 step 3)', readIndexNeedsQuorum],
+    ['a new leader holds reads until it commits an entry of its term (§6.4 step 1)', newLeaderDefersReads],
+  ];
+  it.each(cases)('%s', (_name, scenario) => {
+    expect(scenario({})).toBeUndefined();
   });
 });

@@ -243,7 +243,8 @@ export class Raft {
     const pr = this.trk.progress.get(to);
     assert(pr, 'heartbeat to unknown member');
     // Never tell a follower to commit beyond what it is known to hold: its log may not match ours yet.
-    const commit = Math.min(pr.match, this.raftLog.committed);
+    // BROKEN ON PURPOSE when heartbeatCommitUnclamped (tests only).
+    const commit = this.bugs.heartbeatCommitUnclamped ? this.raftLog.committed : Math.min(pr.match, this.raftLog.committed);
     const m = newMessage(MessageType.MsgHeartbeat, to, this.id, 0);
     m.commit = commit;
     m.context = ctx;
@@ -300,7 +301,10 @@ export class Raft {
     if (this.state !== StateType.Leader) return;
     const pr = this.trk.progress.get(this.id);
     if (!pr) return; // removed from the config; still leading until it steps down
-    if (pr.maybeUpdate(this.raftLog.stableLastIndex()) && this.maybeCommit()) {
+    // BROKEN ON PURPOSE when leaderSelfAckUnpersisted (tests only): entries proposed since the
+    // persisted Ready was taken are still in flight or not even handed out.
+    const durable = this.bugs.leaderSelfAckUnpersisted ? this.raftLog.lastIndex() : this.raftLog.stableLastIndex();
+    if (pr.maybeUpdate(durable) && this.maybeCommit()) {
       this.releasePendingReadIndexMessages();
       this.bcastAppend();
     }
@@ -827,6 +831,8 @@ export class Raft {
   // ---------------------------------------------------------------- ReadIndex
 
   private committedEntryInCurrentTerm(): boolean {
+    // BROKEN ON PURPOSE when readIndexBeforeCommitInTerm (tests only).
+    if (this.bugs.readIndexBeforeCommitInTerm) return true;
     return this.raftLog.termOrUndefined(this.raftLog.committed) === this.term;
   }
 
@@ -865,6 +871,11 @@ export class Raft {
       }
       // Thesis §6.4 steps 2-3: record the commit index, then confirm leadership with a heartbeat
       // round that carries the request's context.
+      if (this.bugs.readIndexWithoutQuorum) {
+        // BROKEN ON PURPOSE (tests only): no heartbeat round, so a deposed leader answers.
+        this.respondToReadIndex(m, this.raftLog.committed);
+        return;
+      }
       this.readOnly.addRequest(this.raftLog.committed, m);
       const acks = this.readOnly.recvAck(this.id, m.entries[0].data);
       assert(acks, 'read request vanished');
@@ -1005,7 +1016,7 @@ export class Raft {
       this.send(r);
       return;
     }
-    const lastNew = this.raftLog.maybeAppend(m.index, m.logTerm, m.commit, m.entries);
+    const lastNew = this.raftLog.maybeAppend(m.index, m.logTerm, m.commit, m.entries, this.bugs.followerCommitPastLastNew === true);
     if (lastNew !== undefined) {
       // The acknowledgement leaves in the same Ready as the entries, i.e. after they are durable.
       const r = newMessage(MessageType.MsgAppResp, m.from, this.id, 0);

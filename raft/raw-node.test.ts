@@ -184,6 +184,31 @@ describe('the persistence contract', () => {
     for (const s of sizes) expect(s).toBeLessThanOrEqual(1000);
   });
 
+  it('a proposal made between ready() and advance() counts for the leader only after its own persist', () => {
+    const c = cluster();
+    const [r1, r2] = [c.nodes.get(1n)!, c.nodes.get(2n)!];
+    r1.campaign();
+    settle(c);
+    expect(r1.raft.state).toBe(StateType.Leader);
+    r1.propose(new Uint8Array([1])); // X
+    const rd1 = r1.ready();
+    r1.propose(new Uint8Array([2])); // Y arrives while rd1 is being persisted
+    const y = r1.raft.raftLog.lastIndex();
+    persist(c.storages.get(1n)!, rd1);
+    r1.advance(rd1);
+    expect(r1.raft.trk.progress.get(1n)!.match).toBe(y - 1); // X is durable, Y is not
+    const rd2 = r1.ready(); // a leader sends Y before its own fsync
+    for (const m of [...rd1.messages, ...rd2.messages]) if (m.to === 2n) r2.step(m);
+    const rd = r2.ready();
+    persist(c.storages.get(2n)!, rd); // the follower acks only after persisting
+    r2.advance(rd);
+    for (const m of rd.messages) r1.step(m);
+    expect(r1.raft.raftLog.committed).toBe(y - 1); // Y is durable on one member of three
+    persist(c.storages.get(1n)!, rd2);
+    r1.advance(rd2);
+    expect(r1.raft.raftLog.committed).toBe(y); // leader + follower 2: a quorum
+  });
+
   it('refuses local message types from the network and ignores responses from strangers', () => {
     const c = cluster();
     const r = c.nodes.get(1n)!;

@@ -123,9 +123,11 @@ export class RawNode {
     const r = this.raft;
     if (this.outstanding) return false;
     if (r.appendPending) return true;
-    const ss = r.softState();
-    if (ss.lead !== this.prevSoftState.lead || ss.raftState !== this.prevSoftState.raftState) return true;
-    if (!hardStateEqual(r.hardState(), this.prevHardState)) return true;
+    // Field by field, not via softState()/hardState(): the Ready loop asks this after every event.
+    const pss = this.prevSoftState;
+    if (r.lead !== pss.lead || r.state !== pss.raftState) return true;
+    const phs = this.prevHardState;
+    if (r.term !== phs.term || r.vote !== phs.vote || r.raftLog.committed !== phs.commit) return true;
     if (r.raftLog.hasNextUnstableSnapshot()) return true;
     if (r.msgs.length > 0 || r.msgsAfterAppend.length > 0) return true;
     if (r.raftLog.hasNextUnstableEnts() || r.raftLog.hasNextCommittedEnts(true)) return true;

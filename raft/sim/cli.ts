@@ -2,7 +2,7 @@ import { runSeed, reproduceCommand, type SimResult } from './simulator';
 import type { TestingBugs } from '../config';
 
 /**
- * npm run sim -- --seeds N --start S [--members 3|5] [--ticks T] [--trace] [--bug name]
+ * npm run sim -- --seeds N --start S [--members 1|3|5] [--ticks T] [--trace] [--bug name]
  *
  * Runs seeds S..S+N-1 of the deterministic cluster simulator. A failing seed prints the one-line
  * command that replays it; --trace dumps that seed's message trace.
@@ -20,6 +20,11 @@ const BUGS: Record<string, keyof TestingBugs> = {
   'wrong-term-votes': 'countVotesFromWrongTerm',
   'commit-prior-term': 'commitPriorTermByCount',
   'no-log-check': 'grantVoteWithoutLogCheck',
+  'commit-past-last-new': 'followerCommitPastLastNew',
+  'self-ack-unpersisted': 'leaderSelfAckUnpersisted',
+  'heartbeat-commit-unclamped': 'heartbeatCommitUnclamped',
+  'read-without-quorum': 'readIndexWithoutQuorum',
+  'read-before-term-commit': 'readIndexBeforeCommitInTerm',
 };
 
 function parse(argv: string[]): Args {
@@ -42,12 +47,12 @@ function parse(argv: string[]): Args {
       if (!key) throw new Error(`unknown bug ${name}; one of ${Object.keys(BUGS).join(', ')}`);
       a.bugs = { ...a.bugs, [key]: true };
     } else if (k === '--help' || k === '-h') {
-      process.stdout.write('usage: npm run sim -- --seeds N --start S [--members 3|5] [--ticks T] [--trace] [--bug wrong-term-votes|commit-prior-term|no-log-check]\n');
+      process.stdout.write(`usage: npm run sim -- --seeds N --start S [--members 1|3|5] [--ticks T] [--trace] [--bug ${Object.keys(BUGS).join('|')}]\n`);
       process.exit(0);
     } else throw new Error(`unknown argument ${k}`);
   }
   if (!Number.isInteger(a.seeds) || a.seeds < 1 || !Number.isInteger(a.start)) throw new Error('--seeds and --start must be integers');
-  if (a.members !== undefined && a.members !== 3 && a.members !== 5) throw new Error('--members must be 3 or 5');
+  if (a.members !== undefined && ![1, 3, 5].includes(a.members)) throw new Error("--members must be 1, 3 or 5");
   return a;
 }
 

@@ -1,4 +1,4 @@
-import { MessageType, type Entry, type Message, type NodeId, type Ready } from '../types';
+import { MessageType, type Entry, type Message, type NodeId } from '../types';
 import type { MemoryStorage } from '../storage';
 import type { RaftLog } from '../log';
 
@@ -143,9 +143,9 @@ export class Checker {
     if (readIndex < floor) fail(`stale read on ${id}: read index ${readIndex} < ${floor} acknowledged before the read began`);
   }
 
-  /** Checks, after `id` persisted a Ready, that the messages it is about to send promise only durable state. */
-  onSend(id: NodeId, rd: Ready, disk: MemoryStorage): void {
-    for (const m of rd.messages) this.checkPromise(id, m, disk);
+  /** Checks that the messages `id` is about to send promise only state on its disk. */
+  onSend(id: NodeId, messages: readonly Message[], disk: MemoryStorage): void {
+    for (const m of messages) this.checkPromise(id, m, disk);
   }
 
   private checkPromise(id: NodeId, m: Message, disk: MemoryStorage): void {

@@ -25,6 +25,9 @@ export class SimNetwork {
   faults: NetworkFaults = { dropRate: 0, dupRate: 0, maxDelayTicks: 0 };
   private readonly cut = new Set<string>();
   private inFlight: InFlight[] = [];
+  /** Messages due at `countedAt` (a cache: the simulator asks hasDue after every event). */
+  private dueCount = 0;
+  private countedAt = Number.NEGATIVE_INFINITY;
 
   constructor(private readonly rng: Rng) {}
 
@@ -64,6 +67,14 @@ export class SimNetwork {
   private enqueue(m: Message, now: number): void {
     const delay = this.faults.maxDelayTicks > 0 ? this.rng.int(this.faults.maxDelayTicks + 1) : 0;
     this.inFlight.push({ m, deliverAt: now + delay });
+    if (now + delay <= this.countedAt) this.dueCount++;
+  }
+
+  private recount(now: number): void {
+    let n = 0;
+    for (const f of this.inFlight) if (f.deliverAt <= now) n++;
+    this.dueCount = n;
+    this.countedAt = now;
   }
 
   /** Removes and returns a random message that is due, or undefined. */
@@ -78,6 +89,8 @@ export class SimNetwork {
       if (f.deliverAt <= now) {
         this.inFlight[i] = this.inFlight[n - 1];
         this.inFlight.pop();
+        if (now === this.countedAt) this.dueCount--;
+        else this.countedAt = Number.NEGATIVE_INFINITY;
         return f;
       }
     }
@@ -85,13 +98,14 @@ export class SimNetwork {
   }
 
   hasDue(now: number): boolean {
-    for (const f of this.inFlight) if (f.deliverAt <= now) return true;
-    return false;
+    if (now !== this.countedAt) this.recount(now);
+    return this.dueCount > 0;
   }
 
   /** Drops every message to or from `id` (used when a member crashes: its sockets die). */
   dropFor(id: NodeId): void {
     this.inFlight = this.inFlight.filter((f) => f.m.to !== id);
+    this.countedAt = Number.NEGATIVE_INFINITY;
   }
 }
 

@@ -1,26 +1,19 @@
-import { RawNode } from '../raw-node';
-import { MemoryStorage } from '../storage';
 import { ErrProposalDropped } from '../errors';
-import { decodeConfChange } from '../confchange';
-import { ctxKey } from '../read-only';
 import type { TestingBugs } from '../config';
 import {
   ConfChangeTransition,
-  ConfChangeType,
-  EntryType,
   MessageType,
   StateType,
   emptyConfState,
-  type ConfChange,
-  type ConfChangeV2,
   type ConfState,
   type Message,
   type NodeId,
-  type Ready,
 } from '../types';
 import { Rng } from './rng';
 import { SimNetwork } from './network';
 import { Checker, InvariantViolation } from './invariants';
+import { SimNode, bytes, type MemberEnv, type SimParams } from './member';
+import { pickConfChange } from './conf-changes';
 
 /** Spare members (not in the initial config) that membership changes can add. */
 export const SPARE_MEMBERS = 2;
@@ -29,10 +22,27 @@ export const DEFAULT_SIM_TICKS = 500;
 export const LIVENESS_ELECTION_TIMEOUTS = 30;
 /** Bound on events (deliveries and Readys) processed per simulated tick. */
 export const MAX_EVENTS_PER_TICK = 5_000;
+/**
+ * Storage latency bounds, in ticks (a tick is etcd's 100 ms heartbeat; a slow fsync takes that
+ * long): per seed, persists take 0..{0,1,2} ticks and applies 0..{0,1} ticks, so seeds explore
+ * replication during the leader's fsync, apply during it, and ticks, steps and proposals between
+ * ready() and advance().
+ */
+export const PERSIST_DELAY_TICKS_CHOICES: readonly number[] = [0, 1, 1, 2];
+export const APPLY_DELAY_TICKS_CHOICES: readonly number[] = [0, 0, 1];
+
+/** A storage or apply completion, due at a simulated time. */
+interface IoEvent {
+  at: number;
+  node: SimNode;
+  epoch: number;
+  what: string;
+  run: () => void;
+}
 
 export interface SimOptions {
   seed: number;
-  /** 3 or 5 voters at start; default: 3 for even seeds, 5 for odd. */
+  /** 1, 3 or 5 voters at start (1: a single voter is its own quorum; learners may join); default: 3 for even seeds, 5 for odd. */
   members?: number;
   ticks?: number;
   trace?: boolean;
@@ -60,15 +70,6 @@ export interface SimStats {
   messages: number;
 }
 
-interface SimParams {
-  electionTick: number;
-  heartbeatTick: number;
-  preVote: boolean;
-  checkQuorum: boolean;
-  maxSizePerMsg: number;
-  maxInflightMsgs: number;
-  maxUncommittedEntriesSize: number;
-}
 
 /** The command that replays a seed (printed on failure). */
 export function reproduceCommand(seed: number, members?: number, ticks?: number): string {
@@ -77,77 +78,7 @@ export function reproduceCommand(seed: number, members?: number, ticks?: number)
   return `npm run sim -- --seeds 1 --start ${seed}${m}${t} --trace`;
 }
 
-function bytes(s: string): Uint8Array {
-  return new Uint8Array(Buffer.from(s, 'latin1'));
-}
-
-function text(b: Uint8Array): string {
-  return Buffer.from(b.buffer, b.byteOffset, b.byteLength).toString('latin1');
-}
-
-interface AppSnapshot {
-  h: number;
-  removed: string[];
-}
-
-/**
- * One simulated member: a RawNode, its "disk" (a MemoryStorage holding only what Readys said to
- * persist), and a toy state machine (a hash of the applied sequence). A crash throws away the
- * RawNode and everything volatile; a restart rebuilds both from the disk alone.
- */
-class SimNode {
-  raw: RawNode | undefined = undefined;
-  readonly disk = new MemoryStorage();
-  applied = 0;
-  hash = 0;
-  confState: ConfState = emptyConfState();
-  /** Members this node applied a removal of; its transport refuses their messages (etcd's IsIDRemoved). */
-  removed = new Set<NodeId>();
-  /** Outstanding reads: ctx → index acknowledged before the read began. */
-  reads = new Map<string, number>();
-
-  constructor(readonly id: NodeId) {}
-
-  get alive(): boolean {
-    return this.raw !== undefined;
-  }
-
-  start(params: SimParams, rng: Rng, bugs: TestingBugs | undefined): void {
-    const snap = this.disk.snapshot();
-    this.applied = snap.metadata.index;
-    this.confState = snap.metadata.confState;
-    this.hash = 0;
-    this.removed = new Set();
-    if (snap.data.byteLength > 0) {
-      const s = JSON.parse(text(snap.data)) as AppSnapshot;
-      this.hash = s.h;
-      this.removed = new Set(s.removed.map(BigInt));
-    }
-    this.reads.clear();
-    this.raw = new RawNode({
-      id: this.id,
-      storage: this.disk,
-      applied: this.applied,
-      electionTick: params.electionTick,
-      heartbeatTick: params.heartbeatTick,
-      preVote: params.preVote,
-      checkQuorum: params.checkQuorum,
-      maxSizePerMsg: params.maxSizePerMsg,
-      maxInflightMsgs: params.maxInflightMsgs,
-      maxUncommittedEntriesSize: params.maxUncommittedEntriesSize,
-      readOnlyOption: 'safe',
-      random: () => rng.next(),
-      testingBugs: bugs,
-    });
-  }
-
-  snapshotData(): Uint8Array {
-    const s: AppSnapshot = { h: this.hash, removed: [...this.removed].map(String) };
-    return bytes(JSON.stringify(s));
-  }
-}
-
-export class Simulation {
+export class Simulation implements MemberEnv {
   readonly rng: Rng;
   readonly net: SimNetwork;
   readonly checker = new Checker();
@@ -155,11 +86,16 @@ export class Simulation {
   readonly members: number;
   readonly params: SimParams;
   readonly trace: string[] = [];
+  readonly bugs: TestingBugs | undefined;
+  readonly tracing: boolean;
   now = 0;
   private counter = 0;
   private markerDone = false;
   /** Liveness phase: no more faults. */
-  private healed = false;
+  healed = false;
+  private io: IoEvent[] = [];
+  /** Set by a member's Ready loop when a persist, apply or install failed (its fatal sink). */
+  private failure: Error | undefined = undefined;
   private readonly stats: SimStats = {
     ticks: 0,
     proposals: 0,
@@ -174,6 +110,8 @@ export class Simulation {
 
   constructor(private readonly opts: SimOptions) {
     this.rng = new Rng(opts.seed);
+    this.bugs = opts.bugs;
+    this.tracing = opts.trace === true;
     this.net = new SimNetwork(this.rng);
     this.members = opts.members ?? (opts.seed % 2 === 0 ? 3 : 5);
     const rng = this.rng;
@@ -187,6 +125,8 @@ export class Simulation {
       maxSizePerMsg: rng.pick([1, 64, 512, 1024 * 1024]),
       maxInflightMsgs: rng.pick([1, 4, 256]),
       maxUncommittedEntriesSize: rng.pick([0, 0, 256]),
+      maxPersistDelayTicks: rng.pick(PERSIST_DELAY_TICKS_CHOICES),
+      maxApplyDelayTicks: rng.pick(APPLY_DELAY_TICKS_CHOICES),
     };
     this.net.faults = {
       dropRate: rng.pick([0, 0.01, 0.05, 0.1]),
@@ -207,11 +147,11 @@ export class Simulation {
       this.nodes.push(n);
     }
     this.checker.bootstrap(1, 0);
-    for (const n of this.nodes) n.start(this.params, this.rng, opts.bugs);
+    for (const n of this.nodes) n.start(this);
     this.log(`params ${JSON.stringify(this.params)} faults ${JSON.stringify(this.net.faults)} members=${this.members}`);
   }
 
-  private log(line: string): void {
+  log(line: string): void {
     if (this.opts.trace) this.trace.push(`t=${this.now} ${line}`);
   }
 
@@ -247,101 +187,82 @@ export class Simulation {
     for (const n of this.nodes) n.raw?.tick();
   }
 
-  /** Processes deliveries and Readys in random order until quiet (or the per-tick bound). */
+  // ------------------------------------------------------------------ MemberEnv
+
+  storageDelay(kind: 'persist' | 'apply'): number {
+    if (this.healed) return 0;
+    const max = kind === 'persist' ? this.params.maxPersistDelayTicks : this.params.maxApplyDelayTicks;
+    return max > 0 ? this.rng.int(max + 1) : 0;
+  }
+
+  after(delayTicks: number, n: SimNode, what: string, run: () => void): void {
+    this.io.push({ at: this.now + delayTicks, node: n, epoch: n.epoch, what, run });
+  }
+
+  fail(cause: string, err: unknown): void {
+    if (this.failure) return;
+    this.failure = err instanceof InvariantViolation ? err : new Error(`${cause}: ${err instanceof Error ? `${err.message}\n${err.stack ?? ''}` : String(err)}`);
+  }
+
+  readChecked(): void {
+    this.stats.reads++;
+  }
+
+  markerCommitted(): void {
+    this.markerDone = true;
+  }
+
+  /** Removes and returns a random due completion (rng.int over the due ones, no allocation). */
+  private takeDueIo(due: number): IoEvent | undefined {
+    let k = this.rng.int(due);
+    for (let i = 0; i < this.io.length; i++) {
+      const ev = this.io[i];
+      if (ev.at > this.now || k-- > 0) continue;
+      this.io[i] = this.io[this.io.length - 1];
+      this.io.pop();
+      return ev;
+    }
+    return undefined;
+  }
+
+  private dueIo(): number {
+    let n = 0;
+    for (const ev of this.io) if (ev.at <= this.now) n++;
+    return n;
+  }
+
+  /**
+   * Processes message deliveries, Ready polls and storage/apply completions in random order until
+   * quiet (or the per-tick bound). Completions due later stay queued across ticks.
+   */
   private drain(): void {
     for (let k = 0; k < MAX_EVENTS_PER_TICK; k++) {
-      const ready: SimNode[] = [];
-      for (const n of this.nodes) if (n.raw && n.raw.hasReady()) ready.push(n);
+      let ready = 0;
+      for (const n of this.nodes) if (n.loop && n.loop.canPoll()) ready++;
       const hasMsg = this.net.hasDue(this.now);
-      if (ready.length === 0 && !hasMsg) return;
-      if (ready.length > 0 && (!hasMsg || this.rng.chance(0.5))) {
-        this.processReady(this.rng.pick(ready));
-      } else {
+      const dueIo = this.dueIo();
+      const kinds = (ready > 0 ? 1 : 0) + (hasMsg ? 1 : 0) + (dueIo > 0 ? 1 : 0);
+      if (kinds === 0) return;
+      let pick = this.rng.int(kinds);
+      if (ready > 0 && pick-- === 0) {
+        let i = this.rng.int(ready);
+        for (const n of this.nodes) {
+          if (!n.loop || !n.loop.canPoll() || i-- > 0) continue;
+          n.loop.poll();
+          break;
+        }
+      } else if (hasMsg && pick-- === 0) {
         const f = this.net.takeDue(this.now);
         if (f) this.deliver(f.m);
+      } else {
+        const ev = this.takeDueIo(dueIo);
+        if (ev && ev.epoch === ev.node.epoch) ev.run();
       }
+      if (this.failure) throw this.failure;
     }
   }
 
-  private processReady(n: SimNode): void {
-    const raw = n.raw;
-    if (!raw) return;
-    const rd = raw.ready();
-    const log = raw.raft.raftLog;
-    if (rd.softState) {
-      this.log(`${n.id} soft lead=${rd.softState.lead} state=${StateType[rd.softState.raftState]} term=${raw.raft.term}`);
-      if (rd.softState.raftState === StateType.Leader) this.checker.onLeader(n.id, raw.raft.term, log);
-    }
-    if (rd.entries.length > 0) {
-      this.checker.onEntries(n.id, rd.entries, log.termOrUndefined(rd.entries[0].index - 1));
-    }
-    // 1. Persist.
-    if (rd.snapshot) n.disk.applySnapshot(rd.snapshot);
-    if (rd.entries.length > 0) n.disk.append(rd.entries);
-    if (rd.hardState) n.disk.setHardState(rd.hardState);
-    if (this.opts.trace && (rd.hardState || rd.entries.length > 0 || rd.snapshot)) {
-      const hs = rd.hardState;
-      this.log(
-        `${n.id} persist${hs ? ` hs(term=${hs.term} vote=${hs.vote} commit=${hs.commit})` : ''}` +
-          `${rd.entries.length ? ` ents[${rd.entries[0].index}..${rd.entries[rd.entries.length - 1].index}]` : ''}` +
-          `${rd.snapshot ? ` snap@${rd.snapshot.metadata.index}` : ''}`,
-      );
-    }
-    // A crash right after the fsync: the Ready's messages are lost, its state is not.
-    if (!this.healed && this.rng.chance(0.002)) {
-      this.crash(n, 'after persist');
-      return;
-    }
-    // 2. Send.
-    this.checker.onSend(n.id, rd, n.disk);
-    for (const m of rd.messages) this.send(m);
-    // 3. Apply.
-    this.apply(n, rd);
-    // 4. Advance.
-    raw.advance(rd);
-  }
-
-  private apply(n: SimNode, rd: Ready): void {
-    const raw = n.raw;
-    if (!raw) return;
-    if (rd.snapshot) {
-      const s = JSON.parse(text(rd.snapshot.data)) as AppSnapshot;
-      n.applied = rd.snapshot.metadata.index;
-      n.hash = s.h;
-      n.removed = new Set(s.removed.map(BigInt));
-      n.confState = rd.snapshot.metadata.confState;
-      this.checker.onSnapshot(n.id, n.applied, n.hash);
-      this.log(`${n.id} installed snapshot @${n.applied}`);
-    }
-    for (const e of rd.committedEntries) {
-      n.hash = this.checker.onApply(n.id, n.applied, n.hash, e, raw.raft.term);
-      n.applied = e.index;
-      if (e.type !== EntryType.Normal) {
-        const cc = decodeConfChange(e.type, e.data);
-        const before = members(n.confState);
-        n.confState = raw.applyConfChange(cc);
-        // A member is removed once it is in no part of the configuration (in a joint config a
-        // removed voter still votes in the outgoing half until the joint config is left).
-        const after = members(n.confState);
-        for (const id of before) if (!after.has(id)) n.removed.add(id);
-        for (const id of after) n.removed.delete(id);
-        this.log(`${n.id} applied conf change @${e.index} → ${JSON.stringify(n.confState, (_, v: unknown) => (typeof v === 'bigint' ? Number(v) : v))}`);
-      } else if (e.data.byteLength > 0 && text(e.data) === 'marker') {
-        this.markerDone = true;
-      }
-    }
-    for (const rs of rd.readStates) {
-      const key = ctxKey(rs.requestCtx);
-      const floor = n.reads.get(key);
-      if (floor === undefined) continue;
-      n.reads.delete(key);
-      this.checker.onRead(n.id, rs.index, floor);
-      this.stats.reads++;
-      this.log(`${n.id} read ${text(rs.requestCtx)} index=${rs.index} floor=${floor}`);
-    }
-  }
-
-  private send(m: Message): void {
+  send(m: Message): void {
     this.stats.messages++;
     if (m.type === MessageType.MsgSnap) this.stats.snapshotsSent++;
     const queued = this.net.send(m, this.now);
@@ -369,16 +290,15 @@ export class Simulation {
     if (m.type === MessageType.MsgSnap) this.node(m.from)?.raw?.reportSnapshot(m.to, true);
   }
 
-  private crash(n: SimNode, why: string): void {
+  crash(n: SimNode, why: string): void {
     this.log(`${n.id} CRASH (${why})`);
-    n.raw = undefined;
-    n.reads.clear();
+    n.kill();
     this.stats.crashes++;
   }
 
   private restart(n: SimNode): void {
     this.log(`${n.id} RESTART from disk (last=${n.disk.lastIndex()} hs=${JSON.stringify(n.disk.hardStateNow(), (_, v: unknown) => (typeof v === 'bigint' ? Number(v) : v))})`);
-    n.start(this.params, this.rng, this.opts.bugs);
+    n.start(this);
   }
 
   // ------------------------------------------------------------------ faults
@@ -469,7 +389,9 @@ export class Simulation {
         n.reads.delete(ctx);
       }
     }
-    if (rng.chance(0.03)) this.confChange();
+    // A single voter stays one: that mode exists to explore a leader that is its own quorum (it
+    // commits on its own fsync alone). Membership changes are explored with 3 and 5 voters.
+    if (this.members > 1 && rng.chance(0.03)) this.confChange();
     if (rng.chance(0.005)) {
       const l = this.leader();
       if (l?.raw) {
@@ -485,6 +407,9 @@ export class Simulation {
   }
 
   private compact(n: SimNode): void {
+    // etcd's applier waits for the raft loop's disk write (notifyc) before snapshotting: an entry
+    // applied during the fsync may not be on this member's disk yet (or a stale one may be).
+    if (!n.loop || n.loop.busy || n.applied > n.disk.lastIndex()) return;
     const first = n.disk.firstIndex();
     if (n.applied - first < 8) return;
     n.disk.createSnapshot(n.applied, n.confState, n.snapshotData());
@@ -500,41 +425,7 @@ export class Simulation {
     if (!l || !l.raw) return;
     const cs = l.raw.raft.trk.confState();
     const proposer = rng.chance(0.8) ? l : rng.pick(this.nodes.filter((n) => n.alive));
-    let cc: ConfChange | ConfChangeV2 | undefined;
-    if (cs.votersOutgoing.length > 0) {
-      if (!cs.autoLeave) cc = { transition: ConfChangeTransition.Auto, changes: [] };
-    } else {
-      const inConfig = new Set([...cs.voters, ...cs.learners]);
-      const outside = this.nodes.map((n) => n.id).filter((id) => !inConfig.has(id));
-      const op = rng.int(6);
-      if (op === 0 && outside.length > 0) {
-        cc = { type: ConfChangeType.AddLearnerNode, nodeId: rng.pick(outside) };
-      } else if (op === 1 && cs.learners.length > 0 && cs.voters.length < 5) {
-        cc = { type: ConfChangeType.AddNode, nodeId: rng.pick(cs.learners) };
-      } else if (op === 2 && cs.voters.length > 3) {
-        cc = { type: ConfChangeType.RemoveNode, nodeId: rng.pick(cs.voters) };
-      } else if (op === 3 && cs.learners.length > 0) {
-        cc = { type: ConfChangeType.RemoveNode, nodeId: rng.pick(cs.learners) };
-      } else if (op === 4 && cs.learners.length > 0) {
-        // Joint consensus: swap a voter for a learner in one step.
-        cc = {
-          transition: rng.pick([ConfChangeTransition.Auto, ConfChangeTransition.JointImplicit, ConfChangeTransition.JointExplicit]),
-          changes: [
-            { type: ConfChangeType.AddNode, nodeId: rng.pick(cs.learners) },
-            { type: ConfChangeType.RemoveNode, nodeId: rng.pick(cs.voters) },
-          ],
-        };
-      } else if (op === 5 && cs.learners.length > 0) {
-        // Joint consensus: demote a voter to learner (it goes through learnersNext) and promote a learner.
-        cc = {
-          transition: rng.pick([ConfChangeTransition.JointImplicit, ConfChangeTransition.JointExplicit]),
-          changes: [
-            { type: ConfChangeType.AddLearnerNode, nodeId: rng.pick(cs.voters) },
-            { type: ConfChangeType.AddNode, nodeId: rng.pick(cs.learners) },
-          ],
-        };
-      }
-    }
+    const cc = pickConfChange(rng, cs, this.nodes.map((n) => n.id));
     if (!cc || !proposer.raw) return;
     this.stats.confChanges++;
     this.log(`${proposer.id} proposeConfChange ${JSON.stringify(cc, (_, v: unknown) => (typeof v === 'bigint' ? Number(v) : v))}`);
@@ -588,10 +479,6 @@ export class Simulation {
         ')',
     );
   }
-}
-
-function members(cs: ConfState): Set<NodeId> {
-  return new Set([...cs.voters, ...cs.learners, ...cs.votersOutgoing, ...cs.learnersNext]);
 }
 
 /** One line per message for traces. */

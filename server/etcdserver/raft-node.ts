@@ -1,19 +1,16 @@
 import type { Logger } from 'pino';
-import { RawNode, MemoryStorage, type Entry, type Message, type Ready, type ReadState, type ConfChange, type ConfChangeV2, type ConfState, type Snapshot, StateType } from '../../raft';
+import { RawNode, ReadyLoop, MemoryStorage, type Entry, type Message, type ReadState, type ConfChange, type ConfChangeV2, type ConfState, type Snapshot, type PersistBatch, type Done, StateType } from '../../raft';
 import type { Wal } from '../storage/wal/wal';
 import { encodeConfStateRecord } from '../storage/wal/conf-state-record';
 import type { ServerMetrics } from './metrics';
 import { failStop } from './fatal';
 
 /**
- * Drives the pure Raft core (raft/) with real time, disk and network, in the order the persistence
- * contract demands (etcd's raftNode, server/etcdserver/raft.go):
- *   1. a leader sends its messages at once (it counts itself only after its own fsync);
- *   2. entries and hard state go to the WAL in one synced batch per Ready (group commit: every
- *      proposal that arrived while the previous fsync ran rides in the next one);
- *   3. committed entries are applied while that fsync is in flight;
- *   4. a follower sends its messages (votes, append acks) only after the fsync;
- *   5. advance().
+ * Binds the Ready loop (raft/ready-loop.ts, which owns the ordering: leader sends before its fsync,
+ * one WAL batch per Ready, apply during the fsync, follower sends after it, MemoryStorage then
+ * advance — etcd's raftNode, server/etcdserver/raft.go) to real time (a setInterval tick, a
+ * setImmediate kick so pending socket reads land before the next fsync), the WAL and the
+ * transport. The simulator runs the same loop with simulated latencies.
  */
 
 export interface RaftNodeOptions {
@@ -43,15 +40,11 @@ export interface RaftNodeOptions {
 
 export class RaftNode {
   private readonly node: RawNode;
+  private readonly loop: ReadyLoop;
   private ticker: NodeJS.Timeout | undefined;
-  private processing = false;
-  private scheduled = false;
-  private stopped = false;
   private lead = 0n;
   private raftState: StateType = StateType.Follower;
   private lastIndexPersisted: number;
-  private idle: (() => void)[] = [];
-  private commit = 0;
 
   constructor(private readonly opts: RaftNodeOptions) {
     this.node = new RawNode({
@@ -70,26 +63,43 @@ export class RaftNode {
       logger: { info: (m) => opts.log.info({ raft: true }, m), warn: (m) => opts.log.warn({ raft: true }, m), debug: (m) => opts.log.debug({ raft: true }, m) },
     });
     this.lastIndexPersisted = opts.storage.lastIndex();
-    this.commit = opts.storage.initialState().hardState.commit;
+    this.loop = new ReadyLoop(this.node, opts.storage, {
+      persist: (batch, done) => this.persist(batch, done),
+      installSnapshot: (snap, done) => settle(() => opts.installSnapshot(snap), done),
+      apply: (entries, done) => settle(() => opts.apply(entries), done),
+      send: (messages) => opts.send(messages),
+      onSoftState: (ss) => {
+        this.raftState = ss.raftState;
+        if (ss.lead !== this.lead) {
+          this.lead = ss.lead;
+          opts.onLeaderChange(ss.lead, this.node.status().term);
+        }
+      },
+      onReadStates: (rs) => opts.onReadStates(rs),
+      // A failed fsync, apply or snapshot install leaves this member unable to keep its promises:
+      // stop, as etcd panics (each with its own cause, so the fatal line says which).
+      fatal: (cause, err) => failStop(cause, err),
+      schedule: (run) => setImmediate(run),
+    });
   }
 
   start(): void {
     this.ticker = setInterval(() => {
       this.node.tick();
-      this.kick();
+      this.loop.kick();
     }, this.opts.tickMs);
-    this.kick();
+    this.loop.kick();
   }
 
   /** Raises ErrProposalDropped when there is no leader to take it (or the uncommitted cap is hit). */
   propose(data: Uint8Array): void {
     this.node.propose(data);
-    this.kick();
+    this.loop.kick();
   }
 
   proposeConfChange(cc: ConfChange | ConfChangeV2): void {
     this.node.proposeConfChange(cc);
-    this.kick();
+    this.loop.kick();
   }
 
   applyConfChange(cc: ConfChange | ConfChangeV2): ConfState {
@@ -98,22 +108,22 @@ export class RaftNode {
 
   readIndex(ctx: Uint8Array): void {
     this.node.readIndex(ctx);
-    this.kick();
+    this.loop.kick();
   }
 
   step(m: Message): void {
     this.node.step(m);
-    this.kick();
+    this.loop.kick();
   }
 
   campaign(): void {
     this.node.campaign();
-    this.kick();
+    this.loop.kick();
   }
 
   transferLeader(to: bigint): void {
     this.node.transferLeader(to);
-    this.kick();
+    this.loop.kick();
   }
 
   reportUnreachable(id: bigint): void {
@@ -122,12 +132,12 @@ export class RaftNode {
 
   reportSnapshot(id: bigint, ok: boolean): void {
     this.node.reportSnapshot(id, ok);
-    this.kick();
+    this.loop.kick();
   }
 
   /** The highest index known committed (from the last persisted hard state). */
   get commitIndex(): number {
-    return this.commit;
+    return this.loop.durableCommit;
   }
 
   get leader(): bigint {
@@ -138,100 +148,60 @@ export class RaftNode {
     return this.raftState === StateType.Leader;
   }
 
+  /**
+   * A Ready is outstanding: its persist or apply is in flight. etcd's applier waits for the raft
+   * loop's disk write (notifyc) before snapshotting, because an entry applied during the fsync may
+   * not be in MemoryStorage yet, or a stale entry of an older term may still sit at its index.
+   */
+  get readyInFlight(): boolean {
+    return this.loop.busy;
+  }
+
   status(): ReturnType<RawNode['status']> {
     return this.node.status();
   }
 
   /** Resolves once every Ready produced so far has been persisted, sent and applied. */
   whenIdle(): Promise<void> {
-    if (!this.processing && !this.node.hasReady()) return Promise.resolve();
-    return new Promise((resolve) => this.idle.push(resolve));
+    return new Promise((resolve) => this.loop.whenIdle(resolve));
   }
 
-  private kick(): void {
-    if (this.scheduled || this.processing || this.stopped) return;
-    this.scheduled = true;
-    // setImmediate, not nextTick: let pending socket reads land first so one fsync covers them all.
-    setImmediate(() => {
-      this.scheduled = false;
-      void this.process();
-    });
-  }
-
-  private async process(): Promise<void> {
-    if (this.processing || this.stopped) return;
-    this.processing = true;
-    try {
-      while (!this.stopped && this.node.hasReady()) {
-        const rd = this.node.ready();
-        this.observeSoftState(rd);
-        if (rd.readStates.length > 0) this.opts.onReadStates(rd.readStates);
-        const leaderNow = this.raftState === StateType.Leader;
-        if (leaderNow && rd.messages.length > 0) this.opts.send(rd.messages);
-        const persisted = this.persist(rd);
-        const applied = rd.committedEntries.length > 0 ? this.opts.apply(rd.committedEntries) : undefined;
-        await persisted;
-        if (!leaderNow && rd.messages.length > 0) this.opts.send(rd.messages);
-        if (applied) await applied;
-        this.node.advance(rd);
-      }
-    } catch (e) {
-      // A failed fsync or apply leaves this member unable to keep its promises: stop, as etcd panics.
-      this.stopped = true;
-      failStop('wal write failed', e);
-    } finally {
-      this.processing = false;
-      const idle = this.idle;
-      this.idle = [];
-      for (const f of idle) f();
-    }
-    if (this.node.hasReady()) this.kick();
-  }
-
-  private observeSoftState(rd: Ready): void {
-    if (!rd.softState) return;
-    const { lead, raftState } = rd.softState;
-    this.raftState = raftState;
-    if (lead !== this.lead) {
-      this.lead = lead;
-      this.opts.onLeaderChange(lead, this.node.status().term);
-    }
-  }
-
-  private async persist(rd: Ready): Promise<void> {
-    const hs = rd.hardState;
-    if (rd.entries.length === 0 && !hs && !rd.snapshot) return;
-    // The backend takes the snapshot's data before the WAL records the snapshot: a crash in between
-    // leaves a backend ahead of the log, which replay tolerates (entries at or below its consistent
-    // index are skipped); the other order would leave a log that skips entries the backend lacks.
-    if (rd.snapshot) await this.opts.installSnapshot(rd.snapshot);
-    await this.opts.wal.save({
-      entries: rd.entries,
-      hardState: hs ? { term: hs.term, vote: hs.vote, commit: hs.commit } : undefined,
-      snapshot: rd.snapshot
-        ? { index: rd.snapshot.metadata.index, term: rd.snapshot.metadata.term, data: encodeConfStateRecord(rd.snapshot.metadata.confState) }
-        : undefined,
-      previousLastIndex: this.lastIndexPersisted,
-      sync: rd.mustSync,
-    });
-    if (rd.snapshot) {
-      this.opts.storage.applySnapshot(rd.snapshot);
-      this.lastIndexPersisted = rd.snapshot.metadata.index;
-    }
-    if (hs) {
-      this.opts.storage.setHardState(hs);
-      this.commit = Math.max(this.commit, hs.commit);
-    }
-    if (rd.entries.length > 0) {
-      this.opts.storage.append(rd.entries);
-      this.lastIndexPersisted = rd.entries[rd.entries.length - 1].index;
-    }
+  /** One WAL batch per Ready (the snapshot's data was installed into the backend just before). */
+  private persist(batch: PersistBatch, done: Done): void {
+    const hs = batch.hardState;
+    const snap = batch.snapshot;
+    this.opts.wal
+      .save({
+        entries: batch.entries,
+        hardState: hs ? { term: hs.term, vote: hs.vote, commit: hs.commit } : undefined,
+        snapshot: snap ? { index: snap.metadata.index, term: snap.metadata.term, data: encodeConfStateRecord(snap.metadata.confState) } : undefined,
+        previousLastIndex: this.lastIndexPersisted,
+        sync: batch.mustSync,
+      })
+      .then(() => {
+        if (snap) this.lastIndexPersisted = snap.metadata.index;
+        if (batch.entries.length > 0) this.lastIndexPersisted = batch.entries[batch.entries.length - 1].index;
+        done();
+      }, done);
   }
 
   async stop(): Promise<void> {
     if (this.ticker) clearInterval(this.ticker);
     this.ticker = undefined;
     await this.whenIdle();
-    this.stopped = true;
+    this.loop.stop();
   }
+}
+
+/** Adapts a step that returns nothing or a promise to the loop's completion callback. */
+function settle(run: () => void | Promise<void>, done: Done): void {
+  let r: void | Promise<void>;
+  try {
+    r = run();
+  } catch (e) {
+    done(e);
+    return;
+  }
+  if (r instanceof Promise) r.then(() => done(), (e: unknown) => done(e ?? new Error('rejected without a reason')));
+  else done();
 }
