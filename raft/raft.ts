@@ -1037,8 +1037,10 @@ export class Raft {
   }
 
   private handleHeartbeat(m: Message): void {
-    // The leader sends min(our match, its commit), so this never commits beyond what matches.
-    this.raftLog.commitTo(Math.min(m.commit, this.raftLog.lastIndex()));
+    // The leader sends min(our match, its commit), so this never commits beyond what matches. A
+    // commit beyond our last index means our log lost entries we acknowledged (or the leader is
+    // broken): commitTo asserts, as etcd-io/raft panics, and the server fail-stops.
+    this.raftLog.commitTo(m.commit);
     const r = newMessage(MessageType.MsgHeartbeatResp, m.from, this.id, 0);
     r.context = m.context;
     this.send(r);

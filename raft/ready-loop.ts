@@ -35,6 +35,11 @@ export interface ReadyLoopIO {
   fatal(cause: ReadyLoopFailure, err: unknown): void;
   /** Runs `run` soon (production: setImmediate). Without it, the owner calls poll() itself. */
   schedule?(run: () => void): void;
+  /**
+   * A Ready was advanced: everything it carried is persisted, in MemoryStorage and applied. The
+   * server takes log snapshots here, as etcd's applier does after the raft loop's notifyc.
+   */
+  advanced?(): void;
 }
 
 /**
@@ -230,6 +235,8 @@ export class ReadyLoop {
       this.fail('raft invariant violated', e);
       return;
     }
+    this.io.advanced?.();
+    if (gen !== this.gen) return;
     if (this.node.hasReady()) {
       this.kick();
     } else {

@@ -115,7 +115,6 @@ export function buildComponents(cfg: ServerConfig, log: Logger, metrics: ServerM
       snapshots.confState = cs;
     },
     onSelfRemoved: () => host.removedFromCluster('this member was removed from the cluster; it will stop serving'),
-    afterApply: () => snapshots.maybeSnapshot(),
   });
   const leases = new LeaseLoop({
     log,

@@ -33,6 +33,8 @@ export interface RaftNodeOptions {
   onReadStates(states: ReadState[]): void;
   /** A snapshot from the leader is about to be persisted: install its data first (see persist). */
   installSnapshot(snapshot: Snapshot): Promise<void>;
+  /** A Ready was advanced: no entry is in flight between the WAL and MemoryStorage. */
+  onAdvanced?(): void;
   random: () => number;
   log: Logger;
   metrics: ServerMetrics;
@@ -80,6 +82,7 @@ export class RaftNode {
       // stop, as etcd panics (each with its own cause, so the fatal line says which).
       fatal: (cause, err) => failStop(cause, err),
       schedule: (run) => setImmediate(run),
+      advanced: () => opts.onAdvanced?.(),
     });
   }
 

@@ -136,6 +136,10 @@ export class EtcdServer implements KvServer, LeaseServer, ClusterServer, Mainten
       onLeaderChange: (lead, term) => this.onLeaderChange(lead, term),
       onReadStates: (rs) => this.c.readIndexer.onReadStates(rs),
       installSnapshot: (snap: Snapshot) => this.c.snapshots.install(snap),
+      // Log compaction only between Readies (etcd waits for the raft loop's notifyc): while a Ready
+      // is in flight a follower may have applied entries that MemoryStorage does not hold yet, or
+      // still holds a stale entry of an older term at the applied index.
+      onAdvanced: () => this.c.snapshots.maybeSnapshot(),
       // Election timeouts are randomized (thesis §3.4); raft/ takes its randomness from the caller.
       random: Math.random,
       log: this.log,

@@ -105,8 +105,8 @@ export class Snapshotter {
     const applied = this.d.appliedWait.index;
     const { storage, cfg } = this.d;
     if (this.snapshotting || applied - this.snapshotIndex <= cfg.snapshotCount) return;
-    // Entries are applied while the Ready that carries them is still being written, so the applied
-    // index can be ahead of the in-memory log for a moment; the snapshot waits for a later apply.
+    // Called between Readies (RaftNode onAdvanced), so the applied entries are in MemoryStorage;
+    // after a snapshot install the applied index can still be outside the in-memory log.
     if (applied > storage.lastIndex() || applied < storage.firstIndex() - 1) return;
     this.snapshotting = true;
     const confState = this.confState;

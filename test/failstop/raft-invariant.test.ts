@@ -30,6 +30,8 @@ const READY_TIMEOUT_MS = 20_000;
 /** The brief's bound is a second; the slack covers a loaded 2-core CI machine. */
 const EXIT_TIMEOUT_MS = 5_000;
 const SEND_TIMEOUT_MS = 5_000;
+/** A commit index no member of a fresh cluster has reached. */
+const HEARTBEAT_COMMIT_BEYOND_LOG = 1_000_000;
 
 let proc: Proc | undefined;
 let tmp: string | undefined;
@@ -56,8 +58,9 @@ function sendBatch(peerAddress: string, frame: Uint8Array): Promise<void> {
   }).finally(() => setTimeout(() => client.close(), SEND_TIMEOUT_MS).unref());
 }
 
-describe('a Raft invariant broken by a peer message', () => {
-  it('stops the member with one fatal line "raft invariant violated"', async () => {
+/** Starts a member, sends it the message `build` makes as member m2, and expects a fail-stop whose line matches `expected`. */
+async function provoke(build: (selfId: bigint, fakeId: bigint) => Message, expected: RegExp): Promise<void> {
+    await killIfRunning(proc);
     tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'cairn-failstop-raft-'));
     const [clientPort, peerPort, fakePeerPort] = await freePorts(3);
     const selfUrl = `http://127.0.0.1:${peerPort}`;
@@ -85,19 +88,7 @@ describe('a Raft invariant broken by a peer message', () => {
     const selfId = computeMemberId([selfUrl], TOKEN);
     const fakeId = computeMemberId([fakeUrl], TOKEN);
     const clusterId = computeClusterId([selfId, fakeId]);
-    const conflicting: Message = {
-      type: MessageType.MsgApp,
-      to: selfId,
-      from: fakeId,
-      term: LEADER_TERM,
-      logTerm: 1,
-      index: 1,
-      entries: [{ term: LEADER_TERM, index: 1, type: EntryType.Normal, data: new Uint8Array() }],
-      commit: 1,
-      reject: false,
-      rejectHint: 0,
-    };
-    await sendBatch(`127.0.0.1:${peerPort}`, encodeBatch(clusterId, fakeId, [conflicting]));
+    await sendBatch(`127.0.0.1:${peerPort}`, encodeBatch(clusterId, fakeId, [build(selfId, fakeId)]));
 
     const { code, signal } = await waitExit(p, EXIT_TIMEOUT_MS);
     const log = p.log();
@@ -106,6 +97,43 @@ describe('a Raft invariant broken by a peer message', () => {
     const fatal = fatalLines(log);
     expect(fatal, `fatal lines:\n${tail(log)}`).toHaveLength(1);
     expect(fatal[0].cause).toBe('raft invariant violated');
-    expect(fatal[0].msg).toMatch(/^raft invariant violated: .*conflict with a committed entry/);
+    expect(fatal[0].msg).toMatch(expected);
+}
+
+describe('a Raft invariant broken by a peer message', () => {
+  it('a MsgApp rewriting a committed entry stops the member with one fatal line "raft invariant violated"', async () => {
+    await provoke(
+      (selfId, fakeId) => ({
+        type: MessageType.MsgApp,
+        to: selfId,
+        from: fakeId,
+        term: LEADER_TERM,
+        logTerm: 1,
+        index: 1,
+        entries: [{ term: LEADER_TERM, index: 1, type: EntryType.Normal, data: new Uint8Array() }],
+        commit: 1,
+        reject: false,
+        rejectHint: 0,
+      }),
+      /^raft invariant violated: .*conflict with a committed entry/,
+    );
+  });
+
+  it('a heartbeat committing beyond the last index stops the member (etcd-io/raft panics in commitTo)', async () => {
+    await provoke(
+      (selfId, fakeId) => ({
+        type: MessageType.MsgHeartbeat,
+        to: selfId,
+        from: fakeId,
+        term: LEADER_TERM,
+        logTerm: 0,
+        index: 0,
+        entries: [],
+        commit: HEARTBEAT_COMMIT_BEYOND_LOG,
+        reject: false,
+        rejectHint: 0,
+      }),
+      /^raft invariant violated: .*commitTo: beyond lastIndex/,
+    );
   });
 });

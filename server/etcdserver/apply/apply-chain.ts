@@ -38,8 +38,6 @@ export interface ApplyChainDeps {
   onConfState(cs: ConfState): void;
   /** This member's own removal was applied. */
   onSelfRemoved(): void;
-  /** After every applied index: log compaction may be due. */
-  afterApply(index: number): void;
 }
 
 /**
@@ -121,7 +119,6 @@ export class ApplyChain {
   private finish(index: number): void {
     this.d.appliedWait.advance(index);
     this.d.metrics.proposalsApplied.set(index);
-    this.d.afterApply(index);
   }
 
   /**
