@@ -469,9 +469,13 @@ export class EtcdServer implements KvServer, LeaseServer, ClusterServer, Mainten
     // even when we learnt it from a peer's refusal rather than by applying our own removal.
     if (!this.membership.isRemoved(this.memberId)) this.membership.remove(this.memberId);
     setImmediate(() => {
-      void this.stop().then(() => {
-        for (const l of this.selfRemovedListeners) l();
-      });
+      this.stop().then(
+        () => {
+          for (const l of this.selfRemovedListeners) l();
+        },
+        // The removal could not be made durable: a restart might rejoin under the removed ID.
+        (e: unknown) => failStop('backend write failed', e),
+      );
     });
   }
 
