@@ -38,8 +38,8 @@ export interface LeaseLoopDeps {
  * `isLeader` is what this member last learnt from Raft, and it can be stale: a leader blocked in a
  * slow fsync has not processed the messages that deposed it (etcd #15247). So before revoking and
  * before renewing, leadership is confirmed by a ReadIndex round, as etcd does since #16822
- * (ensureLeadership); if that fails, the lessor is demoted at once and the keepalive fails with
- * "not leader", so the client moves to another member instead of renewing on a deposed one.
+ * (ensureLeadership); if that fails, nothing is revoked and the keepalive fails with "not
+ * leader", so the client moves to another member instead of renewing on a deposed one.
  */
 export class LeaseLoop {
   private expiryTimer: NodeJS.Timeout | undefined;
@@ -60,17 +60,18 @@ export class LeaseLoop {
     this.d.lessor.demote();
   }
 
+  /**
+   * etcd's ensureLeadership: only reports; the lessor is demoted when Raft reports the leader
+   * change (onLeaderChange), so a leader whose confirmation merely timed out keeps its leases.
+   */
   private async ensureLeadership(): Promise<boolean> {
-    if (!this.d.raft().isLeader) return false;
+    if (this.stopped || !this.d.raft().isLeader) return false;
     try {
       await this.d.confirmLeadership();
     } catch {
-      this.demote();
       return false;
     }
-    if (this.d.raft().isLeader) return true;
-    this.demote();
-    return false;
+    return this.d.raft().isLeader;
   }
 
   private revokeExpired(revoke: (id: bigint) => Promise<unknown>): void {

@@ -31,8 +31,7 @@ export class BackendQuota {
 
   constructor(private readonly d: QuotaDeps) {}
 
-  async start(): Promise<void> {
-    await this.refresh();
+  start(): void {
     this.timer = setInterval(() => {
       this.refresh().catch(() => undefined);
     }, DB_SIZE_REFRESH_MS);

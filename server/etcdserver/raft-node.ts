@@ -181,11 +181,23 @@ export class RaftNode {
         previousLastIndex: this.lastIndexPersisted,
         sync: batch.mustSync,
       })
-      .then(() => {
-        if (snap) this.lastIndexPersisted = snap.metadata.index;
-        if (batch.entries.length > 0) this.lastIndexPersisted = batch.entries[batch.entries.length - 1].index;
-        done();
-      }, done);
+      .then(
+        () => {
+          if (snap) this.lastIndexPersisted = snap.metadata.index;
+          if (batch.entries.length > 0) this.lastIndexPersisted = batch.entries[batch.entries.length - 1].index;
+          return true;
+        },
+        (e: unknown) => {
+          done(e ?? new Error('wal save rejected without a reason'));
+          return false;
+        },
+      )
+      .then((saved) => {
+        if (saved) done();
+      })
+      // What done() sets off (the loop's settle: storage update, sends, advance) routes its own
+      // failures; anything else thrown there is still a broken invariant, never a failed save.
+      .catch((e: unknown) => failStop('raft invariant violated', e));
   }
 
   async stop(): Promise<void> {

@@ -108,7 +108,7 @@ export class EtcdServer implements KvServer, LeaseServer, ClusterServer, Mainten
   static async open(cfg: ServerConfig, log: Logger, metrics: ServerMetrics): Promise<EtcdServer> {
     const server = new EtcdServer(cfg, log, metrics, await bootstrap(cfg, log, metrics));
     server.alarms.restore(await readAlarms(server.store));
-    await server.c.quota.start();
+    await server.c.quota.refresh();
     return server;
   }
 
@@ -154,6 +154,7 @@ export class EtcdServer implements KvServer, LeaseServer, ClusterServer, Mainten
     }
     if (this.membership.voters().length === 1 && this.membership.voters()[0] === this.memberId) this.campaignWhenReplayed();
     this.c.proposals.start();
+    this.c.quota.start();
     this.c.leases.start((id) => this.leaseRevoke(id));
     this.publishAttributes();
   }
@@ -208,6 +209,8 @@ export class EtcdServer implements KvServer, LeaseServer, ClusterServer, Mainten
 
   /** Incoming traffic from the peer transport. */
   stepMessages(messages: Message[]): void {
+    // Peers may dial before start() has created the Raft node (or after stop): Raft retransmits.
+    if (!this.raft || this.stopped) return;
     for (const m of messages) {
       try {
         this.raft.step(m);
@@ -227,7 +230,7 @@ export class EtcdServer implements KvServer, LeaseServer, ClusterServer, Mainten
 
   /** A MsgSnap with the leader's backend: kept by index until Raft accepts that snapshot. */
   receiveSnapshot(m: Message, entries: [Buffer, Buffer][]): void {
-    if (!m.snapshot) return;
+    if (!m.snapshot || !this.raft || this.stopped) return;
     this.c.snapshots.keepReceived(m.snapshot.metadata.index, entries);
     this.stepMessages([m]);
   }
@@ -488,7 +491,9 @@ export class EtcdServer implements KvServer, LeaseServer, ClusterServer, Mainten
     this.c.proposals.stop();
     this.c.readIndexer.close(new ErrStopped());
     this.transport?.close();
-    await this.raft.stop();
+    await this.raft?.stop();
+    // A log snapshot being saved finishes before the store and WAL close under it.
+    await this.c.snapshots.stop();
     this.watchable.close();
     await this.store.close();
     await this.wal.close();

@@ -47,7 +47,9 @@ export class Snapshotter {
   confState: ConfState;
   /** Index of the last snapshot (the log below it may be compacted). */
   snapshotIndex: number;
-  private snapshotting = false;
+  /** The log snapshot being saved, if any: a leader's snapshot install and stop() wait for it. */
+  private inflight: Promise<void> | undefined;
+  private stopped = false;
   private readonly received = new Map<number, BackendEntries>();
 
   constructor(
@@ -70,6 +72,9 @@ export class Snapshotter {
    * received for exactly that index (etcd's applySnapshot). Data received for older indexes is stale.
    */
   async install(snap: Snapshot): Promise<void> {
+    // One at a time, as etcd's applier runs triggerSnapshot and applySnapshot in turn: a log
+    // snapshot saved after this install would put an older snapshot record back in the WAL.
+    await this.inflight;
     const index = snap.metadata.index;
     const entries = this.received.get(index);
     for (const i of [...this.received.keys()]) if (i <= index) this.received.delete(i);
@@ -104,31 +109,44 @@ export class Snapshotter {
   maybeSnapshot(): void {
     const applied = this.d.appliedWait.index;
     const { storage, cfg } = this.d;
-    if (this.snapshotting || applied - this.snapshotIndex <= cfg.snapshotCount) return;
+    if (this.stopped || this.inflight || applied - this.snapshotIndex <= cfg.snapshotCount) return;
     // Called between Readies (RaftNode onAdvanced), so the applied entries are in MemoryStorage;
     // after a snapshot install the applied index can still be outside the in-memory log.
     if (applied > storage.lastIndex() || applied < storage.firstIndex() - 1) return;
-    this.snapshotting = true;
+    // The in-memory snapshot is taken now, between Readies, where MemoryStorage holds exactly
+    // what was applied; only the durable steps are asynchronous.
+    const term = storage.term(applied);
+    storage.createSnapshot(applied, this.confState, new Uint8Array());
     const confState = this.confState;
-    this.snapshotAt(applied, confState).then(
+    this.inflight = this.saveAt(applied, term, confState).then(
       () => {
-        this.snapshotting = false;
+        this.inflight = undefined;
       },
-      // The backend fsync or the WAL's snapshot record failed: the log can no longer be trusted to
-      // be compacted safely, and etcd panics on the same failures (snapshot.go, saveSnapshot).
-      (e: unknown) => failStop('backend write failed', e),
+      (e: unknown) => {
+        this.inflight = undefined;
+        // Stopping closes the store and WAL under a save in flight: that is not a failure.
+        if (this.stopped) return;
+        // The backend fsync or the WAL's snapshot record failed: etcd panics on the same failures.
+        failStop('backend write failed', e);
+      },
     );
   }
 
-  private async snapshotAt(applied: number, confState: ConfState): Promise<void> {
+  /** Waits for a log snapshot in flight; none starts afterwards. */
+  async stop(): Promise<void> {
+    this.stopped = true;
+    await this.inflight;
+  }
+
+  private async saveAt(applied: number, term: number, confState: ConfState): Promise<void> {
     const { storage, wal, store, cfg, log } = this.d;
-    const term = storage.term(applied);
+    // The backend first: once the WAL's snapshot record and compaction drop the log, it is the only copy.
     await store.forceCommit({ sync: true });
-    storage.createSnapshot(applied, confState, new Uint8Array());
+    if (this.stopped) return;
     await wal.saveSnapshot({ index: applied, term, data: encodeConfStateRecord(confState) });
-    this.snapshotIndex = applied;
+    this.snapshotIndex = Math.max(this.snapshotIndex, applied);
     const compactTo = applied - cfg.snapshotCatchupEntries;
-    if (compactTo > storage.firstIndex()) {
+    if (!this.stopped && compactTo > storage.firstIndex()) {
       storage.compact(compactTo);
       await wal.compact(compactTo - 1);
     }

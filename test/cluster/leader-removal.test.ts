@@ -63,6 +63,13 @@ describe('removing the leader (process level)', () => {
       leader.spawn('existing', c.initialCluster());
       await leader.waitReady();
       await c.waitConverged(members);
+      // Started in etcd's sense: its name is published through the log. Until then
+      // --strict-reconfig-check refuses the next removal ("not enough started members").
+      await waitFor('the re-added member to publish its name', 10_000, async () => {
+        const list = await others[0].grpc.call('Cluster', 'MemberList', {}, { deadlineMs: REMOVE_DEADLINE_MS });
+        const ms = (list.ok as { members?: { name: string }[] } | undefined)?.members ?? [];
+        return (ms.length === members.length && ms.every((m) => m.name !== '')) || undefined;
+      });
     }
   }, 180_000);
 });

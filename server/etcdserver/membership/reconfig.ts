@@ -7,6 +7,7 @@ import {
   ErrMemberNotFound,
   ErrMemberNotLearner,
   ErrNoLeader,
+  ErrNotLeader,
   ErrPeerURLExist,
   ErrTooManyLearners,
   ErrUnhealthy,
@@ -102,7 +103,8 @@ export class Reconfig {
   /** etcd's isLearnerReady, on the leader: the learner's match index is within 90% of the leader's commit. */
   async learnerReady(id: bigint): Promise<boolean> {
     const st = this.d.raftStatus();
-    if (st.lead !== this.d.memberId) throw new ErrNoLeader();
+    // etcd's isLearnerReady answers ErrNotLeader off the leader (its caller then forwards).
+    if (st.lead !== this.d.memberId) throw new ErrNotLeader();
     const pr = st.progress?.get(id);
     return pr !== undefined && pr.match >= st.commit * LEARNER_READY_PERCENT;
   }
