@@ -96,28 +96,49 @@ export async function startMember(cfg: ServerConfig, log: Logger = pino({ level:
       onRemovedFromCluster: () => server.removedFromCluster(REMOVED_MEMBER_DETAILS),
     },
   });
-  await transport.listen(cfg.listenPeerUrls);
-  server.start(transport);
-  const compactor = new Compactor(cfg.autoCompactionMode, cfg.autoCompactionRetention, {
-    get isLeader() {
-      return server.isLeader;
-    },
-    currentRevision: () => server.revision(),
-    compact: (revision) => server.compact({ revision: String(revision), physical: false }),
-  }, log);
-  compactor.start();
-
   const listeners: ClientListener[] = [];
-  for (const url of cfg.listenClientUrls) {
-    const l = new ClientListener(url, { grpc: (s) => injector.injectConnection(s), http: httpServer }, log);
-    await l.listen();
-    listeners.push(l);
-  }
   const metricsServers: http.Server[] = [];
-  for (const url of cfg.listenMetricsUrls) {
-    const s = http.createServer(httpHandler(server, metrics));
-    await new Promise<void>((resolve) => s.listen(Number(url.port), url.hostname, resolve));
-    metricsServers.push(s);
+  let compactor: Compactor | undefined;
+  const close = async (): Promise<void> => {
+    for (const l of listeners) await l.close();
+    for (const s of metricsServers) s.close();
+    injector.destroy();
+    grpcServer.forceShutdown();
+    httpServer.close();
+    compactor?.stop();
+    transport.close();
+    await server.stop();
+    await dataDirLock.release();
+  };
+  try {
+    await transport.listen(cfg.listenPeerUrls);
+    server.start(transport);
+    compactor = new Compactor(cfg.autoCompactionMode, cfg.autoCompactionRetention, {
+      get isLeader() {
+        return server.isLeader;
+      },
+      currentRevision: () => server.revision(),
+      compact: (revision) => server.compact({ revision: String(revision), physical: false }),
+    }, log);
+    compactor.start();
+    for (const url of cfg.listenClientUrls) {
+      const l = new ClientListener(url, { grpc: (sock) => injector.injectConnection(sock), http: httpServer }, log);
+      await l.listen();
+      listeners.push(l);
+    }
+    for (const url of cfg.listenMetricsUrls) {
+      const m = http.createServer(httpHandler(server, metrics));
+      await new Promise<void>((resolve, reject) => {
+        m.once('error', reject);
+        m.listen(Number(url.port), url.hostname, resolve);
+      });
+      metricsServers.push(m);
+    }
+  } catch (e) {
+    // A listener that cannot bind: release what was opened (the data dir lock included), so an
+    // embedding program can retry or exit, then report the cause.
+    await close().catch(() => undefined);
+    throw e;
   }
   log.info({ name: cfg.name, 'data-dir': cfg.dataDir, 'member-id': server.memberId.toString(16) }, 'ready to serve client requests');
 
@@ -125,15 +146,6 @@ export async function startMember(cfg: ServerConfig, log: Logger = pino({ level:
     server,
     metrics,
     clientAddresses: listeners.map((l) => ({ host: l.address().address, port: l.address().port })),
-    async close(): Promise<void> {
-      for (const l of listeners) await l.close();
-      for (const s of metricsServers) s.close();
-      injector.destroy();
-      grpcServer.forceShutdown();
-      httpServer.close();
-      compactor.stop();
-      await server.stop();
-      await dataDirLock.release();
-    },
+    close,
   };
 }

@@ -1,4 +1,5 @@
 import * as fs from 'node:fs';
+import * as net from 'node:net';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -49,6 +50,30 @@ describe('embedding a member with one import', () => {
     const again = new Etcd3({ hosts: `http://127.0.0.1:${client}` });
     expect(await again.get('embedded/key').string()).toBe('v1');
     again.close();
+    await member.close();
+  });
+
+  it('a member whose client port is taken rejects, and releases its data dir for the next try', async () => {
+    const pkg = JSON.parse(fs.readFileSync(path.join(REPO_ROOT, 'package.json'), 'utf8')) as { main: string };
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    const cairn = require(path.join(REPO_ROOT, pkg.main)) as EmbedApi;
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'cairn-embed-'));
+    dirs.push(dir);
+    const [taken, free, peer] = await freePorts(3);
+    const blocker = net.createServer().listen(taken, '127.0.0.1');
+    await new Promise((r) => blocker.once('listening', r));
+    const flags = (client: number): string[] => [
+      '--name', 'embedded', '--data-dir', path.join(dir, 'data'),
+      '--listen-client-urls', `http://127.0.0.1:${client}`, '--advertise-client-urls', `http://127.0.0.1:${client}`,
+      '--listen-peer-urls', `http://127.0.0.1:${peer}`, '--initial-advertise-peer-urls', `http://127.0.0.1:${peer}`,
+      '--initial-cluster', `embedded=http://127.0.0.1:${peer}`, '--log-level', 'error',
+    ];
+    try {
+      await expect(cairn.startMember(cairn.buildConfig(cairn.parseFlags(flags(taken), {})))).rejects.toThrow(/EADDRINUSE/);
+    } finally {
+      blocker.close();
+    }
+    const member = await cairn.startMember(cairn.buildConfig(cairn.parseFlags(flags(free), {})));
     await member.close();
   });
 });
