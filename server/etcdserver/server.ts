@@ -22,7 +22,6 @@ import type { ServerConfig } from '../embed/config';
 import type { PeerTransport } from '../rafthttp/transport';
 import type { Wal } from '../storage/wal/wal';
 import { AlarmStore, type Alarm } from './alarms';
-import type { ApplyResult } from './apply/applier';
 import { readAlarms } from './backend-schema';
 import { bootstrap, type Bootstrapped } from './bootstrap';
 import { buildComponents, type Components } from './components';
@@ -370,11 +369,6 @@ export class EtcdServer implements KvServer, LeaseServer, ClusterServer, Mainten
 
   private async proposeFor(req: InternalRaftRequest) {
     return (await this.c.proposals.propose(req)).response;
-  }
-
-  /** Proposes a request through Raft and resolves with its apply result. */
-  propose(req: InternalRaftRequest): Promise<ApplyResult> {
-    return this.c.proposals.propose(req);
   }
 
   // ---------------------------------------------------------------- leases

@@ -187,15 +187,12 @@ describe('ReadIndex retry (etcd v3_server.go requestCurrentIndex, readIndexRetry
 });
 
 describe('ReadIndex retry on the real clock', () => {
-  it('a follower whose first request is lost is served after one retry, well before the request timeout', async () => {
+  it('a follower whose first request is lost is served after one retry, on real timers', async () => {
     const h = cluster();
     dropFirst(h, MessageType.MsgReadIndex);
     const r = readerOn(h, 2);
-    const started = Date.now();
+    // When the retry fires is covered on the fake clock above; here only that real timers do it.
     await r.indexer.linearizableRead();
-    const took = Date.now() - started;
     expect(r.sends).toHaveLength(2);
-    expect(took).toBeGreaterThanOrEqual(READ_INDEX_RETRY_MS - 10);
-    expect(took).toBeLessThan(TIMEOUT_MS / 2);
   });
 });

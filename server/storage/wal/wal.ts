@@ -139,8 +139,8 @@ export class Wal {
    * so retrying can report success for data that is gone), and Raft already counts on the record:
    * etcd's raftNode does `lg.Fatal("failed to save Raft hard state and entries")` on a failed Save
    * and `lg.Fatal("failed to save Raft snapshot")` on a failed SaveSnap. This covers every write,
-   * including the snapshot and compaction ones whose callers run in the background (server.ts
-   * maybeSnapshot only logs their failure). A write racing close() only rejects: nothing is lost
+   * including the snapshot and compaction ones whose callers run in the background
+   * (etcdserver/snapshot.ts). A write racing close() only rejects: nothing is lost
    * that a clean stop promised to keep.
    */
   private async durably(write: () => Promise<void>): Promise<void> {
