@@ -58,6 +58,11 @@ function sendBatch(peerAddress: string, frame: Uint8Array): Promise<void> {
   }).finally(() => setTimeout(() => client.close(), SEND_TIMEOUT_MS).unref());
 }
 
+/** An empty message from the fake member m2, claiming leadership in LEADER_TERM. */
+function fromLeader(selfId: bigint, fakeId: bigint, type: MessageType): Message {
+  return { type, to: selfId, from: fakeId, term: LEADER_TERM, logTerm: 0, index: 0, entries: [], commit: 0, reject: false, rejectHint: 0 };
+}
+
 /** Starts a member, sends it the message `build` makes as member m2, and expects a fail-stop whose line matches `expected`. */
 async function provoke(build: (selfId: bigint, fakeId: bigint) => Message, expected: RegExp): Promise<void> {
     await killIfRunning(proc);
@@ -104,16 +109,11 @@ describe('a Raft invariant broken by a peer message', () => {
   it('a MsgApp rewriting a committed entry stops the member with one fatal line "raft invariant violated"', async () => {
     await provoke(
       (selfId, fakeId) => ({
-        type: MessageType.MsgApp,
-        to: selfId,
-        from: fakeId,
-        term: LEADER_TERM,
+        ...fromLeader(selfId, fakeId, MessageType.MsgApp),
         logTerm: 1,
         index: 1,
         entries: [{ term: LEADER_TERM, index: 1, type: EntryType.Normal, data: new Uint8Array() }],
         commit: 1,
-        reject: false,
-        rejectHint: 0,
       }),
       /^raft invariant violated: .*conflict with a committed entry/,
     );
@@ -121,18 +121,7 @@ describe('a Raft invariant broken by a peer message', () => {
 
   it('a heartbeat committing beyond the last index stops the member (etcd-io/raft panics in commitTo)', async () => {
     await provoke(
-      (selfId, fakeId) => ({
-        type: MessageType.MsgHeartbeat,
-        to: selfId,
-        from: fakeId,
-        term: LEADER_TERM,
-        logTerm: 0,
-        index: 0,
-        entries: [],
-        commit: HEARTBEAT_COMMIT_BEYOND_LOG,
-        reject: false,
-        rejectHint: 0,
-      }),
+      (selfId, fakeId) => ({ ...fromLeader(selfId, fakeId, MessageType.MsgHeartbeat), commit: HEARTBEAT_COMMIT_BEYOND_LOG }),
       /^raft invariant violated: .*commitTo: beyond lastIndex/,
     );
   });
