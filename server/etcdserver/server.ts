@@ -75,6 +75,8 @@ export class EtcdServer implements KvServer, LeaseServer, ClusterServer, Mainten
   private stopped = false;
   private publishTimer: NodeJS.Timeout | undefined;
   private readonly selfRemovedListeners: (() => void)[] = [];
+  /** Set once this member knows it was removed: it stops (after a delay when it applied its own removal). */
+  private removing = false;
 
   private constructor(
     readonly cfg: ServerConfig,
@@ -95,7 +97,7 @@ export class EtcdServer implements KvServer, LeaseServer, ClusterServer, Mainten
       raft: () => this.raft,
       transport: () => this.transport,
       header: this.header,
-      removedFromCluster: (why) => this.removedFromCluster(why),
+      removedFromCluster: (why, stopDelayMs) => this.removedFromCluster(why, stopDelayMs),
       forwardToLeader: (path, body) => this.forwardToLeader(path, body),
     });
     this.c = c;
@@ -458,14 +460,18 @@ export class EtcdServer implements KvServer, LeaseServer, ClusterServer, Mainten
     this.selfRemovedListeners.push(listener);
   }
 
-  /** Through the log, or a peer refusing our traffic because we were removed (etcd's ErrMemberRemoved). */
-  removedFromCluster(why: string): void {
-    if (this.stopped) return;
+  /**
+   * Through the log, or a peer refusing our traffic because we were removed (etcd's ErrMemberRemoved).
+   * `stopDelayMs`: how long to keep running first (see REMOVED_MEMBER_STOP_DELAY_MS).
+   */
+  removedFromCluster(why: string, stopDelayMs = 0): void {
+    if (this.stopped || this.removing) return;
+    this.removing = true;
     this.log.warn({ 'local-member-id': this.memberId.toString(16) }, why);
     // Remember it (stop() syncs the backend): a restart on this data dir then refuses at once,
     // even when we learnt it from a peer's refusal rather than by applying our own removal.
     if (!this.membership.isRemoved(this.memberId)) this.membership.remove(this.memberId);
-    setImmediate(() => {
+    setTimeout(() => {
       this.stop().then(
         () => {
           for (const l of this.selfRemovedListeners) l();
@@ -473,7 +479,7 @@ export class EtcdServer implements KvServer, LeaseServer, ClusterServer, Mainten
         // The removal could not be made durable: a restart might rejoin under the removed ID.
         (e: unknown) => failStop('backend write failed', e),
       );
-    });
+    }, stopDelayMs);
   }
 
   async stop(): Promise<void> {
