@@ -7,6 +7,7 @@ import { Etcd3 } from 'etcd3';
 import { freePorts } from '../support/ports';
 import { REPO_ROOT } from '../support/member';
 import { waitFor } from '../support/cluster';
+import { etcdctl } from '../support/etcdctl';
 
 /**
  * cairn as a library: the package's entry point (package.json "main", the built dist/) starts a
@@ -146,5 +147,34 @@ describe('the typed config builder and lifecycle events', () => {
     etcd.close();
     await Promise.all([member.close(), member.close()]);
     expect(seen.filter((s) => s.startsWith('stopped'))).toEqual(['stopped clean']);
+  });
+
+  it("a member removed from its cluster stops by itself and emits 'stopped' with etcd's reason", async () => {
+    const { memberConfig, startMember } = byName();
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'cairn-embed-'));
+    dirs.push(dir);
+    const [c1, p1, c2, p2] = await freePorts(4);
+    const url = (port: number): string => `http://127.0.0.1:${port}`;
+    const common = { logLevel: 'error', heartbeatIntervalMs: 50, electionTimeoutMs: 500, strictReconfigCheck: false } as const;
+    const first = await startMember(memberConfig({ ...common, name: 'one', dataDir: path.join(dir, 'one'), listenClientUrls: url(c1), advertiseClientUrls: url(c1), listenPeerUrls: url(p1), initialAdvertisePeerUrls: url(p1) }));
+    await first.ready;
+    const added = await etcdctl(`127.0.0.1:${c1}`, ['member', 'add', 'two', `--peer-urls=${url(p2)}`]);
+    expect(added.code, added.stderr).toBe(0);
+    const second = await startMember(
+      memberConfig({
+        ...common, name: 'two', dataDir: path.join(dir, 'two'), initialClusterState: 'existing',
+        initialCluster: { one: url(p1), two: url(p2) },
+        listenClientUrls: url(c2), advertiseClientUrls: url(c2), listenPeerUrls: url(p2), initialAdvertisePeerUrls: url(p2),
+      }),
+    );
+    const stopped = new Promise<{ error?: Error }>((resolve) => second.once('stopped', resolve));
+    await second.ready;
+    const id = second.server.memberId.toString(16);
+    const removed = await etcdctl(`127.0.0.1:${c1}`, ['member', 'remove', id]);
+    expect(removed.stdout, removed.stderr).toContain(`Member ${id} removed`);
+    expect((await stopped).error?.message).toBe('the member has been permanently removed from the cluster');
+    // It released its data dir and listeners: close() is a no-op that resolves.
+    await second.close();
+    await first.close();
   });
 });
