@@ -35,7 +35,11 @@ export interface MemberEventMap {
 type Held = { [K in keyof MemberEventMap]: [K, ...MemberEventMap[K]] }[keyof MemberEventMap];
 
 export class MemberLifecycle extends EventEmitter<MemberEventMap> {
-  /** Resolves once the member is listening and knows a leader; rejects if it stops first. */
+  /**
+   * Resolves once the member is listening and knows a leader; rejects if it stops first. It
+   * settles when the 'ready' (or 'stopped') event is delivered, so it never runs ahead of the
+   * 'leaderChanged' event that made the member ready.
+   */
   readonly ready: Promise<void>;
   private held: Held[] | undefined = [];
   private isReady = false;
@@ -81,14 +85,12 @@ export class MemberLifecycle extends EventEmitter<MemberEventMap> {
   stopped(error?: Error): void {
     if (this.hasStopped) return;
     this.hasStopped = true;
-    if (!this.isReady) this.rejectReady(error ?? new Error('the member stopped before it was ready'));
     this.deliver(['stopped', error ? { error } : {}]);
   }
 
   private maybeReady(): void {
     if (this.isReady || this.hasStopped || !this.listening || this.current.leader === '0') return;
     this.isReady = true;
-    this.resolveReady();
     this.deliver(['ready']);
   }
 
@@ -100,12 +102,15 @@ export class MemberLifecycle extends EventEmitter<MemberEventMap> {
   private fire(h: Held): void {
     switch (h[0]) {
       case 'ready':
+        this.resolveReady();
         this.emit('ready');
         break;
       case 'leaderChanged':
         this.emit('leaderChanged', h[1]);
         break;
       case 'stopped':
+        // A no-op if 'ready' came first (a settled promise stays settled).
+        this.rejectReady(h[1].error ?? new Error('the member stopped before it was ready'));
         this.emit('stopped', h[1]);
         break;
     }
