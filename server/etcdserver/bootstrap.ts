@@ -168,7 +168,7 @@ async function restartFromDataDir(cfg: ServerConfig, log: Logger, { wal, store, 
   if (self) self.clientUrls = cfg.advertiseClientUrls;
   if (cfg.forceNewCluster) {
     const me = self ?? { id: identity.memberId, name: cfg.name, peerUrls: cfg.initialAdvertisePeerUrls, clientUrls: cfg.advertiseClientUrls, isLearner: false };
-    contents = (await forceNewCluster(wal, contents, me, identity.clusterId, log)).contents;
+    contents = (await forceNewCluster(wal, contents, me, identity.clusterId, store.consistentIndex, log)).contents;
   }
   let confState = emptyConf();
   let snapshotIndex = 0;

@@ -91,12 +91,18 @@ export function forcedConfChanges(ids: IdSets, self: Member, term: number, commi
   });
 }
 
-/** Rewrites the WAL for a forced restart and returns what Raft's storage must start from. */
-export async function forceNewCluster(wal: Wal, contents: WalContents, self: Member, clusterId: bigint, log: Logger): Promise<ForcedRestart> {
+/**
+ * Rewrites the WAL for a forced restart and returns what Raft's storage must start from.
+ * `appliedIndex` is the backend's consistent index: entries are applied during the fsync of the
+ * hard state that commits them, so the backend may hold entries past the WAL's commit index; those
+ * were committed (nothing is applied before), and the appended changes must follow them, or the
+ * apply chain would take them for entries the backend already holds.
+ */
+export async function forceNewCluster(wal: Wal, contents: WalContents, self: Member, clusterId: bigint, appliedIndex: number, log: Logger): Promise<ForcedRestart> {
   const snapshotIndex = contents.snapshot?.index ?? 0;
   const hs: WalHardState = contents.hardState ?? { term: contents.snapshot?.term ?? 0, vote: 0n, commit: snapshotIndex };
-  const commit = Math.max(hs.commit, snapshotIndex);
   const walLastIndex = contents.entries.length > 0 ? contents.entries[contents.entries.length - 1].index : snapshotIndex;
+  const commit = Math.max(hs.commit, snapshotIndex, Math.min(appliedIndex, walLastIndex));
   const committed = contents.entries.filter((e) => e.index <= commit);
   if (committed.length < contents.entries.length) {
     log.info(

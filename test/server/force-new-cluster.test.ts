@@ -47,7 +47,7 @@ function changes(entries: WalEntry[]): { type: ConfChangeType; nodeId: bigint }[
 describe('--force-new-cluster rewrites the WAL as etcd does', () => {
   it('drops entries after the commit index and appends, committed, the removal of every other member', async () => {
     const wal = await walWith(conf([0xaan, 0xbbn, 0xccn]), [normal(2, 2), normal(3, 3), normal(4, 3), normal(5, 3)], 3);
-    const forced = await forceNewCluster(wal, await wal.readAll(), SELF, CLUSTER_ID, log);
+    const forced = await forceNewCluster(wal, await wal.readAll(), SELF, CLUSTER_ID, 0, log);
     expect(changes(forced.appended)).toEqual([
       { type: ConfChangeType.RemoveNode, nodeId: 0xbbn },
       { type: ConfChangeType.RemoveNode, nodeId: 0xccn },
@@ -73,7 +73,7 @@ describe('--force-new-cluster rewrites the WAL as etcd does', () => {
       confEntry(4, 3, { type: ConfChangeType.AddNode, nodeId: 0xeen }),
     ];
     const wal = await walWith(conf([0xaan, 0xbbn, 0xccn]), entries, 3);
-    const forced = await forceNewCluster(wal, await wal.readAll(), SELF, CLUSTER_ID, log);
+    const forced = await forceNewCluster(wal, await wal.readAll(), SELF, CLUSTER_ID, 0, log);
     await wal.close();
     expect(changes(forced.appended)).toEqual([
       { type: ConfChangeType.RemoveNode, nodeId: 0xbbn },
@@ -83,7 +83,7 @@ describe('--force-new-cluster rewrites the WAL as etcd does', () => {
 
   it('adds this member first when the configuration lacks it as a voter (Raft must never have no voter)', async () => {
     const wal = await walWith(conf([0xbbn, 0xccn], [0xaan]), [normal(2, 2)], 2);
-    const forced = await forceNewCluster(wal, await wal.readAll(), SELF, CLUSTER_ID, log);
+    const forced = await forceNewCluster(wal, await wal.readAll(), SELF, CLUSTER_ID, 0, log);
     await wal.close();
     expect(changes(forced.appended)).toEqual([
       { type: ConfChangeType.AddNode, nodeId: 0xaan },
@@ -97,7 +97,7 @@ describe('--force-new-cluster rewrites the WAL as etcd does', () => {
 
   it('forced again when already alone: appends nothing, still drops the uncommitted suffix for good', async () => {
     const wal = await walWith(conf([0xaan]), [normal(2, 2), normal(3, 2), normal(4, 3)], 2);
-    const forced = await forceNewCluster(wal, await wal.readAll(), SELF, CLUSTER_ID, log);
+    const forced = await forceNewCluster(wal, await wal.readAll(), SELF, CLUSTER_ID, 0, log);
     expect(forced.appended).toEqual([]);
     expect(forced.contents.entries.map((e) => e.index)).toEqual([2]);
     const back = await wal.readAll();
@@ -107,7 +107,7 @@ describe('--force-new-cluster rewrites the WAL as etcd does', () => {
 
   it('with every committed entry in the snapshot, the log is reset to the snapshot', async () => {
     const wal = await walWith(conf([0xaan]), [normal(2, 2), normal(3, 2)], 1);
-    await forceNewCluster(wal, await wal.readAll(), SELF, CLUSTER_ID, log);
+    await forceNewCluster(wal, await wal.readAll(), SELF, CLUSTER_ID, 0, log);
     const back = await wal.readAll();
     await wal.close();
     expect(back.entries).toEqual([]);
@@ -117,7 +117,17 @@ describe('--force-new-cluster rewrites the WAL as etcd does', () => {
   it('refuses a log that ends in a joint configuration, which simple removals cannot leave', async () => {
     const joint = confEntry(2, 2, { transition: 0, changes: [{ type: ConfChangeType.AddNode, nodeId: 0xddn }, { type: ConfChangeType.RemoveNode, nodeId: 0xccn }] });
     const wal = await walWith(conf([0xaan, 0xbbn, 0xccn]), [joint], 2);
-    await expect(forceNewCluster(wal, await wal.readAll(), SELF, CLUSTER_ID, log)).rejects.toThrow(/joint configuration/);
+    await expect(forceNewCluster(wal, await wal.readAll(), SELF, CLUSTER_ID, 0, log)).rejects.toThrow(/joint configuration/);
     await wal.close();
+  });
+
+  it('entries the backend already applied past the WAL commit index count as committed', async () => {
+    // Applied during the fsync of the hard state that committed them: the crash hit before it landed.
+    const wal = await walWith(conf([0xaan, 0xbbn]), [normal(2, 2), normal(3, 2), normal(4, 2)], 2);
+    const forced = await forceNewCluster(wal, await wal.readAll(), SELF, CLUSTER_ID, 3, log);
+    await wal.close();
+    expect(forced.contents.entries.map((e) => e.index)).toEqual([2, 3, 4]);
+    expect(forced.appended.map((e) => e.index)).toEqual([4]);
+    expect(changes(forced.appended)).toEqual([{ type: ConfChangeType.RemoveNode, nodeId: 0xbbn }]);
   });
 });
