@@ -15,12 +15,16 @@ export class LeadershipEvents {
   }
 
   emit(leader: bigint, term: number): void {
-    // An observer's exception must not break the Ready loop that reports the change.
+    // An observer's exception must not break the Ready loop that reports the change; it is thrown
+    // again on its own turn of the event loop, where it is an uncaught exception like any other
+    // (bin/cairn fail-stops on it; an embedding program handles it as it handles its own).
     for (const l of this.listeners) {
       try {
         l(leader, term);
-      } catch {
-        /* the observer's own failure */
+      } catch (e) {
+        setImmediate(() => {
+          throw e;
+        });
       }
     }
   }
