@@ -30,6 +30,7 @@ import { failStop } from './fatal';
 import type { Member, Membership } from './membership/membership';
 import type { ServerMetrics } from './metrics';
 import { LEASE_COST_BYTES, txnCost } from './quota';
+import { LeadershipEvents } from './leadership-events';
 import { RaftNode } from './raft-node';
 import { testingSwitches } from './testing-switches';
 import type { ClusterServer, HealthServer, KvServer, LeaseServer, MaintenanceServer } from './interfaces';
@@ -64,6 +65,8 @@ export class EtcdServer implements KvServer, LeaseServer, ClusterServer, Mainten
   readonly alarms: AlarmStore;
   /** The watch hub over the store: the store notifies it of every commit itself (etcd's watchableStore). */
   readonly watchable: WatchableStore;
+  /** Every leader change this member observes (embed/lifecycle.ts feeds 'leaderChanged' from it). */
+  readonly leadership = new LeadershipEvents();
   /** The parts this member is made of (components.ts). */
   private readonly c: Components;
   private readonly memberIdStr: string;
@@ -153,7 +156,9 @@ export class EtcdServer implements KvServer, LeaseServer, ClusterServer, Mainten
       this.removedFromCluster('the member has been permanently removed from the cluster; it will not start');
       return;
     }
-    if (this.membership.voters().length === 1 && this.membership.voters()[0] === this.memberId) this.campaignWhenReplayed();
+    // A forced new cluster is a single voter once the appended conf changes are applied.
+    const alone = this.membership.voters().length === 1 && this.membership.voters()[0] === this.memberId;
+    if (alone || this.boot.forcedNewCluster) this.campaignWhenReplayed();
     this.c.proposals.start();
     this.c.quota.start();
     this.c.leases.start((id) => this.leaseRevoke(id));
@@ -196,6 +201,7 @@ export class EtcdServer implements KvServer, LeaseServer, ClusterServer, Mainten
     if (lead !== this.memberId) this.c.leases.demote();
     this.c.readIndexer.onLeaderChange();
     this.log.info({ leader: lead.toString(16), term }, lead === 0n ? 'lost leader' : 'elected leader');
+    this.leadership.emit(lead, term);
   }
 
   // ---------------------------------------------------------------- peer traffic
