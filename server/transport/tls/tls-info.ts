@@ -131,8 +131,8 @@ export function validateTls(cfg: { listenClientUrls: URL[]; listenPeerUrls: URL[
     }
   }
   if (peer.allowedCN !== '' && peer.allowedHostname !== '') {
-    // etcd 3.4's embed/config.go Validate.
-    throw new TlsConfigError('--peer-cert-allowed-cn and --peer-cert-allowed-hostname cannot both be set');
+    // etcd 3.4's pkg/transport TLSInfo.baseConfig.
+    throw new TlsConfigError(`AllowedCN and AllowedHostname are mutually exclusive (cn=${JSON.stringify(peer.allowedCN)}, hostname=${JSON.stringify(peer.allowedHostname)})`);
   }
   for (const [info, flag] of [[peer, '--peer-cert-allowed-cn'], [peer, '--peer-cert-allowed-hostname'], [client, '--client-cert-allowed-hostname']] as const) {
     const set = flag.endsWith('-cn') ? info.allowedCN !== '' : info.allowedHostname !== '';

@@ -82,8 +82,9 @@ export class TlsTerminator {
     };
     if (!this.info.clientCertAuth) return this.onSecure(socket);
     const cert = socket.getPeerCertificate();
+    // etcd's VerifyPeerCertificate: one message for either check.
     if (this.info.allowedCN !== '' && cert.subject?.CN !== this.info.allowedCN) {
-      return reject('CommonName authentication failed');
+      return reject('client certificate authentication failed');
     }
     if (this.info.allowedHostname !== '' && tls.checkServerIdentity(this.info.allowedHostname, cert) !== undefined) {
       return reject('client certificate authentication failed');
