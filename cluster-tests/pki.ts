@@ -86,6 +86,23 @@ export function makePki(): TestPki {
   };
 }
 
+/**
+ * Revokes `pair` (signed by the main CA in `dir`) and writes the CA's CRL to `dir`/crl.pem, with
+ * `openssl ca`'s minimal database; returns the CRL path (--client-crl-file, --peer-crl-file).
+ */
+export function revoke(dir: string, pair: CertPair): string {
+  const cnf = path.join(dir, 'ca.cnf');
+  if (!fs.existsSync(cnf)) {
+    fs.writeFileSync(path.join(dir, 'index.txt'), '');
+    fs.writeFileSync(path.join(dir, 'crlnumber'), '01\n');
+    fs.writeFileSync(cnf, `[ca]\ndefault_ca = CA_default\n[CA_default]\ndatabase = ${dir}/index.txt\ncrlnumber = ${dir}/crlnumber\ndefault_md = sha256\ndefault_crl_days = 2\n`);
+  }
+  openssl(['ca', '-config', cnf, '-keyfile', 'ca.key', '-cert', 'ca.crt', '-revoke', pair.cert], dir);
+  const crl = path.join(dir, 'crl.pem');
+  openssl(['ca', '-config', cnf, '-keyfile', 'ca.key', '-cert', 'ca.crt', '-gencrl', '-out', crl], dir);
+  return crl;
+}
+
 /** SHA-256 fingerprint of a PEM certificate file, as node:tls reports it (AA:BB:...). */
 export function fingerprint256(certFile: string): string {
   return new crypto.X509Certificate(fs.readFileSync(certFile)).fingerprint256;
