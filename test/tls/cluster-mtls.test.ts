@@ -3,7 +3,7 @@ import * as fs from 'node:fs';
 import * as net from 'node:net';
 import * as tls from 'node:tls';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { etcdctl } from '../support/etcdctl';
+import { etcdctl, etcdctlReconfig } from '../support/etcdctl';
 import { etcdctlTlsFlags, runEtcdload, startCluster, waitFor, type Cluster, type ClusterTls } from '../support/cluster';
 import { fingerprint256, makePki, type TestPki } from '../support/certs';
 
@@ -131,6 +131,19 @@ describe('3-member cluster with client and peer mTLS', () => {
     expect(health.code).toBe(0);
     // etcdctl 3.4 prints the health lines on stderr.
     expect(`${health.stdout}${health.stderr}`.match(/is healthy/g)?.length ?? 0).toBe(3);
+  }, 60_000);
+
+  it('lists every member with etcdctl --cluster and lets a new member join over peer TLS', async () => {
+    const status = await etcdctl(cluster.members[0].clientUrl, [...etcdctlTlsFlags(t), 'endpoint', 'status', '--cluster']);
+    expect(status.code).toBe(0);
+    expect(status.stdout.trim().split('\n').filter((l) => l.startsWith('https://'))).toHaveLength(3);
+    const d = await cluster.newMember('d');
+    const add = await etcdctlReconfig(cluster.members[0].clientUrl, [...etcdctlTlsFlags(t), 'member', 'add', 'd', `--peer-urls=${d.peerUrl}`]);
+    expect(add.stdout).toContain('Member');
+    // The joining member fetches the member list from its peers over TLS, then catches up.
+    await cluster.join(d);
+    const get = await etcdctl(d.clientUrl, [...etcdctlTlsFlags(t), 'get', 'tls-key', '--print-value-only']);
+    expect(get.stdout.trim()).toBe('v1');
   }, 60_000);
 
   it('rotates the server certificate while a client keeps writing; a garbage file keeps the last good one', async () => {
