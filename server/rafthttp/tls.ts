@@ -11,28 +11,131 @@ import type { TLSInfo } from '../transport/tls/tls-info';
  * https:// peer URL, and how it serves its own https:// peer URLs.
  */
 
+/** How often a dialing member re-checks its peer certificate files for a rotation. */
+export const PEER_CERT_RECHECK_MS = 5_000;
+
 /**
  * Credentials to dial `peerUrl` with: plaintext for http://, else TLS with the peer pair
- * (--peer-client-cert-file if given, else --peer-cert-file) and the peer CA. The files are read
- * when a connection to a peer is set up, so a rotated pair is used by connections made after it.
- * A self-signed (auto TLS) member skips verifying the other side, as etcd's selfCert TLSInfo does
- * (InsecureSkipVerify); the other side's --peer-client-cert-auth still checks it.
+ * (--peer-client-cert-file if given, else --peer-cert-file) and the peer CA. The pair and CA come
+ * from a FilePairProvider, so connections made after a rotation present the new certificate, as
+ * etcd's GetClientCertificate re-reads it. A self-signed (auto TLS) member skips verifying the
+ * other side, as etcd's selfCert TLSInfo does (InsecureSkipVerify); the other side's
+ * --peer-client-cert-auth still checks it. The server side enforces versions and cipher suites.
  */
-export function peerCredentials(info: TLSInfo | undefined, peerUrl: string): grpc.ChannelCredentials {
+export function peerCredentials(info: TLSInfo | undefined, peerUrl: string, log?: Logger): grpc.ChannelCredentials {
   if (!peerUrl.startsWith('https://') || !info) return grpc.credentials.createInsecure();
-  const read = (f: string | undefined): Buffer | undefined => (f ? fs.readFileSync(f) : undefined);
   const certFile = info.clientCertFile || info.certFile;
   const keyFile = info.clientKeyFile || info.keyFile;
-  const context = tls.createSecureContext({
-    ca: read(info.trustedCAFile),
-    cert: read(certFile),
-    key: read(keyFile),
-    minVersion: info.minVersion,
-    maxVersion: info.maxVersion,
-    ...(info.ciphers !== '' ? { ciphers: info.ciphers } : {}),
-  });
-  if (info.selfSigned) return grpc.credentials.createFromSecureContext(context, { rejectUnauthorized: false, checkServerIdentity: () => undefined });
-  return grpc.credentials.createFromSecureContext(context);
+  if (info.selfSigned || info.trustedCAFile === '') {
+    const read = (f: string): Buffer | undefined => (f ? fs.readFileSync(f) : undefined);
+    const context = tls.createSecureContext({ ca: read(info.trustedCAFile), cert: read(certFile), key: read(keyFile) });
+    return grpc.credentials.createFromSecureContext(context, info.selfSigned ? { rejectUnauthorized: false, checkServerIdentity: () => undefined } : {});
+  }
+  const provider = providerFor(certFile, keyFile, info.trustedCAFile, log);
+  return grpc.experimental.createCertificateProviderChannelCredentials(provider, certFile ? provider : null);
+}
+
+const providers = new Map<string, FilePairProvider>();
+
+function providerFor(certFile: string, keyFile: string, caFile: string, log: Logger | undefined): FilePairProvider {
+  const key = `${certFile}|${keyFile}|${caFile}`;
+  let p = providers.get(key);
+  if (!p) {
+    p = new FilePairProvider(certFile, keyFile, caFile, log);
+    providers.set(key, p);
+  }
+  return p;
+}
+
+/**
+ * grpc-js's CertificateProvider over the peer pair and CA files: re-checked every
+ * PEER_CERT_RECHECK_MS while a channel uses it; a change that does not parse keeps the last good
+ * material (and is logged), like the serving side's ReloadingSecureContext.
+ */
+class FilePairProvider implements grpc.experimental.CertificateProvider {
+  private ca: Buffer;
+  private identity: { certificate: Buffer; privateKey: Buffer } | undefined;
+  private stamp: string;
+  private timer: NodeJS.Timeout | undefined;
+  private readonly caListeners = new Set<grpc.experimental.CaCertificateUpdateListener>();
+  private readonly idListeners = new Set<grpc.experimental.IdentityCertificateUpdateListener>();
+
+  constructor(
+    private readonly certFile: string,
+    private readonly keyFile: string,
+    private readonly caFile: string,
+    private readonly log: Logger | undefined,
+  ) {
+    this.stamp = this.fileStamp();
+    const m = this.load();
+    this.ca = m.ca;
+    this.identity = m.identity;
+  }
+
+  private fileStamp(): string {
+    return [this.certFile, this.keyFile, this.caFile]
+      .filter(Boolean)
+      .map((f) => {
+        const st = fs.statSync(f);
+        return `${st.ino}:${st.size}:${st.mtimeMs}`;
+      })
+      .join('|');
+  }
+
+  private load(): { ca: Buffer; identity: { certificate: Buffer; privateKey: Buffer } | undefined } {
+    const ca = fs.readFileSync(this.caFile);
+    const identity = this.certFile ? { certificate: fs.readFileSync(this.certFile), privateKey: fs.readFileSync(this.keyFile) } : undefined;
+    tls.createSecureContext({ ca, cert: identity?.certificate, key: identity?.privateKey });
+    return { ca, identity };
+  }
+
+  private recheck(): void {
+    try {
+      const stamp = this.fileStamp();
+      if (stamp === this.stamp) return;
+      this.stamp = stamp;
+      const m = this.load();
+      this.ca = m.ca;
+      this.identity = m.identity;
+      this.log?.info({ cert: this.certFile, key: this.keyFile }, 'reloaded peer TLS certificate files for dialing');
+      for (const l of this.caListeners) l({ caCertificate: this.ca });
+      if (this.identity) for (const l of this.idListeners) l(this.identity);
+    } catch (e) {
+      this.log?.warn({ cert: this.certFile, key: this.keyFile, error: e instanceof Error ? e.message : String(e) }, 'failed to reload peer TLS certificate files; keeping the previous certificate');
+    }
+  }
+
+  private watch(): void {
+    const used = this.caListeners.size + this.idListeners.size > 0;
+    if (used && !this.timer) {
+      this.timer = setInterval(() => this.recheck(), PEER_CERT_RECHECK_MS);
+      this.timer.unref();
+    } else if (!used && this.timer) {
+      clearInterval(this.timer);
+      this.timer = undefined;
+    }
+  }
+
+  addCaCertificateListener(l: grpc.experimental.CaCertificateUpdateListener): void {
+    // A new channel starts from the files as they are now.
+    this.recheck();
+    this.caListeners.add(l);
+    this.watch();
+    l({ caCertificate: this.ca });
+  }
+  removeCaCertificateListener(l: grpc.experimental.CaCertificateUpdateListener): void {
+    this.caListeners.delete(l);
+    this.watch();
+  }
+  addIdentityCertificateListener(l: grpc.experimental.IdentityCertificateUpdateListener): void {
+    this.idListeners.add(l);
+    this.watch();
+    if (this.identity) l(this.identity);
+  }
+  removeIdentityCertificateListener(l: grpc.experimental.IdentityCertificateUpdateListener): void {
+    this.idListeners.delete(l);
+    this.watch();
+  }
 }
 
 /**

@@ -178,7 +178,7 @@ class Peer {
     private readonly t: PeerTransport,
     peerUrl: string,
   ) {
-    this.client = new grpc.Client(target, peerCredentials(t.tls, peerUrl), {
+    this.client = new grpc.Client(target, peerCredentials(t.tls, peerUrl, t.log), {
       ...peerChannelOptions(peerUrl, target),
       'grpc.max_send_message_length': -1,
       'grpc.max_receive_message_length': -1,

@@ -77,6 +77,19 @@ describe('peer TLS listener checks', () => {
     expect(await ping(port, pki.issue('unnamed', { cn: 'x', sans: ['IP:127.0.0.1', 'DNS:other.example'] }))).toBe(grpc.status.UNAVAILABLE);
   });
 
+  it('a dialing member presents its rotated peer certificate on new connections', async () => {
+    const port = await peerServer(info({ allowedCN: 'member-next' }));
+    const first = pki.issue('dial-first', { cn: 'member' });
+    const dialPair = { cert: `${pki.dir}/dial.crt`, key: `${pki.dir}/dial.key` };
+    fs.copyFileSync(first.cert, dialPair.cert);
+    fs.copyFileSync(first.key, dialPair.key);
+    expect(await ping(port, dialPair)).toBe(grpc.status.UNAVAILABLE);
+    const next = pki.issue('dial-next', { cn: 'member-next' });
+    fs.copyFileSync(next.key, dialPair.key);
+    fs.copyFileSync(next.cert, dialPair.cert);
+    expect(await ping(port, dialPair)).toBe('pong');
+  });
+
   it('checks a client certificate\'s SANs against the remote address unless told to skip it', async () => {
     const elsewhere = pki.issue('elsewhere', { cn: 'member', sans: ['IP:10.1.2.3'] });
     expect(await ping(await peerServer(info({})), elsewhere)).toBe(grpc.status.UNAVAILABLE);
