@@ -55,8 +55,7 @@ export async function listenMetrics(url: URL, handler: http.RequestListener, cli
       tcp.once('error', reject);
       tcp.listen(Number(url.port), host, () => resolve());
     });
-    // Closing the metrics server closes its TCP listener too.
-    server.once('close', () => tcp.close());
+    // Closing the metrics server closes its TCP listener and connections too.
     const close = server.close.bind(server);
     server.close = (cb?: (err?: Error) => void): http.Server => {
       tcp.close();

@@ -434,7 +434,9 @@ export interface LoadResult {
 /** Builds tools/etcdload (the repo's copy) once into .bench/etcdload (the same binary `npm run bench` uses). */
 export function buildEtcdload(): string {
   const out = path.join(REPO_ROOT_DIR, '.bench', 'etcdload');
-  if (fs.existsSync(out)) return out;
+  // Rebuilt when its source changed (a binary from before the TLS flags would not take -cacert).
+  const source = path.resolve(REPO_ROOT_DIR, 'tools/etcdload/main.go');
+  if (fs.existsSync(out) && fs.statSync(out).mtimeMs >= fs.statSync(source).mtimeMs) return out;
   fs.mkdirSync(path.dirname(out), { recursive: true });
   const script = path.resolve(REPO_ROOT_DIR, 'tools/etcdload/build.sh');
   execFileSync('bash', [script, out], { stdio: ['ignore', 'ignore', 'inherit'] });

@@ -5,7 +5,9 @@ import pino from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ClientListener } from '../../server/embed/client-listener';
 import { buildConfig, parseFlags } from '../../server/embed/config';
+import { listenMetrics } from '../../server/embed/tls-setup';
 import { makePki, type TestPki } from '../support/certs';
+import { freePorts } from '../support/ports';
 
 /**
  * --cipher-suites (Go names, mapped to OpenSSL's), --tls-min-version / --tls-max-version and ALPN,
@@ -63,6 +65,29 @@ describe('TLS versions, cipher suites and ALPN', () => {
     const port = await listenWith(['--tls-min-version', 'TLS1.3']);
     expect((await handshake(port)).protocol).toBe('TLSv1.3');
     await expect(handshake(port, { maxVersion: 'TLSv1.2' })).rejects.toThrow();
+  });
+
+  it('serves an https --listen-metrics-urls with the client TLS settings (client certificates required)', async () => {
+    const [port] = await freePorts(1);
+    const cfg = buildConfig(parseFlags(['--cert-file', pki.server.cert, '--key-file', pki.server.key, '--trusted-ca-file', pki.ca, '--client-cert-auth'], {}));
+    const server = await listenMetrics(new URL(`https://127.0.0.1:${port}`), (_req, res) => res.end('etcd_server_has_leader 1\n'), cfg.tls.client, log);
+    try {
+      const get = (withCert: boolean): Promise<string> =>
+        new Promise((resolve, reject) => {
+          const s = tls.connect(
+            { host: '127.0.0.1', port, ca: fs.readFileSync(pki.ca), ...(withCert ? { cert: fs.readFileSync(pki.client.cert), key: fs.readFileSync(pki.client.key) } : {}) },
+            () => s.write('GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n'),
+          );
+          let got = '';
+          s.on('data', (b: Buffer) => (got += b.toString()));
+          s.on('end', () => resolve(got));
+          s.once('error', reject);
+        });
+      expect(await get(true)).toContain('etcd_server_has_leader 1');
+      await expect(get(false)).rejects.toThrow();
+    } finally {
+      server.close();
+    }
   });
 
   it('gives gRPC clients h2 and HTTP clients http/1.1, and serves /health over TLS', async () => {
