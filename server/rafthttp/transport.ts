@@ -422,7 +422,9 @@ export class PeerTransport {
 
   async listen(urls: URL[]): Promise<void> {
     for (const url of urls) {
-      if (url.protocol === 'https:' && this.tls) {
+      if (url.protocol === 'https:') {
+        // Never plaintext on an https:// URL (startMember validated the peer TLS settings).
+        if (!this.tls) throw new Error(`cannot listen on TLS for ${url.host}: KeyFile and CertFile are not presented`);
         this.tlsListeners.push(await listenPeerTls(this.server, url, this.tls, this.log));
         this.log.info({ address: url.href }, 'listening for peers securely');
         continue;
