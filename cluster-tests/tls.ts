@@ -1,5 +1,6 @@
 import * as grpc from '@grpc/grpc-js';
 import * as fs from 'node:fs';
+import * as path from 'node:path';
 import { issueLeaf, makeCaIn } from './pki';
 
 /**
@@ -18,7 +19,7 @@ export interface HarnessTls {
 export function harnessTls(dir: string): HarnessTls {
   fs.mkdirSync(dir, { recursive: true });
   makeCaIn(dir, 'ca');
-  return { ca: `${dir}/ca.crt`, member: issueLeaf(dir, 'member', { cn: 'member' }), client: issueLeaf(dir, 'client', { cn: 'jepsen' }) };
+  return { ca: path.join(dir, 'ca.crt'), member: issueLeaf(dir, 'member', { cn: 'member' }), client: issueLeaf(dir, 'client', { cn: 'jepsen' }) };
 }
 
 export function tlsMemberFlags(t: HarnessTls): string[] {

@@ -18,7 +18,7 @@ export function resolveTls(cfg: ServerConfig, log: Logger): ServerConfig {
   const auto = (info: TLSInfo, kind: 'client' | 'peer', urls: URL[]): TLSInfo => {
     if (!info.autoTls) return info;
     if (!tlsInfoEmpty(info)) {
-      log.warn({ kind }, 'ignoring auto TLS since certs given');
+      log.warn(`ignoring ${kind} auto TLS since certs given`);
       return info;
     }
     const pair = selfCert(log, path.join(cfg.dataDir, 'fixtures', kind), urlHosts(urls), cfg.tls.selfSignedCertValidityYears);
