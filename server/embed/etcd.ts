@@ -21,6 +21,7 @@ import { lockService } from '../api/lock';
 import { setFatalLogger } from '../etcdserver/fatal';
 import { acquireDataDirLock } from '../storage/datadir-lock';
 import { MemberLifecycle } from './lifecycle';
+import { listenMetrics, resolveTls } from './tls-setup';
 
 /** gRPC's own receive limit sits 512 KiB above --max-request-bytes, as in etcd (v3rpc/grpc.go). */
 export const GRPC_OVERHEAD_BYTES = 512 * 1024;
@@ -38,13 +39,22 @@ export interface RunningMember extends MemberLifecycle {
   close(): Promise<void>;
 }
 
-export async function startMember(cfg: ServerConfig, log: Logger = pino({ level: cfg.logLevel })): Promise<RunningMember> {
+export async function startMember(config: ServerConfig, log: Logger = pino({ level: config.logLevel })): Promise<RunningMember> {
   setFatalLogger(log);
   const metrics = new ServerMetrics();
   metrics.serverVersion.set({ server_version: SERVER_VERSION }, 1);
-  metrics.quotaBackendBytes.set(cfg.quotaBackendBytes);
+  metrics.quotaBackendBytes.set(config.quotaBackendBytes);
   // One process per data dir, as etcd's file locks ensure; rejects with DataDirLockedError.
-  const dataDirLock = await acquireDataDirLock(cfg.dataDir);
+  const dataDirLock = await acquireDataDirLock(config.dataDir);
+  let cfg: ServerConfig;
+  try {
+    // Fail closed before anything listens (TlsConfigError, etcd's messages). Auto TLS writes
+    // <data-dir>/fixtures, so it runs once the data dir is this process's.
+    cfg = resolveTls(config, log);
+  } catch (e) {
+    await dataDirLock.release();
+    throw e;
+  }
   const server = await EtcdServer.open(cfg, log, metrics).catch(async (e: unknown) => {
     await dataDirLock.release();
     throw e;
@@ -81,6 +91,7 @@ export async function startMember(cfg: ServerConfig, log: Logger = pino({ level:
     dialOverride: cfg.peerDialOverride,
     memberName: (id) => server.membership.get(id)?.name || undefined,
     activePeers: metrics.activePeers,
+    tls: cfg.tls.peer,
     handlers: {
       onMessages: (m) => server.stepMessages(m),
       onSnapshot: (m, entries) => server.receiveSnapshot(m, entries),
@@ -138,17 +149,12 @@ export async function startMember(cfg: ServerConfig, log: Logger = pino({ level:
     }, log);
     compactor.start();
     for (const url of cfg.listenClientUrls) {
-      const l = new ClientListener(url, { grpc: (sock) => injector.injectConnection(sock), http: httpServer }, log);
+      const l = new ClientListener(url, { grpc: (sock) => injector.injectConnection(sock), http: httpServer }, log, cfg.tls.client);
       await l.listen();
       listeners.push(l);
     }
     for (const url of cfg.listenMetricsUrls) {
-      const m = http.createServer(httpHandler(server, metrics));
-      await new Promise<void>((resolve, reject) => {
-        m.once('error', reject);
-        m.listen(Number(url.port), url.hostname, resolve);
-      });
-      metricsServers.push(m);
+      metricsServers.push(await listenMetrics(url, httpHandler(server, metrics), cfg.tls.client, log));
     }
   } catch (e) {
     // A listener that cannot bind: release what was opened (the data dir lock included), so an

@@ -102,7 +102,7 @@ async function joinExistingCluster(cfg: ServerConfig, log: Logger, { wal, store 
   const mine = [...cfg.initialAdvertisePeerUrls].sort().join(',');
   let joined: { clusterId: bigint; members: Member[]; removed: bigint[]; self: Member } | undefined;
   for (let attempt = 1; !joined; attempt++) {
-    const { clusterId, members, removed } = chooseMemberList(await PeerTransport.fetchMembers(others));
+    const { clusterId, members, removed } = chooseMemberList(await PeerTransport.fetchMembers(others, cfg.tls.peer));
     const self = members.find((m) => [...m.peerUrls].sort().join(',') === mine && !removed.includes(m.id));
     if (self) joined = { clusterId, members, removed, self };
     else if (attempt >= JOIN_FETCH_ATTEMPTS) throw new Error(`member with peer URLs ${mine} is not in the cluster: add it with 'etcdctl member add' first`);

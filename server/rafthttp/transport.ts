@@ -1,5 +1,8 @@
 import * as grpc from '@grpc/grpc-js';
 import type { Logger } from 'pino';
+import type * as net from 'node:net';
+import type { TLSInfo } from '../transport/tls/tls-info';
+import { listenPeerTls, peerChannelOptions, peerCredentials } from './tls';
 import { MessageType, type Message } from '../../raft';
 import { messageCodec } from '../../proto';
 import { decodeBatch, encodeBatch, messageFromWire, messageToWire, type WireMessage } from './raft-codec';
@@ -173,8 +176,10 @@ class Peer {
     readonly id: bigint,
     readonly target: string,
     private readonly t: PeerTransport,
+    peerUrl: string,
   ) {
-    this.client = new grpc.Client(target, grpc.credentials.createInsecure(), {
+    this.client = new grpc.Client(target, peerCredentials(t.tls, peerUrl, t.log), {
+      ...peerChannelOptions(peerUrl, target),
       'grpc.max_send_message_length': -1,
       'grpc.max_receive_message_length': -1,
       'grpc.keepalive_time_ms': 10_000,
@@ -339,6 +344,8 @@ export interface PeerTransportOptions {
   memberName(id: bigint): string | undefined;
   /** etcd_network_active_peers{Local, Remote}: 1 while a peer's stream to us is up. */
   activePeers?: { set(labels: { Local: string; Remote: string }, value: number): void };
+  /** Peer TLS (--peer-*): serves https:// peer URLs and dials https:// peers (rafthttp/tls.ts). */
+  tls?: TLSInfo;
 }
 
 export class PeerTransport {
@@ -351,8 +358,11 @@ export class PeerTransport {
   private readonly dialOverride: ReadonlyMap<string, string>;
   private readonly memberName: (id: bigint) => string | undefined;
   readonly activity: PeerActivity;
+  readonly tls: TLSInfo | undefined;
+  private readonly tlsListeners: net.Server[] = [];
 
   constructor(opts: PeerTransportOptions) {
+    this.tls = opts.tls;
     this.memberId = opts.memberId;
     this.clusterId = opts.clusterId;
     this.log = opts.log;
@@ -412,6 +422,13 @@ export class PeerTransport {
 
   async listen(urls: URL[]): Promise<void> {
     for (const url of urls) {
+      if (url.protocol === 'https:') {
+        // Never plaintext on an https:// URL (startMember validated the peer TLS settings).
+        if (!this.tls) throw new Error(`cannot listen on TLS for ${url.host}: KeyFile and CertFile are not presented`);
+        this.tlsListeners.push(await listenPeerTls(this.server, url, this.tls, this.log));
+        this.log.info({ address: url.href }, 'listening for peers securely');
+        continue;
+      }
       const host = url.hostname === 'localhost' ? '127.0.0.1' : url.hostname.replace(/^\[|\]$/g, '');
       await new Promise<void>((resolve, reject) => {
         this.server.bindAsync(`${host}:${url.port || 2380}`, grpc.ServerCredentials.createInsecure(), (err) => (err ? reject(err) : resolve()));
@@ -430,7 +447,7 @@ export class PeerTransport {
       this.log.info({ peer: id.toString(16), from: existing.target, to: target }, 'peer dial target changed');
       existing.close();
     }
-    this.peers.set(id, new Peer(id, target, this));
+    this.peers.set(id, new Peer(id, target, this, peerUrls[0]));
   }
 
   private dialTarget(id: bigint, peerUrls: readonly string[]): string {
@@ -493,9 +510,9 @@ export class PeerTransport {
    * All are asked, not the first that answers: a lagging peer may not have applied the latest
    * MemberRemove/MemberAdd yet, and would hand out a removed member's ID for the same peer URL.
    */
-  static async fetchMembers(urls: string[]): Promise<FetchedMembers[]> {
+  static async fetchMembers(urls: string[], tlsInfo?: TLSInfo): Promise<FetchedMembers[]> {
     const ask = async (u: string): Promise<FetchedMembers> => {
-      const client = new grpc.Client(dialAddress(u), grpc.credentials.createInsecure());
+      const client = new grpc.Client(dialAddress(u), peerCredentials(tlsInfo, u));
       try {
         const res = await new Promise<Buffer>((resolve, reject) => {
           client.makeUnaryRequest('/cairnpb.Peer/Members', identity, identity, Buffer.from(membersReq.encode({ cluster_id: '0' })), new grpc.Metadata(), { deadline: Date.now() + FETCH_MEMBERS_TIMEOUT_MS }, (err, r) => (err || !r ? reject(err) : resolve(r)));
@@ -577,6 +594,7 @@ export class PeerTransport {
   close(): void {
     for (const p of this.peers.values()) p.close();
     this.peers.clear();
+    for (const l of this.tlsListeners) l.close();
     this.server.forceShutdown();
   }
 }
