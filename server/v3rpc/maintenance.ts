@@ -74,6 +74,7 @@ export function maintenanceService(server: MaintenanceServer, metrics: ServerMet
       await server.moveLeader(BigInt(r.targetID));
       return { header: server.header(server.revision()) };
     }),
-    Alarm: u('Alarm', (r: AlarmRequest) => server.alarm(r)),
+    // etcd's AlarmResponse carries no header (the applier builds it bare, maintenanceServer passes it on).
+    Alarm: u('Alarm', async (r: AlarmRequest) => ({ alarms: (await server.alarm(r)).alarms })),
   };
 }
