@@ -38,7 +38,7 @@ export function httpHandler(server: HealthServer, metrics: ServerMetrics, gatewa
     const url = new URL(req.url ?? '/', 'http://localhost');
     const route = url.pathname;
     if (!['/health', '/livez', '/readyz', '/version', '/metrics'].includes(route)) {
-      res.writeHead(404, { 'Content-Type': 'text/plain; charset=utf-8' }).end('404 page not found\n');
+      goHttpError(res, 404, '404 page not found'); // Go's http.NotFound
       return;
     }
     if (route === '/health' && req.method !== 'GET') {

@@ -196,7 +196,8 @@ function isZero(v: unknown): boolean {
   if (typeof v === 'number') return v === 0;
   if (typeof v === 'string') return v.length === 0;
   if (typeof v === 'boolean') return !v;
-  if (v instanceof Uint8Array) return v.length === 0;
+  // protobufjs's default for an absent bytes field is an empty plain array, not a Buffer.
+  if (v instanceof Uint8Array || Array.isArray(v)) return v.length === 0;
   return false;
 }
 
