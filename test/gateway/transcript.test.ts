@@ -29,6 +29,32 @@ function mask(body: string): string {
     .replace(/"TTL":"\d+","grantedTTL"/g, '"TTL":"X","grantedTTL"');
 }
 
+/** Bodies Go's decoder or jsonpb refuses (or, for the last ones, accepts), each with its own message. */
+const BAD_BODIES = [
+  '{"key":"Zm9v","limit":"abc"}',
+  '{"key":"Zm9v","limit":true}',
+  '{"key":"Zm9v","limit":99999999999999999999}',
+  '{"key":"Zm9v","limit":"1e3"}',
+  '{"key":5}',
+  '{"key":"Zm9v_-"}',
+  '{"key":"Zm9vYg"}',
+  '{"key":"Zm9v\n"}',
+  '[1]',
+  '"str"',
+  '{"key":"Zm9v","count_only":"true"}',
+  '{"key" "Zm9v"}',
+  '{"key":"Zm9v" "a":1}',
+  '{"key":"Zm9v","sort_order":[1]}',
+  '{"key":"Zm9v","sort_order":1.5}',
+  '{"key":"\u005a"}',
+  'nul',
+  'x',
+  '{"key":tru}',
+  '{"key":"Zm9v","limit":-}',
+  '{"key":"Zm9v","limit":"-1","serializable":null,"range_end":null}',
+  '{"key":"Zm9v","min_mod_revision":" 2 "}',
+];
+
 const LEASE = '1000';
 const SESSION_LEASE = '2000';
 
@@ -60,6 +86,7 @@ async function transcript(base: string): Promise<Entry[]> {
   await call('range malformed JSON', '/v3/kv/range', '{"key":');
   await call('range malformed JSON object', '/v3/kv/range', '{"key":"Zm9v",}');
   await call('range empty body', '/v3/kv/range', '');
+  for (const body of BAD_BODIES) await call(`range bad body ${body}`, '/v3/kv/range', body);
   await call('put empty key', '/v3/kv/put', { value: b64('x') });
   await call('txn compare succeeds', '/v3/kv/txn', {
     compare: [{ key: b64('foo'), result: 'EQUAL', target: 'VALUE', value: b64('baz') }],
@@ -121,6 +148,10 @@ async function transcript(base: string): Promise<Entry[]> {
   out.push({ step: 'watch', status: watch.status, headers: watch.headers, body: mask([...created, ...events].sort().join('\n')) });
   const badWatch = await post(base, '/v3/watch', '{"create_request":');
   record('watch malformed first request', badWatch);
+  // A bad value after the first only ends the requests: the first watch is still created.
+  const halfBad = await StreamCall.open(base, '/v3/watch', `{"create_request":{"key":"${b64('w')}"}} xx {"create_request":{"key":"${b64('v')}"}}`);
+  out.push({ step: 'watch, bad second request', status: halfBad.status, headers: halfBad.headers, body: mask((await halfBad.lines(1)).join('\n')) });
+  halfBad.close();
 
   // Compaction, then a read and a watch at a compacted revision.
   await call('compaction', '/v3/kv/compaction', { revision: '10', physical: true });
