@@ -11,6 +11,7 @@
  * Needs Debian's `patroni` and `postgresql` and root (Patroni and PostgreSQL run as the `postgres`
  * user: both refuse root). Build first (`npm run build`). Prints one line per step and the timings;
  * exits non-zero on the first failed step. Every process it starts is stopped by its pid.
+ * `npm run e2e:patroni -- --etcd` runs the same steps with etcd 3.4 as the DCS, for comparison.
  */
 import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
 import * as fs from 'node:fs';
@@ -24,6 +25,8 @@ const TTL_S = 20;
 const LOOP_WAIT_S = 5;
 const RETRY_TIMEOUT_S = 5;
 const PG_USER = 'postgres';
+/** `--etcd` runs the same steps on a 3-member etcd 3.4 cluster, for comparison. */
+const DCS = process.argv.includes('--etcd') ? 'etcd' : 'cairn';
 const BOOTSTRAP_TIMEOUT_MS = 120_000;
 const REJOIN_TIMEOUT_MS = 120_000;
 
@@ -180,9 +183,9 @@ async function main(): Promise<void> {
   const nodes: Node[] = [];
   const t0 = Date.now();
   try {
-    cluster = await startCluster({ kind: 'cairn', size: 3, baseDir: path.join(base, 'cairn') });
+    cluster = await startCluster({ kind: DCS, size: 3, baseDir: path.join(base, DCS) });
     const hosts = cluster.members.map((m) => m.endpoint).join(',');
-    step(`cairn cluster up: ${hosts}`);
+    step(`${DCS} cluster up: ${hosts}`);
     const ports = await freePorts(4);
     for (const [i, name] of ['pg1', 'pg2'].entries()) {
       const dir = path.join(base, name);
