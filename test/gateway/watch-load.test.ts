@@ -111,6 +111,31 @@ describe('gateway watches under load', () => {
     }
   });
 
+  it('a keepalive body arriving in pieces, split inside a request, is read as its requests in order', async () => {
+    const grant = must(await client.leaseGrant({ ID: '4242', TTL: 60 }), 'grant');
+    expect(grant.ID).toBe('4242');
+    const req = http.request(`${member.clientUrl}/v3/lease/keepalive`, { method: 'POST', agent: false });
+    const answer = new Promise<string>((resolve, reject) => {
+      req.on('response', (res) => {
+        let body = '';
+        res.setEncoding('utf8');
+        res.on('data', (c: string) => (body += c));
+        res.on('end', () => resolve(body));
+      });
+      req.on('error', reject);
+    });
+    req.write('{"ID":"42');
+    await new Promise((r) => setTimeout(r, 50)); // let the first piece arrive on its own
+    req.write('42"}\n{"ID":42');
+    req.end('42} {"ID":"7"}');
+    const lines = (await answer).split('\n').filter(Boolean).map((l) => (JSON.parse(l) as { result: { ID: string; TTL?: string } }).result);
+    expect(lines.map((r) => [r.ID, r.TTL])).toEqual([
+      ['4242', '60'],
+      ['4242', '60'],
+      ['7', undefined],
+    ]);
+  });
+
   it(`${CONCURRENT_WATCHES} concurrent gateway watches each get the event; closing them cancels their watchers`, async () => {
     const watches = Array.from({ length: CONCURRENT_WATCHES }, () => new RawWatch(member.clientUrl, JSON.stringify({ create_request: { key: b64('many') } })));
     await waitFor('every watch created', DEADLINE_MS, () => watches.every((w) => w.lines.length >= 1));

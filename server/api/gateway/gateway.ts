@@ -176,14 +176,19 @@ export class Gateway {
     let text = '';
     let call: GatewayCall | undefined;
     let done = false;
+    // An unfinished value is scanned again only once the text has doubled (or the body ended), so a
+    // large request arriving in many chunks costs O(n log n), not O(n^2).
+    let rescanAt = 0;
     const stop = (): void => {
       done = true;
       req.resume();
     };
     const pump = (atEnd: boolean): void => {
       while (!done) {
+        if (!atEnd && text.length < rescanAt && text.length <= this.maxBodyBytes) return;
         let d = this.decode(m, text, 0, atEnd, status.UNKNOWN);
         if (d.kind === 'more') {
+          rescanAt = 2 * text.length;
           if (text.length <= this.maxBodyBytes) return;
           d = { kind: 'error', error: this.tooLarge(text.length) };
         }
@@ -201,6 +206,7 @@ export class Gateway {
           return;
         }
         text = text.slice(d.end);
+        rescanAt = 0;
         call ??= this.startStream(m, res, start);
         if (!call) return stop();
         if ('status' in d.request) {
@@ -212,10 +218,12 @@ export class Gateway {
       }
     };
     req.on('data', (chunk: Buffer) => {
+      if (done) return; // the requests have ended: the rest of the body is drained unread
       text += decoder.write(chunk);
       pump(false);
     });
     req.on('end', () => {
+      if (done) return;
       text += decoder.end();
       pump(true);
     });
