@@ -167,6 +167,8 @@ async function transcript(base: string): Promise<Entry[]> {
   await call('unknown version', '/v3alpha/kv/range', {});
   await call('wrong method', '/v3/kv/range', '', { method: 'GET' });
   await call('bare /v3', '/v3', {});
+  await call('grpc-timeout already expired', '/v3/kv/range', { key: b64('foo') }, { headers: { 'Grpc-Timeout': '1n' } });
+  await call('grpc-timeout ample', '/v3/kv/range', { key: b64('foo') }, { headers: { 'Grpc-Timeout': '30S' } });
   await call('grpc-timeout malformed', '/v3/kv/range', { key: b64('foo') }, { headers: { 'Grpc-Timeout': 'soon' } });
   await call('oversized request', '/v3/kv/put', { key: b64('big'), value: Buffer.alloc(2 * 1024 * 1024, 'x').toString('base64') });
   await call('request too large for the log', '/v3/kv/put', { key: b64('big'), value: Buffer.alloc(1572864, 'x').toString('base64') });

@@ -54,6 +54,9 @@ type Decoded =
   | { kind: 'request'; request: { value: unknown } | { status: GatewayStatus }; end: number };
 
 const JSON_TYPE = 'application/json';
+/** The shortest delay Node's timers honour. */
+const MIN_TIMER_MS = 1;
+const DEADLINE_EXCEEDED: GatewayStatus = { code: status.DEADLINE_EXCEEDED, message: 'context deadline exceeded' };
 /** grpc-gateway forwards the server's header metadata as Grpc-Metadata-*: grpc's content-type. */
 const SERVER_HEADER_MD = { 'Grpc-Metadata-Content-Type': 'application/grpc' };
 /** A status the server sent (trailers-only): its metadata is announced as a trailer. */
@@ -121,7 +124,7 @@ export class Gateway {
       if (timeoutMs !== undefined) {
         const timer = setTimeout(() => {
           // The gateway's context expired: answered by the gateway, not the server (no trailer).
-          sink.finish({ code: status.DEADLINE_EXCEEDED, message: 'context deadline exceeded' }, false);
+          sink.finish(DEADLINE_EXCEEDED, false);
           call.cancel();
         }, timeoutMs);
         res.on('close', () => clearTimeout(timer));
@@ -151,6 +154,12 @@ export class Gateway {
         const request = d.kind === 'request' ? d.request : this.decodeBytes(m, new Uint8Array(0));
         if ('status' in request) {
           serverError(res, request.status);
+          return;
+        }
+        if (timeoutMs !== undefined && timeoutMs < MIN_TIMER_MS) {
+          // A deadline shorter than a timer tick has passed before the call (grpc-go checks the
+          // context before sending), so the answer does not race the handler.
+          plainError(res, DEADLINE_EXCEEDED);
           return;
         }
         if (def.responseStream) {
