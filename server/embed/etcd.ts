@@ -1,23 +1,17 @@
 import * as grpc from '@grpc/grpc-js';
 import * as http from 'node:http';
 import pino, { type Logger } from 'pino';
-import { serviceDefinition } from '../../proto';
 import { ClientListener } from './client-listener';
-import { clusterService } from '../v3rpc/cluster';
 import type { ServerConfig } from './config';
 import { EtcdServer } from '../etcdserver/server';
 import { httpHandler } from '../api/http-handler';
-import { kvService } from '../v3rpc/kv';
-import { leaseService } from '../v3rpc/lease';
-import { maintenanceService } from '../v3rpc/maintenance';
+import { Gateway } from '../api/gateway/gateway';
+import { clientServices } from './services';
 import { ServerMetrics } from '../etcdserver/metrics';
 import { PeerTransport, REMOVED_MEMBER_DETAILS } from '../rafthttp/transport';
 import { Compactor } from '../api/compactor';
 import { encodeMember } from '../etcdserver/membership/membership';
 import { SERVER_VERSION } from '../version';
-import { watchService, watchServiceDefinition } from '../v3rpc/watch';
-import { electionService } from '../api/election';
-import { lockService } from '../api/lock';
 import { setFatalLogger } from '../etcdserver/fatal';
 import { acquireDataDirLock } from '../storage/datadir-lock';
 import { MemberLifecycle } from './lifecycle';
@@ -68,21 +62,11 @@ export async function startMember(config: ServerConfig, log: Logger = pino({ lev
     // Accept client pings as often as --grpc-keepalive-min-time allows (kube-apiserver pings every 30 s).
     'grpc.http2.min_ping_interval_without_data_ms': cfg.grpcKeepaliveMinTimeMs,
   });
-  grpcServer.addService(serviceDefinition('etcdserverpb', 'KV'), kvService(server, metrics));
-  grpcServer.addService(serviceDefinition('etcdserverpb', 'Lease'), leaseService(server, metrics));
-  // The store notifies its watch hub of every commit itself (etcd's watchableStore).
-  const watchHub = server.watchable;
-  grpcServer.addService(watchServiceDefinition(), watchService(server, watchHub, metrics));
-  grpcServer.addService(serviceDefinition('v3electionpb', 'Election'), electionService(server, watchHub, metrics));
-  grpcServer.addService(serviceDefinition('v3lockpb', 'Lock'), lockService(server, watchHub, metrics));
-  grpcServer.addService(serviceDefinition('etcdserverpb', 'Maintenance'), maintenanceService(server, metrics));
-  grpcServer.addService(serviceDefinition('etcdserverpb', 'Cluster'), clusterService(server, metrics));
-  grpcServer.addService(serviceDefinition('grpc.health.v1', 'Health'), {
-    Check: (_call: grpc.ServerUnaryCall<unknown, unknown>, cb: grpc.sendUnaryData<unknown>) => cb(null, { status: 1 }),
-    Watch: (call: grpc.ServerWritableStream<unknown, unknown>) => call.write({ status: 1 }),
-  });
+  const services = clientServices(server, metrics);
+  for (const s of services) grpcServer.addService(s.definition, s.implementation);
+  const gateway = new Gateway(services, { maxMessageBytes: cfg.maxRequestBytes + GRPC_OVERHEAD_BYTES, log });
   const injector = grpcServer.createConnectionInjector(grpc.ServerCredentials.createInsecure());
-  const httpServer = http.createServer(httpHandler(server, metrics));
+  const httpServer = http.createServer(httpHandler(server, metrics, gateway));
 
   const transport = new PeerTransport({
     memberId: server.memberId,

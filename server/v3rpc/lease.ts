@@ -71,9 +71,14 @@ export function leaseService(server: LeaseServer, metrics: ServerMetrics): grpc.
         ended = true;
         stopMonitor?.();
       };
+      // A half-close ends the stream once the renewals already received are answered (etcd's
+      // leaseKeepAlive loop answers each request before it reads the next, then sees io.EOF).
       call.on('end', () => {
-        done();
-        call.end();
+        void chain.then(() => {
+          if (ended) return;
+          done();
+          call.end();
+        });
       });
       call.on('cancelled', done);
       call.on('close', done);

@@ -21,7 +21,6 @@ async function streamSnapshot(server: MaintenanceServer, call: grpc.ServerWritab
   for await (const chunk of server.snapshotEntries()) parts.push(encodeEntries(chunk));
   const data = frameSnapshot(Buffer.concat(parts));
   const sum = createHash('sha256').update(data).digest();
-  const header = server.header(server.revision());
   const write = (msg: unknown): Promise<void> =>
     new Promise((resolve) => {
       if (call.write(msg)) resolve();
@@ -29,9 +28,10 @@ async function streamSnapshot(server: MaintenanceServer, call: grpc.ServerWritab
     });
   for (let o = 0; o < data.length; o += SNAPSHOT_BLOB_BYTES) {
     const blob = data.subarray(o, o + SNAPSHOT_BLOB_BYTES);
-    await write({ header, remaining_bytes: data.length - o - blob.length + sum.length, blob });
+    // etcd 3.4 (v3rpc/maintenance.go): no header, remaining_bytes = total - sent, not counting the checksum.
+    await write({ remaining_bytes: data.length - o - blob.length, blob });
   }
-  await write({ header, remaining_bytes: 0, blob: sum });
+  await write({ remaining_bytes: 0, blob: sum });
   call.end();
 }
 
@@ -74,6 +74,7 @@ export function maintenanceService(server: MaintenanceServer, metrics: ServerMet
       await server.moveLeader(BigInt(r.targetID));
       return { header: server.header(server.revision()) };
     }),
-    Alarm: u('Alarm', (r: AlarmRequest) => server.alarm(r)),
+    // etcd's AlarmResponse carries no header (the applier builds it bare, maintenanceServer passes it on).
+    Alarm: u('Alarm', async (r: AlarmRequest) => ({ alarms: (await server.alarm(r)).alarms })),
   };
 }
