@@ -21,6 +21,7 @@ import { lockService } from '../api/lock';
 import { setFatalLogger } from '../etcdserver/fatal';
 import { acquireDataDirLock } from '../storage/datadir-lock';
 import { MemberLifecycle } from './lifecycle';
+import { grpcMetricsInterceptor, initializeGrpcMetrics, withByteCounters } from '../v3rpc/grpc-metrics';
 
 /** gRPC's own receive limit sits 512 KiB above --max-request-bytes, as in etcd (v3rpc/grpc.go). */
 export const GRPC_OVERHEAD_BYTES = 512 * 1024;
@@ -57,17 +58,25 @@ export async function startMember(cfg: ServerConfig, log: Logger = pino({ level:
     'grpc.keepalive_timeout_ms': cfg.grpcKeepaliveTimeoutMs,
     // Accept client pings as often as --grpc-keepalive-min-time allows (kube-apiserver pings every 30 s).
     'grpc.http2.min_ping_interval_without_data_ms': cfg.grpcKeepaliveMinTimeMs,
+    // grpc_server_*_total and etcd_server_client_requests_total, for every call (v3rpc/grpc-metrics.ts).
+    interceptors: [grpcMetricsInterceptor(metrics)],
   });
-  grpcServer.addService(serviceDefinition('etcdserverpb', 'KV'), kvService(server, metrics));
-  grpcServer.addService(serviceDefinition('etcdserverpb', 'Lease'), leaseService(server, metrics));
+  // Client gRPC bytes are counted where grpc-js encodes and decodes; etcd pre-initializes the
+  // grpc_server_* series of the services it registers before Election and Lock.
+  const addService = (def: grpc.ServiceDefinition, impl: grpc.UntypedServiceImplementation, initialize = true): void => {
+    if (initialize) initializeGrpcMetrics(metrics, [def]);
+    grpcServer.addService(withByteCounters(def, metrics), impl);
+  };
+  addService(serviceDefinition('etcdserverpb', 'KV'), kvService(server, metrics));
+  addService(serviceDefinition('etcdserverpb', 'Lease'), leaseService(server, metrics));
   // The store notifies its watch hub of every commit itself (etcd's watchableStore).
   const watchHub = server.watchable;
-  grpcServer.addService(watchServiceDefinition(), watchService(server, watchHub, metrics));
-  grpcServer.addService(serviceDefinition('v3electionpb', 'Election'), electionService(server, watchHub, metrics));
-  grpcServer.addService(serviceDefinition('v3lockpb', 'Lock'), lockService(server, watchHub, metrics));
-  grpcServer.addService(serviceDefinition('etcdserverpb', 'Maintenance'), maintenanceService(server, metrics));
-  grpcServer.addService(serviceDefinition('etcdserverpb', 'Cluster'), clusterService(server, metrics));
-  grpcServer.addService(serviceDefinition('grpc.health.v1', 'Health'), {
+  addService(watchServiceDefinition(), watchService(server, watchHub, metrics));
+  addService(serviceDefinition('v3electionpb', 'Election'), electionService(server, watchHub, metrics), false);
+  addService(serviceDefinition('v3lockpb', 'Lock'), lockService(server, watchHub, metrics), false);
+  addService(serviceDefinition('etcdserverpb', 'Maintenance'), maintenanceService(server, metrics));
+  addService(serviceDefinition('etcdserverpb', 'Cluster'), clusterService(server, metrics));
+  addService(serviceDefinition('grpc.health.v1', 'Health'), {
     Check: (_call: grpc.ServerUnaryCall<unknown, unknown>, cb: grpc.sendUnaryData<unknown>) => cb(null, { status: 1 }),
     Watch: (call: grpc.ServerWritableStream<unknown, unknown>) => call.write({ status: 1 }),
   });

@@ -91,7 +91,6 @@ export function watchService(server: ServerInfo, hub: WatchableStore, metrics: S
   });
   return {
     Watch: (call: grpc.ServerDuplexStream<WatchRequestMsg, Buffer>) => {
-      metrics.grpcStarted.inc({ grpc_type: 'bidi_stream', grpc_service: 'etcdserverpb.Watch', grpc_method: 'Watch' });
       const requireLeader = requiresLeader(call.metadata);
       if (requireLeader && server.leader === 0n) {
         call.emit('error', toServiceError(new ErrNoLeader()));

@@ -12,6 +12,9 @@ import type { AppliedIndexWait } from '../wait';
 import { applyAlarm } from './alarm';
 import type { ApplierV3, ApplyOutcome } from './applier';
 
+/** etcd's warnApplyDuration: an apply taking longer counts in etcd_server_slow_apply_total. */
+export const WARN_APPLY_DURATION_MS = 100;
+
 /** The peers the transport dials, kept in step with the member list. */
 export interface PeerSet {
   addPeer(id: bigint, peerUrls: string[]): void;
@@ -96,7 +99,10 @@ export class ApplyChain {
     const started = performance.now();
     const outcome = this.d.applier.apply(e.index, req, this.d.header);
     const complete = (o: ApplyOutcome): void => {
-      this.histogram(opName(req), 'ok' in o).observe((performance.now() - started) / 1000);
+      const seconds = (performance.now() - started) / 1000;
+      this.histogram(opName(req), 'ok' in o).observe(seconds);
+      // etcd's warnOfExpensiveRequest: an apply over warnApplyDuration (100 ms) is a slow apply.
+      if (seconds * 1000 > WARN_APPLY_DURATION_MS) this.d.metrics.slowApplies.inc();
       this.d.proposals.trigger(req.header?.ID, o);
       this.finish(e.index);
     };
