@@ -83,6 +83,7 @@ export async function bootstrap(cfg: ServerConfig, log: Logger, metrics: ServerM
   const store = await KvStore.open(path.join(memberDir, 'snap', 'db'), {
     loseUnsyncedWrites: testingSwitches.loseUnsyncedWrites,
     onFatal: (e) => failStop('backend write failed', e),
+    metrics: metrics.storeHooks(),
   });
   const lessor = new Lessor(leasePersistence(store), minLeaseTtlSeconds(cfg.electionTimeoutMs));
   const storage = new MemoryStorage();

@@ -1,4 +1,5 @@
 import * as prom from 'prom-client';
+import type { StoreMetricsHooks } from '../../mvcc/metrics-hooks';
 import { networkFamilies, type NetworkFamilies } from './metrics/network-families';
 import { processFamilies, type ProcessFamilies } from './metrics/process-families';
 import { serverFamilies, type ServerFamilies, type ServerSource } from './metrics/server-families';
@@ -29,6 +30,38 @@ export class ServerMetrics {
       networkFamilies(this.registry),
       processFamilies(this.registry),
     );
+  }
+
+  /** The store's hooks (mvcc/metrics-hooks.ts) bound to etcd's mvcc and backend families. */
+  storeHooks(): StoreMetricsHooks {
+    return {
+      txn: (ops) => {
+        // etcd's metricsTxnWrite.End: a txn of more than one operation counts as a txn.
+        if (ops.ranges + ops.puts + ops.deletes > 1) {
+          this.txnTotal.inc();
+          this.debuggingTxnTotal.inc();
+        }
+        this.rangeTotal.inc(ops.ranges);
+        this.debuggingRangeTotal.inc(ops.ranges);
+        this.putTotal.inc(ops.puts);
+        this.debuggingPutTotal.inc(ops.puts);
+        this.deleteTotal.inc(ops.deletes);
+        this.debuggingDeleteTotal.inc(ops.deletes);
+        this.totalPutSizeBytes.inc(ops.putBytes);
+      },
+      backendCommit: (seconds) => this.backendCommitSeconds.observe(seconds),
+      defrag: (inflight, seconds) => {
+        this.defragInflight.set(inflight ? 1 : 0);
+        if (seconds !== undefined) this.backendDefragSeconds.observe(seconds);
+      },
+      compaction: (c) => {
+        this.indexCompactionPauseMs.observe(c.indexPauseMs);
+        for (const ms of c.dbPauseMs) this.dbCompactionPauseMs.observe(ms);
+        this.dbCompactionTotalMs.observe(c.totalMs);
+        this.compactionKeys.inc(c.keysCompacted);
+      },
+      hash: (kind, seconds) => (kind === 'hash' ? this.hashSeconds : this.hashRevSeconds).observe(seconds),
+    };
   }
 
   /** Gauges etcd keeps current are read from these at scrape time. */

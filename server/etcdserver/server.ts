@@ -111,6 +111,29 @@ export class EtcdServer implements KvServer, LeaseServer, ClusterServer, Mainten
   /** Opens (or bootstraps) the data directory; `start` then replays the WAL into the store. */
   static async open(cfg: ServerConfig, log: Logger, metrics: ServerMetrics): Promise<EtcdServer> {
     const server = new EtcdServer(cfg, log, metrics, await bootstrap(cfg, log, metrics));
+    const { store, watchable } = server;
+    metrics.bind({
+      server: server,
+      storage: {
+        get currentRevision() {
+          return store.rev;
+        },
+        get compactRevision() {
+          return store.compactRev;
+        },
+        get keyCount() {
+          return store.indexedKeyCount;
+        },
+        get openReadTxns() {
+          return store.openReads;
+        },
+        get pendingEvents() {
+          return watchable.pendingEvents;
+        },
+        dbSizeBytes: () => store.dbSizeBytes(),
+        dbSizeInUseBytes: () => store.dbSizeInUseBytes(),
+      },
+    });
     server.alarms.restore(await readAlarms(server.store));
     await server.c.quota.refresh();
     return server;
@@ -197,7 +220,8 @@ export class EtcdServer implements KvServer, LeaseServer, ClusterServer, Mainten
     this.term = term;
     this.metrics.hasLeader.set(lead === 0n ? 0 : 1);
     this.metrics.isLeader.set(lead === this.memberId ? 1 : 0);
-    this.metrics.leaderChanges.inc();
+    // etcd counts a change only when a leader is known (raft.go: newLeader := lead != None && ...).
+    if (lead !== 0n) this.metrics.leaderChanges.inc();
     if (lead !== this.memberId) this.c.leases.demote();
     this.c.readIndexer.onLeaderChange();
     this.log.info({ leader: lead.toString(16), term }, lead === 0n ? 'lost leader' : 'elected leader');
@@ -335,7 +359,6 @@ export class EtcdServer implements KvServer, LeaseServer, ClusterServer, Mainten
 
   async range(r: RangeRequest): Promise<RangeResponse> {
     if (!r.serializable) await this.linearizableReadNotify();
-    this.metrics.rangeTotal.inc();
     return this.c.applier.range(r, this.header);
   }
 

@@ -114,6 +114,7 @@ export function watchService(server: ServerInfo, hub: WatchableStore, metrics: S
         while (!ended && inflight < STREAM_INFLIGHT_WRITES) {
           const resp = stream.next();
           if (resp === undefined) return;
+          if (resp.events.length > 0) metrics.eventsTotal.inc(resp.events.length);
           for (const bytes of encoder.encode(resp, maxFragmentBytes)) {
             inflight++;
             call.write(bytes, written);
