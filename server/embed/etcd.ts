@@ -14,7 +14,7 @@ import { ServerMetrics } from '../etcdserver/metrics';
 import { PeerTransport, REMOVED_MEMBER_DETAILS } from '../rafthttp/transport';
 import { Compactor } from '../api/compactor';
 import { encodeMember } from '../etcdserver/membership/membership';
-import { SERVER_VERSION } from '../version';
+import { CLUSTER_VERSION, SERVER_VERSION } from '../version';
 import { watchService, watchServiceDefinition } from '../v3rpc/watch';
 import { electionService } from '../api/election';
 import { lockService } from '../api/lock';
@@ -43,6 +43,8 @@ export async function startMember(cfg: ServerConfig, log: Logger = pino({ level:
   setFatalLogger(log);
   const metrics = new ServerMetrics();
   metrics.serverVersion.set({ server_version: SERVER_VERSION }, 1);
+  // etcd labels the cluster version major.minor (version.Cluster).
+  metrics.clusterVersion.set({ cluster_version: CLUSTER_VERSION.split('.').slice(0, 2).join('.') }, 1);
   metrics.quotaBackendBytes.set(cfg.quotaBackendBytes);
   // One process per data dir, as etcd's file locks ensure; rejects with DataDirLockedError.
   const dataDirLock = await acquireDataDirLock(cfg.dataDir);

@@ -100,6 +100,7 @@ export function buildComponents(cfg: ServerConfig, log: Logger, metrics: ServerM
       appliedWait: appliedWait,
       isLeader: () => host.raft().isLeader,
       peers: host.transport,
+      metrics,
     },
     { confState: boot.confState, snapshotIndex: boot.snapshotIndex },
   );

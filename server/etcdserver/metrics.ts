@@ -1,11 +1,36 @@
 import * as prom from 'prom-client';
+import type { KvStore } from '../../mvcc/kv-store';
 import type { StoreMetricsHooks } from '../../mvcc/metrics-hooks';
+import type { WatchableStore } from '../../mvcc/watchable-store';
 import { networkFamilies, type NetworkFamilies } from './metrics/network-families';
 import { processFamilies, type ProcessFamilies } from './metrics/process-families';
 import { serverFamilies, type ServerFamilies, type ServerSource } from './metrics/server-families';
 import { storageFamilies, type StorageFamilies, type StorageSource } from './metrics/storage-families';
 
 export type { ServerSource, StorageSource };
+
+/** The store and watch hub as the scrape reads them. */
+export function storageSource(store: KvStore, watchable: WatchableStore): StorageSource {
+  return {
+    get currentRevision() {
+      return store.rev;
+    },
+    get compactRevision() {
+      return store.compactRev;
+    },
+    get keyCount() {
+      return store.indexedKeyCount;
+    },
+    get openReadTxns() {
+      return store.openReads;
+    },
+    get pendingEvents() {
+      return watchable.pendingEvents;
+    },
+    dbSizeBytes: () => store.dbSizeBytes(),
+    dbSizeInUseBytes: () => store.dbSizeInUseBytes(),
+  };
+}
 
 /**
  * Prometheus metrics under etcd 3.4's own names, types, help, labels and buckets, so existing

@@ -36,12 +36,15 @@ export function processFamilies(r: prom.Registry) {
   const set = (v: number | undefined) => (g: prom.Gauge) => {
     if (v !== undefined) g.set(v);
   };
+  const scrapes = counterVec(r, 'promhttp_metric_handler_requests_total', 'Total number of scrapes by HTTP status code.', ['code']);
+  // promhttp starts the codes it can answer with at 0.
+  for (const code of ['200', '500', '503']) scrapes.inc({ code }, 0);
   return {
     virtualMemoryMax: gauge(r, 'process_virtual_memory_max_bytes', 'Maximum amount of virtual memory available in bytes.', (g) => set(procLimit('Max address space'))(g)),
     fdUsed: gauge(r, 'os_fd_used', 'The number of used file descriptors.', (g) => set(openFds())(g)),
     fdLimit: gauge(r, 'os_fd_limit', 'The file descriptor limit.', (g) => set(procLimit('Max open files'))(g)),
     scrapesInFlight: gauge(r, 'promhttp_metric_handler_requests_in_flight', 'Current number of scrapes being served.'),
-    scrapes: counterVec(r, 'promhttp_metric_handler_requests_total', 'Total number of scrapes by HTTP status code.', ['code']),
+    scrapes,
   };
 }
 
