@@ -91,7 +91,7 @@ export async function startMember(cfg: ServerConfig, log: Logger = pino({ level:
     log,
     dialOverride: cfg.peerDialOverride,
     memberName: (id) => server.membership.get(id)?.name || undefined,
-    activePeers: metrics.activePeers,
+    metrics,
     handlers: {
       onMessages: (m) => server.stepMessages(m),
       onSnapshot: (m, entries) => server.receiveSnapshot(m, entries),
