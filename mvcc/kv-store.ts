@@ -77,6 +77,8 @@ export class KvStore {
   private appliedIndex = 0;
   private activeTxn: TxnWrite | null = null;
   private readsOpen = 0;
+  /** Keys with a current value (etcd's keysGauge: +1 on a new key's put, -1 on a delete). */
+  private liveKeys = 0;
   /** Compactions run one after another (etcd's FIFO compaction scheduler). */
   private compactionTail: Promise<void> = Promise.resolve();
   private compactionsRunning = 0;
@@ -127,6 +129,11 @@ export class KvStore {
   /** Reads of past revisions in flight (etcd_mvcc_db_open_read_transactions). */
   get openReads(): number {
     return this.readsOpen;
+  }
+
+  /** Keys that currently have a value (etcd_debugging_mvcc_keys_total). */
+  get liveKeyCount(): number {
+    return this.liveKeys;
   }
 
   /** Number of keys in the index (live keys plus deleted keys not yet compacted away). */
@@ -437,7 +444,9 @@ export class KvStore {
           this.index.set(staged.latin1, ki);
         }
         ki.append(main, change.sub, change.tombstone);
+        const wasLive = ki.current !== undefined;
         ki.current = change.tombstone ? undefined : change.kv;
+        this.liveKeys += (ki.current !== undefined ? 1 : 0) - (wasLive ? 1 : 0);
       }
       this.currentRev = main;
     }
@@ -551,6 +560,10 @@ export class KvStore {
         maxMain = Math.max(maxMain, rev.main);
       }
     }
+    this.liveKeys = 0;
+    this.index.forRange(resolveRange(Buffer.from([0]), Buffer.from([0])), (_latin1, ki) => {
+      if (ki.current !== undefined) this.liveKeys++;
+    });
     this.compactMainRev = Math.max(scheduled ?? -1, finished ?? -1);
     // Compaction may have removed every revision up to compactMainRev (e.g. trailing tombstones).
     this.currentRev = Math.max(1, maxMain, this.compactMainRev);

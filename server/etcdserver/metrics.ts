@@ -19,7 +19,7 @@ export function storageSource(store: KvStore, watchable: WatchableStore): Storag
       return store.compactRev;
     },
     get keyCount() {
-      return store.indexedKeyCount;
+      return store.liveKeyCount;
     },
     get openReadTxns() {
       return store.openReads;

@@ -329,7 +329,7 @@ export class EtcdServer implements KvServer, LeaseServer, ClusterServer, Mainten
     // A compaction still deleting holds a LevelDB iterator, which pins the files a defragment
     // would drop; wait for it, as etcd's defrag waits for the backend lock.
     await this.store.compactionIdle();
-    await this.store.backend.defragment();
+    await this.store.defragment();
     await this.c.quota.refresh();
   }
 

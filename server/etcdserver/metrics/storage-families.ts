@@ -6,7 +6,7 @@ export interface StorageSource {
   readonly currentRevision: number;
   /** -1 before the first compaction; etcd's gauge then reads 0. */
   readonly compactRevision: number;
-  /** Keys in the index (live, and deleted ones not yet compacted away), as etcd's keys_total. */
+  /** Keys with a current value, as etcd's keys_total counts them. */
   readonly keyCount: number;
   readonly openReadTxns: number;
   readonly pendingEvents: number;
