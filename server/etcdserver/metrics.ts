@@ -41,7 +41,6 @@ export function storageSource(store: KvStore, watchable: WatchableStore): Storag
  */
 export interface ServerMetrics extends ServerFamilies, StorageFamilies, NetworkFamilies, ProcessFamilies {}
 
-// eslint-disable-next-line @typescript-eslint/no-unsafe-declaration-merging -- the families are assigned in the constructor
 export class ServerMetrics {
   readonly registry = new prom.Registry();
   private serverSource: ServerSource | undefined;
