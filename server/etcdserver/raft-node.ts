@@ -76,6 +76,8 @@ export class RaftNode {
         opts.send(messages);
       },
       onSoftState: (ss) => {
+        // A new term as leader starts the heartbeat timing afresh (etcd: r.td.Reset()).
+        if (ss.raftState === StateType.Leader && this.raftState !== StateType.Leader) this.heartbeatSentAt.clear();
         this.raftState = ss.raftState;
         if (ss.lead !== this.lead) {
           this.lead = ss.lead;
