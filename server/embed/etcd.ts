@@ -41,7 +41,7 @@ export interface RunningMember extends MemberLifecycle {
 
 export async function startMember(cfg: ServerConfig, log: Logger = pino({ level: cfg.logLevel })): Promise<RunningMember> {
   setFatalLogger(log);
-  const metrics = new ServerMetrics();
+  const metrics = new ServerMetrics({ extensive: cfg.metrics === 'extensive' });
   metrics.serverVersion.set({ server_version: SERVER_VERSION }, 1);
   // etcd labels the cluster version major.minor (version.Cluster).
   metrics.clusterVersion.set({ cluster_version: CLUSTER_VERSION.split('.').slice(0, 2).join('.') }, 1);

@@ -46,7 +46,23 @@ export class ServerMetrics {
   private serverSource: ServerSource | undefined;
   private storageSource: StorageSource | undefined;
 
-  constructor() {
+  /**
+   * grpc_server_handling_seconds{grpc_type,grpc_service,grpc_method}: registered with
+   * --metrics=extensive only, as etcd enables go-grpc-prometheus' handling-time histogram.
+   */
+  readonly grpcHandlingSeconds: prom.Histogram<'grpc_type' | 'grpc_service' | 'grpc_method'> | undefined;
+
+  constructor(opts: { extensive?: boolean } = {}) {
+    this.grpcHandlingSeconds = opts.extensive
+      ? new prom.Histogram({
+          name: 'grpc_server_handling_seconds',
+          help: 'Histogram of response latency (seconds) of gRPC that had been application-level handled by the server.',
+          labelNames: ['grpc_type', 'grpc_service', 'grpc_method'],
+          // prometheus.DefBuckets, go-grpc-prometheus' default.
+          buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
+          registers: [this.registry],
+        })
+      : undefined;
     Object.assign(
       this,
       serverFamilies(this.registry, () => this.serverSource),

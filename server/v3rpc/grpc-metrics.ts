@@ -49,15 +49,18 @@ export function grpcMetricsInterceptor(m: ServerMetrics): grpc.ServerInterceptor
     const type = grpcType(desc);
     const labels = { grpc_type: type, grpc_service: service, grpc_method: method };
     let handled = false;
+    let started = 0;
     const finish = (code: number): void => {
       if (handled) return;
       handled = true;
       m.grpcHandled.inc({ ...labels, grpc_code: codeName(code) });
+      m.grpcHandlingSeconds?.observe(labels, (performance.now() - started) / 1000);
     };
     return new grpc.ServerInterceptingCall(call, {
       start: (next) => {
         next({
           onReceiveMetadata: (md, nextMd) => {
+            started = performance.now();
             m.grpcStarted.inc(labels);
             const version = md.get(CLIENT_API_VERSION_KEY)[0];
             m.clientRequests.inc({ type: type === 'unary' ? 'unary' : 'stream', client_api_version: version ? String(version) : 'unknown' });
@@ -119,6 +122,7 @@ export function initializeGrpcMetrics(m: ServerMetrics, defs: readonly grpc.Serv
       m.grpcMsgReceived.inc(labels, 0);
       m.grpcMsgSent.inc(labels, 0);
       for (const code of GRPC_CODE_NAMES) m.grpcHandled.inc({ ...labels, grpc_code: code }, 0);
+      m.grpcHandlingSeconds?.zero(labels);
     }
   }
 }

@@ -17,7 +17,9 @@ describe('metrics: cairn /metrics against etcd 3.4 after the same workload', () 
   let got: Scrape;
 
   beforeAll(async () => {
-    [etcd, cairn] = await Promise.all([startMember({ kind: 'etcd' }), startMember({ kind: 'cairn' })]);
+    // --metrics=extensive adds grpc_server_handling_seconds on both (etcdGRPCRequestsSlow uses it).
+    const extraArgs = ['--metrics=extensive'];
+    [etcd, cairn] = await Promise.all([startMember({ kind: 'etcd', extraArgs }), startMember({ kind: 'cairn', extraArgs })]);
     await Promise.all([runWorkload(etcd.endpoint), runWorkload(cairn.endpoint)]);
     [want, got] = await Promise.all([scrape(etcd.clientUrl), scrape(cairn.clientUrl)]);
   }, 90_000);
@@ -96,6 +98,8 @@ describe('metrics: cairn /metrics against etcd 3.4 after the same workload', () 
     expect(valueOf(got, 'etcd_debugging_lease_renewed_total')).toBe(1);
     expect(valueOf(got, 'etcd_server_has_leader')).toBe(1);
     expect(valueOf(got, 'etcd_network_client_grpc_received_bytes_total')).toBeGreaterThan(0);
+    expect(valueOf(want, 'grpc_server_handling_seconds_count', { grpc_method: 'Put' })).toBe(4);
+    expect(valueOf(got, 'grpc_server_handling_seconds_count', { grpc_method: 'Put' })).toBe(4);
     // Same operations, same counts as etcd's metricsTxnWrite: puts, deletes, the txn with one put.
     for (const name of ['etcd_debugging_mvcc_db_compaction_keys_total', 'etcd_mvcc_put_total', 'etcd_mvcc_delete_total', 'etcd_debugging_mvcc_current_revision', 'etcd_debugging_mvcc_compact_revision', 'etcd_debugging_mvcc_keys_total']) {
       expect({ name, value: valueOf(got, name) }).toEqual({ name, value: valueOf(want, name) });
