@@ -43,38 +43,64 @@ function split(path: string): { service: string; method: string } {
   return { service, method };
 }
 
+/** One method's series, resolved once: prom-client hashes a label object on every inc(). */
+interface MethodSeries {
+  readonly method: string;
+  readonly type: GrpcType;
+  readonly labels: { grpc_type: GrpcType; grpc_service: string; grpc_method: string };
+  readonly started: { inc(): void };
+  readonly received: { inc(): void };
+  readonly sent: { inc(): void };
+  readonly handled: Map<number, { inc(): void }>;
+}
+
 export function grpcMetricsInterceptor(m: ServerMetrics): grpc.ServerInterceptor {
+  const byPath = new Map<string, MethodSeries>();
+  const seriesOf = (desc: { path: string; requestStream: boolean; responseStream: boolean }): MethodSeries => {
+    let s = byPath.get(desc.path);
+    if (!s) {
+      const { service, method } = split(desc.path);
+      const type = grpcType(desc);
+      const labels = { grpc_type: type, grpc_service: service, grpc_method: method };
+      s = { method, type, labels, started: m.grpcStarted.labels(labels), received: m.grpcMsgReceived.labels(labels), sent: m.grpcMsgSent.labels(labels), handled: new Map() };
+      byPath.set(desc.path, s);
+    }
+    return s;
+  };
   return (desc, call) => {
-    const { service, method } = split(desc.path);
-    const type = grpcType(desc);
-    const labels = { grpc_type: type, grpc_service: service, grpc_method: method };
+    const s = seriesOf(desc);
     let handled = false;
     let started = 0;
     const finish = (code: number): void => {
       if (handled) return;
       handled = true;
-      m.grpcHandled.inc({ ...labels, grpc_code: codeName(code) });
-      m.grpcHandlingSeconds?.observe(labels, (performance.now() - started) / 1000);
+      let h = s.handled.get(code);
+      if (!h) {
+        h = m.grpcHandled.labels({ ...s.labels, grpc_code: codeName(code) });
+        s.handled.set(code, h);
+      }
+      h.inc();
+      m.grpcHandlingSeconds?.observe(s.labels, (performance.now() - started) / 1000);
     };
     return new grpc.ServerInterceptingCall(call, {
       start: (next) => {
         next({
           onReceiveMetadata: (md, nextMd) => {
             started = performance.now();
-            m.grpcStarted.inc(labels);
+            s.started.inc();
             const version = md.get(CLIENT_API_VERSION_KEY)[0];
-            m.clientRequests.inc({ type: type === 'unary' ? 'unary' : 'stream', client_api_version: version ? String(version) : 'unknown' });
+            m.clientRequests.inc({ type: s.type === 'unary' ? 'unary' : 'stream', client_api_version: version ? String(version) : 'unknown' });
             nextMd(md);
           },
           onReceiveMessage: (msg, nextMsg) => {
-            m.grpcMsgReceived.inc(labels);
+            s.received.inc();
             nextMsg(msg);
           },
-          onCancel: () => finish(cancelledCode(method)),
+          onCancel: () => finish(cancelledCode(s.method)),
         });
       },
       sendMessage: (msg, nextMsg) => {
-        m.grpcMsgSent.inc(labels);
+        s.sent.inc();
         nextMsg(msg);
       },
       sendStatus: (status, nextStatus) => {
