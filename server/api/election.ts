@@ -98,7 +98,6 @@ export function electionService(server: KvServer & LeaseServer, hub: WatchableSt
       return { header: resp.header, kv: resp.kvs[0] };
     }),
     Observe: (call: grpc.ServerWritableStream<{ name: Buffer }, unknown>) => {
-      metrics.grpcStarted.inc({ grpc_type: 'server_stream', grpc_service: 'v3electionpb.Election', grpc_method: 'Observe' });
       const signal = callSignal(call);
       observe(c, slash(call.request.name), signal, (header, kv) => call.write({ header, kv })).then(
         () => call.end(),

@@ -56,15 +56,28 @@ export function httpHandler(server: HealthServer, metrics: ServerMetrics, gatewa
       return;
     }
     if (route === '/metrics') {
+      // promhttp.InstrumentMetricHandler: scrapes in flight, and each finished scrape by status.
+      metrics.scrapesInFlight.inc();
+      const done = (code: number): void => {
+        metrics.scrapesInFlight.dec();
+        metrics.scrapes.inc({ code: String(code) });
+      };
       metrics.registry.metrics().then(
-        (body) => res.writeHead(200, { 'Content-Type': metrics.registry.contentType }).end(body),
-        (e: unknown) => res.writeHead(500).end(String(e)),
+        (body) => {
+          res.writeHead(200, { 'Content-Type': metrics.registry.contentType }).end(body);
+          done(200);
+        },
+        (e: unknown) => {
+          res.writeHead(500).end(String(e));
+          done(500);
+        },
       );
       return;
     }
     const excluded = new Set(url.searchParams.getAll('exclude'));
     if (route === '/health') {
       void checkHealth(server, false, excluded).then((reason) => {
+        (reason ? metrics.healthFailures : metrics.healthSuccess).inc();
         const body = JSON.stringify({ health: String(!reason) });
         // Healthy: Go writes the JSON with no Content-Type set, so net/http sniffs text/plain.
         // Unhealthy: http.Error(w, body, 503), which adds nosniff and a trailing newline.

@@ -230,6 +230,8 @@ export interface ServerConfig {
   listenPeerUrls: URL[];
   initialAdvertisePeerUrls: string[];
   listenMetricsUrls: URL[];
+  /** --metrics: 'extensive' adds grpc_server_handling_seconds, as etcd's. */
+  metrics: 'basic' | 'extensive';
   initialCluster: Map<string, string[]>;
   initialClusterState: 'new' | 'existing';
   initialClusterToken: string;
@@ -357,6 +359,7 @@ export function buildConfig(flags: ParsedFlags): ServerConfig {
     listenPeerUrls: urls(v('listen-peer-urls'), 'listen-peer-urls'),
     initialAdvertisePeerUrls,
     listenMetricsUrls: urls(v('listen-metrics-urls'), 'listen-metrics-urls'),
+    metrics: v('metrics') === 'extensive' ? 'extensive' : 'basic',
     initialCluster: parseInitialCluster(initialClusterSpec),
     initialClusterState: state,
     initialClusterToken: v('initial-cluster-token'),

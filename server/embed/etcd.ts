@@ -11,11 +11,12 @@ import { ServerMetrics } from '../etcdserver/metrics';
 import { PeerTransport, REMOVED_MEMBER_DETAILS } from '../rafthttp/transport';
 import { Compactor } from '../api/compactor';
 import { encodeMember } from '../etcdserver/membership/membership';
-import { SERVER_VERSION } from '../version';
+import { CLUSTER_VERSION, SERVER_VERSION } from '../version';
 import { setFatalLogger } from '../etcdserver/fatal';
 import { acquireDataDirLock } from '../storage/datadir-lock';
 import { MemberLifecycle } from './lifecycle';
 import { listenMetrics, resolveTls } from './tls-setup';
+import { grpcMetricsInterceptor, initializeGrpcMetrics, withByteCounters } from '../v3rpc/grpc-metrics';
 
 /** gRPC's own receive limit sits 512 KiB above --max-request-bytes, as in etcd (v3rpc/grpc.go). */
 export const GRPC_OVERHEAD_BYTES = 512 * 1024;
@@ -35,8 +36,10 @@ export interface RunningMember extends MemberLifecycle {
 
 export async function startMember(config: ServerConfig, log: Logger = pino({ level: config.logLevel })): Promise<RunningMember> {
   setFatalLogger(log);
-  const metrics = new ServerMetrics();
+  const metrics = new ServerMetrics({ extensive: config.metrics === 'extensive' });
   metrics.serverVersion.set({ server_version: SERVER_VERSION }, 1);
+  // etcd labels the cluster version major.minor (version.Cluster).
+  metrics.clusterVersion.set({ cluster_version: CLUSTER_VERSION.split('.').slice(0, 2).join('.') }, 1);
   metrics.quotaBackendBytes.set(config.quotaBackendBytes);
   // One process per data dir, as etcd's file locks ensure; rejects with DataDirLockedError.
   const dataDirLock = await acquireDataDirLock(config.dataDir);
@@ -61,9 +64,16 @@ export async function startMember(config: ServerConfig, log: Logger = pino({ lev
     'grpc.keepalive_timeout_ms': cfg.grpcKeepaliveTimeoutMs,
     // Accept client pings as often as --grpc-keepalive-min-time allows (kube-apiserver pings every 30 s).
     'grpc.http2.min_ping_interval_without_data_ms': cfg.grpcKeepaliveMinTimeMs,
+    // grpc_server_*_total and etcd_server_client_requests_total, for every call (v3rpc/grpc-metrics.ts).
+    interceptors: [grpcMetricsInterceptor(metrics)],
   });
   const services = clientServices(server, metrics);
-  for (const s of services) grpcServer.addService(s.definition, s.implementation);
+  // Client gRPC bytes are counted where grpc-js encodes and decodes; etcd pre-initializes the
+  // grpc_server_* series of the services it registers before Election and Lock.
+  for (const s of services) {
+    if (s.name !== 'v3electionpb.Election' && s.name !== 'v3lockpb.Lock') initializeGrpcMetrics(metrics, [s.definition]);
+    grpcServer.addService(withByteCounters(s.definition, metrics), s.implementation);
+  }
   const gateway = new Gateway(services, { maxMessageBytes: cfg.maxRequestBytes + GRPC_OVERHEAD_BYTES, log });
   const injector = grpcServer.createConnectionInjector(grpc.ServerCredentials.createInsecure());
   const httpServer = http.createServer(httpHandler(server, metrics, gateway));
@@ -74,7 +84,7 @@ export async function startMember(config: ServerConfig, log: Logger = pino({ lev
     log,
     dialOverride: cfg.peerDialOverride,
     memberName: (id) => server.membership.get(id)?.name || undefined,
-    activePeers: metrics.activePeers,
+    metrics,
     tls: cfg.tls.peer,
     handlers: {
       onMessages: (m) => server.stepMessages(m),

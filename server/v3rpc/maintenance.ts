@@ -67,7 +67,6 @@ export function maintenanceService(server: MaintenanceServer, metrics: ServerMet
       return { header: server.header(server.revision()) };
     }),
     Snapshot: (call: grpc.ServerWritableStream<unknown, unknown>) => {
-      metrics.grpcStarted.inc({ grpc_type: 'server_stream', grpc_service: 'etcdserverpb.Maintenance', grpc_method: 'Snapshot' });
       void streamSnapshot(server, call).catch((e: unknown) => call.emit('error', toServiceError(e)));
     },
     MoveLeader: u('MoveLeader', async (r: { targetID: string }) => {
