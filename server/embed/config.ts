@@ -94,9 +94,9 @@ export const FLAGS: Record<string, FlagSpec> = {
   'enable-v2': B(false, false),
   'enable-pprof': B(false, false),
   metrics: S('basic'),
-  'auth-token': S('simple', false),
-  'bcrypt-cost': I(10, false),
-  'auth-token-ttl': I(300, false),
+  'auth-token': S('simple'),
+  'bcrypt-cost': I(10),
+  'auth-token-ttl': I(300),
   'enable-grpc-gateway': B(true, false),
   'strict-reconfig-check': B(true),
   'pre-vote': B(true),
@@ -234,6 +234,10 @@ export interface ServerConfig {
   preVote: boolean;
   strictReconfigCheck: boolean;
   logLevel: string;
+  /** --auth-token: "simple" or "jwt,pub-key=...,priv-key=...,sign-method=...,ttl=..." (checked at start). */
+  authToken: string;
+  bcryptCost: number;
+  authTokenTtlSeconds: number;
   /** member name → host:port to dial instead of its advertised peer URL. */
   peerDialOverride: Map<string, string>;
 }
@@ -321,6 +325,9 @@ export function buildConfig(flags: ParsedFlags): ServerConfig {
     preVote: v('pre-vote') === 'true',
     strictReconfigCheck: v('strict-reconfig-check') === 'true',
     logLevel: v('debug') === 'true' ? 'debug' : v('log-level'),
+    authToken: v('auth-token'),
+    bcryptCost: int('bcrypt-cost'),
+    authTokenTtlSeconds: int('auth-token-ttl'),
     peerDialOverride: new Map(
       v('peer-dial-override')
         .split(',')

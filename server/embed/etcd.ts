@@ -20,6 +20,8 @@ import { electionService } from '../api/election';
 import { lockService } from '../api/lock';
 import { setFatalLogger } from '../etcdserver/fatal';
 import { acquireDataDirLock } from '../storage/datadir-lock';
+import { authService } from '../v3rpc/auth';
+import { authResolver } from '../v3rpc/auth-interceptor';
 
 /** gRPC's own receive limit sits 512 KiB above --max-request-bytes, as in etcd (v3rpc/grpc.go). */
 export const GRPC_OVERHEAD_BYTES = 512 * 1024;
@@ -56,15 +58,18 @@ export async function startMember(cfg: ServerConfig, log: Logger = pino({ level:
     // Accept client pings as often as --grpc-keepalive-min-time allows (kube-apiserver pings every 30 s).
     'grpc.http2.min_ping_interval_without_data_ms': cfg.grpcKeepaliveMinTimeMs,
   });
-  grpcServer.addService(serviceDefinition('etcdserverpb', 'KV'), kvService(server, metrics));
-  grpcServer.addService(serviceDefinition('etcdserverpb', 'Lease'), leaseService(server, metrics));
+  // Who makes each call: its token, or (--client-cert-auth, once the TLS listeners set it) its certificate's CN.
+  const resolver = authResolver(server.auth, { clientCertAuth: false });
+  grpcServer.addService(serviceDefinition('etcdserverpb', 'KV'), kvService(server, metrics, resolver));
+  grpcServer.addService(serviceDefinition('etcdserverpb', 'Lease'), leaseService(server, metrics, resolver));
+  grpcServer.addService(serviceDefinition('etcdserverpb', 'Auth'), authService(server.auth, resolver, metrics, server));
   // The store notifies its watch hub of every commit itself (etcd's watchableStore).
   const watchHub = server.watchable;
-  grpcServer.addService(watchServiceDefinition(), watchService(server, watchHub, metrics));
+  grpcServer.addService(watchServiceDefinition(), watchService(server, watchHub, metrics, { server: server.auth, resolver }));
   grpcServer.addService(serviceDefinition('v3electionpb', 'Election'), electionService(server, watchHub, metrics));
   grpcServer.addService(serviceDefinition('v3lockpb', 'Lock'), lockService(server, watchHub, metrics));
-  grpcServer.addService(serviceDefinition('etcdserverpb', 'Maintenance'), maintenanceService(server, metrics));
-  grpcServer.addService(serviceDefinition('etcdserverpb', 'Cluster'), clusterService(server, metrics));
+  grpcServer.addService(serviceDefinition('etcdserverpb', 'Maintenance'), maintenanceService(server, metrics, server.auth, resolver));
+  grpcServer.addService(serviceDefinition('etcdserverpb', 'Cluster'), clusterService(server, metrics, server.auth, resolver));
   grpcServer.addService(serviceDefinition('grpc.health.v1', 'Health'), {
     Check: (_call: grpc.ServerUnaryCall<unknown, unknown>, cb: grpc.sendUnaryData<unknown>) => cb(null, { status: 1 }),
     Watch: (call: grpc.ServerWritableStream<unknown, unknown>) => call.write({ status: 1 }),
