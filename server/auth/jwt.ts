@@ -24,7 +24,11 @@ export interface JwtOptions {
 }
 
 /** etcd's auth errors from key loading, returned as they are (etcd exits with their text). */
-class JwtKeyError extends Error {}
+class JwtKeyError extends InvalidAuthOptionsError {
+  constructor(message: string) {
+    super(undefined, message);
+  }
+}
 
 /**
  * etcd's jwtOptions.ParseWithDefaults + Key(): ttl (Go duration, default 5m), pub-key/priv-key
@@ -56,8 +60,15 @@ export function parseJwtOptions(opts: Map<string, string>, log: Logger): JwtOpti
     if (!priv || priv.length === 0) throw new JwtKeyError('auth: missing key data');
     return { signMethod, ttlMs, signKey: priv, verifyKey: priv };
   }
-  const privKey = priv ? createPrivateKey(priv) : undefined;
-  const pubKey = pub ? createPublicKey(pub) : undefined;
+  let privKey: KeyObject | undefined;
+  let pubKey: KeyObject | undefined;
+  try {
+    privKey = priv ? createPrivateKey(priv) : undefined;
+    pubKey = pub ? createPublicKey(pub) : undefined;
+  } catch (e) {
+    // jwt-go's PEM parse errors (etcd exits with them).
+    throw new JwtKeyError(`auth: key is not a valid PEM ${family.toUpperCase()} key: ${(e as Error).message}`);
+  }
   const want = family === 'rsa' ? 'rsa' : 'ec';
   for (const k of [privKey, pubKey]) if (k && k.asymmetricKeyType !== want) throw new JwtKeyError(`auth: key is not a valid ${family.toUpperCase()} key`);
   if (!privKey) {

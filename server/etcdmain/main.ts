@@ -1,3 +1,4 @@
+import { InvalidAuthOptionsError } from '../auth/token-provider';
 import pino from 'pino';
 import { buildConfig, FlagError, parseFlags } from '../embed/config';
 import { startMember, type RunningMember } from '../embed/etcd';
@@ -63,6 +64,8 @@ export async function main(argv: string[] = process.argv.slice(2)): Promise<void
   } catch (e) {
     // etcd's line for a data dir in use, and nothing else (not a LevelDB stack trace).
     if (e instanceof DataDirLockedError) exitFatal(e.message, { 'data-dir': e.dataDir, lock: e.lockPath, err: String(e.cause) });
+    // etcd refuses a bad --auth-token with this one line (etcdmain: auth: invalid auth options).
+    if (e instanceof InvalidAuthOptionsError) exitFatal(e.message, { 'auth-token': cfg.authToken.split(',')[0], detail: e.detail });
     throw e;
   }
   let stopping = false;

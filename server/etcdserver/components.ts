@@ -5,7 +5,7 @@ import type { ServerConfig } from '../embed/config';
 import { learnerReadyReq, learnerReadyResp, type PeerTransport } from '../rafthttp/transport';
 import { AlarmStore } from './alarms';
 import { AuthStore, BCRYPT_DEFAULT_COST, BCRYPT_MAX_COST, BCRYPT_MIN_COST } from '../auth/store';
-import { newTokenProvider } from '../auth/token-provider';
+import { newTokenProvider } from '../auth/new-token-provider';
 import { AuthApplier } from './apply/auth';
 import { AuthFrontend } from './auth-server';
 import { ApplyChain } from './apply/apply-chain';
