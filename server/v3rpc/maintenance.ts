@@ -9,6 +9,30 @@ import { encodeEntries, frameSnapshot } from '../api/snapshot-file';
 import { createHash } from 'node:crypto';
 import type { AuthServer } from '../etcdserver/interfaces';
 import type { AuthResolver } from './auth-interceptor';
+import { ErrInvalidAuthToken, ErrPermissionDenied, ErrUserEmpty, ErrUserNotFound, EtcdError } from '../etcdserver/errors';
+import { status } from '@grpc/grpc-js';
+
+/**
+ * etcd's authMaintenanceServer returns the auth package's errors untranslated, so clients see
+ * codes.Unknown with "auth: ..." text (etcdctl defrag: "rpc error: code = Unknown desc = auth:
+ * permission denied"); kept so, as clients may match it.
+ */
+function untranslated(e: unknown): unknown {
+  if (e instanceof ErrPermissionDenied) return new EtcdError('auth: permission denied', status.UNKNOWN);
+  if (e instanceof ErrUserEmpty) return new EtcdError('auth: user name is empty', status.UNKNOWN);
+  if (e instanceof ErrUserNotFound) return new EtcdError('auth: user not found', status.UNKNOWN);
+  if (e instanceof ErrInvalidAuthToken) return new EtcdError('auth: invalid auth token', status.UNKNOWN);
+  return e;
+}
+
+/** The root-role check of Defragment, Snapshot, Hash and HashKV. */
+async function checkAdmin(auth: AuthServer, resolver: AuthResolver, call: { metadata: grpc.Metadata }): Promise<void> {
+  try {
+    auth.isAdminPermitted(await resolver.authInfo(call));
+  } catch (e) {
+    throw untranslated(e);
+  }
+}
 
 /** Bytes per Snapshot response message (etcd: 32 KiB). */
 export const SNAPSHOT_BLOB_BYTES = 32 * 1024;
@@ -44,7 +68,7 @@ export function maintenanceService(server: MaintenanceServer, metrics: ServerMet
   // Status, MoveLeader and Alarm do not (etcd 3.4).
   const admin = <Req, Res>(m: string, fn: (r: Req) => Promise<Res>) =>
     unary<Req, Res>(metrics, 'etcdserverpb.Maintenance', m, async (r, call) => {
-      auth.isAdminPermitted(await resolver.authInfo(call));
+      await checkAdmin(auth, resolver, call);
       return fn(r);
     }, server);
   return {
@@ -77,9 +101,7 @@ export function maintenanceService(server: MaintenanceServer, metrics: ServerMet
     }),
     Snapshot: (call: grpc.ServerWritableStream<unknown, unknown>) => {
       metrics.grpcStarted.inc({ grpc_type: 'server_stream', grpc_service: 'etcdserverpb.Maintenance', grpc_method: 'Snapshot' });
-      void resolver
-        .authInfo(call)
-        .then((ai) => auth.isAdminPermitted(ai))
+      void checkAdmin(auth, resolver, call)
         .then(() => streamSnapshot(server, call))
         .catch((e: unknown) => call.emit('error', toServiceError(e)));
     },
