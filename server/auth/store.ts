@@ -74,6 +74,8 @@ export class AuthStore {
     readonly tokens: TokenProvider,
     readonly bcryptCost: number,
     private readonly log: Logger,
+    /** Told every new revision (etcd_debugging_auth_revision). */
+    private readonly onRevision: (revision: number) => void = () => undefined,
   ) {}
 
   /** Reloads from the backend (etcd's NewAuthStore / Recover): at start and after a snapshot install. */
@@ -88,6 +90,7 @@ export class AuthStore {
     this.rev = revBytes && revBytes.length === 8 ? Number(revBytes.readBigUInt64BE()) : 0;
     // A new store starts at revision 1 (etcd commits it in NewAuthStore), so 0 means "no user given".
     if (this.rev === 0) this.commitRevision();
+    this.onRevision(this.rev);
     this.enabled = flag !== undefined && flag.length === 1 && flag[0] === 1;
     if (this.enabled) this.tokens.enable();
     else this.tokens.disable();
@@ -336,6 +339,7 @@ export class AuthStore {
     const b = Buffer.alloc(8);
     b.writeBigUInt64BE(BigInt(this.rev));
     this.backend.bucket(AUTH_BUCKET).put(REVISION_KEY, b);
+    this.onRevision(this.rev);
   }
 
   private refreshRangePermCache(): void {

@@ -86,7 +86,7 @@ export function buildComponents(cfg: ServerConfig, log: Logger, metrics: ServerM
       return true;
     },
     log,
-  }), bcryptCost(cfg.bcryptCost, log), log);
+  }), bcryptCost(cfg.bcryptCost, log), log, (rev) => metrics.authRevision.set(rev));
   const proposals = new Proposer({
     raft: host.raft,
     ids: ids,

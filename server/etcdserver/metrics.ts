@@ -17,6 +17,7 @@ export class ServerMetrics {
   readonly slowReadIndexes = this.counter('etcd_server_slow_read_indexes_total', "The total number of pending read indexes not in sync with leader's or timed out read index requests.");
   readonly readIndexFailed = this.counter('etcd_server_read_indexes_failed_total', 'The total number of failed read indexes seen.');
   readonly heartbeatSendFailures = this.counter('etcd_server_heartbeat_send_failures_total', 'The total number of leader heartbeat send failures (likely overloaded from slow disk).');
+  readonly authRevision = this.gauge('etcd_debugging_auth_revision', 'The current revision of auth store.');
   readonly quotaBackendBytes = this.gauge('etcd_server_quota_backend_bytes', 'Current backend storage quota size in bytes.');
   readonly serverId = new prom.Gauge({ name: 'etcd_server_id', help: 'Server or member ID in hexadecimal format. 1 for \'server_id\' label with current ID.', labelNames: ['server_id'], registers: [this.registry] });
   readonly serverVersion = new prom.Gauge({ name: 'etcd_server_version', help: 'Which version is running. 1 for \'server_version\' label with current version.', labelNames: ['server_version'], registers: [this.registry] });
