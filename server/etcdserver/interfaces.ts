@@ -54,7 +54,7 @@ export interface KvServer extends ServerInfo {
 
 /** etcd's Lessor side of EtcdServer. */
 export interface LeaseServer extends ServerInfo {
-  leaseGrant(r: LeaseGrantRequest): Promise<unknown>;
+  leaseGrant(r: LeaseGrantRequest, ai?: AuthInfo): Promise<unknown>;
   leaseRevoke(id: bigint, ai?: AuthInfo): Promise<unknown>;
   leaseRenew(id: bigint): Promise<{ ttl: number; notFound: boolean }>;
   leaseTimeToLive(id: bigint, keys: boolean): Promise<{ found: boolean; ttl: number; grantedTtl: number; keys: Buffer[] }>;

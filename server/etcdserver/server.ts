@@ -381,12 +381,12 @@ export class EtcdServer implements KvServer, LeaseServer, ClusterServer, Mainten
 
   // ---------------------------------------------------------------- leases
 
-  leaseGrant(r: LeaseGrantRequest) {
+  leaseGrant(r: LeaseGrantRequest, ai?: AuthInfo) {
     let id = BigInt(r.ID);
     // etcd picks a positive ID from the member-scoped generator when the client leaves it 0.
     if (id === 0n) id = this.c.ids.nextId() & ((1n << 63n) - 1n);
     this.c.quota.check(LEASE_COST_BYTES);
-    return this.proposeFor({ lease_grant: { ID: id.toString(), TTL: r.TTL } });
+    return this.proposeFor({ lease_grant: { ID: id.toString(), TTL: r.TTL } }, ai);
   }
 
   leaseRevoke(id: bigint, ai?: AuthInfo) {

@@ -13,7 +13,8 @@ import type { AuthResolver } from './auth-interceptor';
 export function leaseService(server: LeaseServer, metrics: ServerMetrics, auth: AuthResolver): grpc.UntypedServiceImplementation {
   const u = <Req, Res>(m: string, fn: (r: Req, call: grpc.ServerUnaryCall<Req, Res>) => Promise<Res> | Res) => unary<Req, Res>(metrics, 'etcdserverpb.Lease', m, fn);
   return {
-    LeaseGrant: u('LeaseGrant', (r: LeaseGrantRequest) => server.leaseGrant(r)),
+    // Not checked in apply (etcd 3.4), but a token that does not resolve fails it, as in etcd.
+    LeaseGrant: u('LeaseGrant', async (r: LeaseGrantRequest, call) => server.leaseGrant(r, await auth.authInfo(call))),
     // Revoking deletes the attached keys: the apply decorator checks write permission on each.
     LeaseRevoke: u('LeaseRevoke', async (r: { ID: string }, call) => server.leaseRevoke(BigInt(r.ID), await auth.authInfo(call))),
     LeaseTimeToLive: u('LeaseTimeToLive', async (r: { ID: string; keys: boolean }) => {
