@@ -81,6 +81,9 @@ const SESSION: Step[] = [
   [[...ALICE, 'get', 'pub/a']],
   [[...ALICE, 'get', 'pub/', '--prefix']],
   [[...ALICE, 'get', 'exact']],
+  [[...ALICE, 'get', 'exact', '--consistency=s']], // serializable reads are checked too
+  [[...ALICE, 'get', 'secret', '--consistency=s']],
+  [[...ALICE, 'watch', 'secret']], // refused at creation; etcdctl reports the cancel and exits
   [[...ALICE, 'get', '', '--prefix']], // more than alice may read
   [[...ALICE, 'put', 'pub/a', 'x']], // read-only there
   [[...ALICE, 'put', 'rw/1', 'one']],
