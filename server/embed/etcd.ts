@@ -66,8 +66,8 @@ export async function startMember(cfg: ServerConfig, log: Logger = pino({ level:
   // The store notifies its watch hub of every commit itself (etcd's watchableStore).
   const watchHub = server.watchable;
   grpcServer.addService(watchServiceDefinition(), watchService(server, watchHub, metrics, { server: server.auth, resolver }));
-  grpcServer.addService(serviceDefinition('v3electionpb', 'Election'), electionService(server, watchHub, metrics));
-  grpcServer.addService(serviceDefinition('v3lockpb', 'Lock'), lockService(server, watchHub, metrics));
+  grpcServer.addService(serviceDefinition('v3electionpb', 'Election'), electionService(server, watchHub, metrics, resolver));
+  grpcServer.addService(serviceDefinition('v3lockpb', 'Lock'), lockService(server, watchHub, metrics, resolver));
   grpcServer.addService(serviceDefinition('etcdserverpb', 'Maintenance'), maintenanceService(server, metrics, server.auth, resolver));
   grpcServer.addService(serviceDefinition('etcdserverpb', 'Cluster'), clusterService(server, metrics, server.auth, resolver));
   grpcServer.addService(serviceDefinition('grpc.health.v1', 'Health'), {

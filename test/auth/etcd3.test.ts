@@ -51,6 +51,21 @@ function firstWatchResponse(endpoint: string, token: string, key: string): Promi
   });
 }
 
+/** v3lockpb.Lock.Lock with a token: the key's prefix, or the error. */
+function lockWithToken(endpoint: string, token: string, name: string, lease: string): Promise<string> {
+  const Ctor = (loadEtcdServices().v3lockpb as grpc.GrpcObject).Lock as grpc.ServiceClientConstructor;
+  const client = new Ctor(endpoint, grpc.credentials.createInsecure());
+  const md = new grpc.Metadata();
+  md.set('token', token);
+  type LockFn = (r: object, md: grpc.Metadata, opts: grpc.CallOptions, cb: (e: grpc.ServiceError | null, r?: { key: Buffer }) => void) => void;
+  return new Promise((resolve) => {
+    (client as unknown as Record<string, LockFn>).Lock({ name: Buffer.from(name), lease }, md, { deadline: Date.now() + 10_000 }, (e, r) => {
+      client.close();
+      resolve(e ? `${grpc.status[e.code]}: ${e.details}` : `locked ${r?.key.toString().slice(0, name.length + 1)}`);
+    });
+  });
+}
+
 async function authenticate(m: Member, name: string, password: string): Promise<string> {
   const c = new Etcd3({ hosts: `http://${m.endpoint}` });
   try {
@@ -112,6 +127,10 @@ async function scenario(m: Member): Promise<Record<string, unknown>> {
     out.watchDenied = pick(await firstWatchResponse(m.endpoint, aliceToken, 'secret'));
     out.watchAllowed = pick(await firstWatchResponse(m.endpoint, aliceToken, 'app/x'));
     out.watchForgedToken = pick(await firstWatchResponse(m.endpoint, 'forged.1', 'app/x'));
+    // The Lock service acts for its caller, as etcd's v3lock does (it calls clientv3 with the caller's context).
+    const session = await alice.leaseClient.leaseGrant({ TTL: 60 });
+    out.lockAllowed = await lockWithToken(m.endpoint, aliceToken, 'app/lock', String(session.ID));
+    out.lockDenied = await lockWithToken(m.endpoint, aliceToken, 'secret/lock', String(session.ID));
     await root.user('alice').removeRole('app');
     out.afterRevoke = await outcome(alice.get('app/x').string());
     out.notGranted = await outcome(root.user('alice').removeRole('app'));
@@ -140,6 +159,8 @@ describe('the npm etcd3 client against auth: cairn answers as etcd 3.4', () => {
     expect(got.ownLeasedGone).toBeNull();
     expect(got.watchDenied).toEqual({ watch_id: '-1', created: true, canceled: true, cancel_reason: 'rpc error: code = PermissionDenied desc = etcdserver: permission denied' });
     expect(got.watchAllowed).toMatchObject({ created: true, canceled: false });
+    expect(got.lockAllowed).toBe('locked app/lock/');
+    expect(got.lockDenied).toBe('UNKNOWN: etcdserver: permission denied'); // etcd's recipes relay clientv3 errors as Unknown
     expect(got.afterRevoke).toMatchObject({ err: 'EtcdPermissionDeniedError' });
   }, 120_000);
 });
