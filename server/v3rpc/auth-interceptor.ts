@@ -16,6 +16,9 @@ export interface AuthResolver {
 /**
  * The CN of the client certificate grpc-js verified, or undefined on a plaintext or
  * certificate-less connection (etcd's AuthInfoFromTLS takes chains[0].Subject.CommonName).
+ * grpc-js reports the peer certificate whether or not it was verified: only a listener built with
+ * checkClientCertificate=true (requestCert + rejectUnauthorized, i.e. --client-cert-auth) makes it
+ * a verified one, which is why the resolver reads it only with clientCertAuth set.
  */
 export function userFromCertificate(call: AnyCall): string | undefined {
   const cn = call.getAuthContext?.()?.sslPeerCertificate?.subject?.CN;
