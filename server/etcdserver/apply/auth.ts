@@ -7,6 +7,11 @@ import type { Applier, ApplierV3, ApplyOutcome } from './applier';
 
 const EMPTY = Buffer.alloc(0);
 
+/** The response body of an auth change that answers with only the header (the change already ran). */
+function done(_applied: void): Record<string, unknown> {
+  return {};
+}
+
 /** etcd's needAdminPermission: auth changes and listings need the root role (Get has its own rule). */
 function needAdminPermission(r: InternalRaftRequest): boolean {
   return !!(
@@ -103,24 +108,24 @@ export class AuthApplier implements ApplierV3 {
   private applyAuth(index: number, req: InternalRaftRequest, ai: AuthInfo): Record<string, unknown> | undefined {
     const as = this.as;
     if (req.authenticate) return { token: as.authenticate(req.authenticate.name, { index, simpleTokenPrefix: req.authenticate.simple_token }) };
-    if (req.auth_enable) return as.authEnable(), {};
-    if (req.auth_disable) return as.authDisable(), {};
-    if (req.auth_user_add) return as.userAdd(req.auth_user_add), {};
-    if (req.auth_user_delete) return as.userDelete(req.auth_user_delete.name), {};
-    if (req.auth_user_change_password) return as.userChangePassword(req.auth_user_change_password.name, req.auth_user_change_password.hashedPassword), {};
-    if (req.auth_user_grant_role) return as.userGrantRole(req.auth_user_grant_role.user, req.auth_user_grant_role.role), {};
-    if (req.auth_user_revoke_role) return as.userRevokeRole(req.auth_user_revoke_role.name, req.auth_user_revoke_role.role), {};
+    if (req.auth_enable) return done(as.authEnable());
+    if (req.auth_disable) return done(as.authDisable());
+    if (req.auth_user_add) return done(as.userAdd(req.auth_user_add));
+    if (req.auth_user_delete) return done(as.userDelete(req.auth_user_delete.name));
+    if (req.auth_user_change_password) return done(as.userChangePassword(req.auth_user_change_password.name, req.auth_user_change_password.hashedPassword));
+    if (req.auth_user_grant_role) return done(as.userGrantRole(req.auth_user_grant_role.user, req.auth_user_grant_role.role));
+    if (req.auth_user_revoke_role) return done(as.userRevokeRole(req.auth_user_revoke_role.name, req.auth_user_revoke_role.role));
     if (req.auth_user_list) return { users: as.userList() };
     if (req.auth_role_list) return { roles: as.roleList() };
-    if (req.auth_role_add) return as.roleAdd(req.auth_role_add.name), {};
-    if (req.auth_role_delete) return as.roleDelete(req.auth_role_delete.role), {};
+    if (req.auth_role_add) return done(as.roleAdd(req.auth_role_add.name));
+    if (req.auth_role_delete) return done(as.roleDelete(req.auth_role_delete.role));
     if (req.auth_role_grant_permission) {
       const r = req.auth_role_grant_permission;
-      return as.roleGrantPermission(r.name, r.perm ?? { permType: 0, key: EMPTY, range_end: EMPTY }), {};
+      return done(as.roleGrantPermission(r.name, r.perm ?? { permType: 0, key: EMPTY, range_end: EMPTY }));
     }
     if (req.auth_role_revoke_permission) {
       const r = req.auth_role_revoke_permission;
-      return as.roleRevokePermission(r.role, r.key, r.range_end), {};
+      return done(as.roleRevokePermission(r.role, r.key, r.range_end));
     }
     if (req.auth_user_get) {
       // A user may read itself without the root role (etcd's authApplierV3.UserGet).
