@@ -142,7 +142,7 @@ export interface MemberMsg {
 
 /** What is proposed through Raft (proto/cairn/internal.proto). Exactly one field is set. */
 export interface InternalRaftRequest {
-  header?: { ID: Int64 } | null;
+  header?: { ID?: Int64; username?: string; auth_revision?: Int64 } | null;
   put?: PutRequest | null;
   delete_range?: DeleteRangeRequest | null;
   txn?: TxnRequest | null;
@@ -152,4 +152,25 @@ export interface InternalRaftRequest {
   alarm?: AlarmRequest | null;
   lease_checkpoint?: LeaseCheckpointRequest | null;
   member_attributes?: { ID: Int64; name: string; clientURLs: string[] } | null;
+  authenticate?: { name: string; password?: string; simple_token: string } | null;
+  auth_enable?: object | null;
+  auth_disable?: object | null;
+  auth_user_add?: AuthUserAddRequest | null;
+  auth_user_delete?: { name: string } | null;
+  auth_user_get?: { name: string } | null;
+  auth_user_change_password?: { name: string; password?: string; hashedPassword: string } | null;
+  auth_user_grant_role?: { user: string; role: string } | null;
+  auth_user_revoke_role?: { name: string; role: string } | null;
+  auth_user_list?: object | null;
+  auth_role_list?: object | null;
+  auth_role_add?: { name: string } | null;
+  auth_role_delete?: { role: string } | null;
+  auth_role_get?: { role: string } | null;
+  auth_role_grant_permission?: { name: string; perm: PermissionMsg | null } | null;
+  auth_role_revoke_permission?: { role: string; key: Buffer; range_end: Buffer } | null;
 }
+
+/** authpb.Permission.Type */
+export enum PermissionType { READ = 0, WRITE = 1, READWRITE = 2 }
+export interface PermissionMsg { permType: PermissionType; key: Buffer; range_end: Buffer }
+export interface AuthUserAddRequest { name: string; password?: string; options?: { no_password: boolean } | null; hashedPassword: string }

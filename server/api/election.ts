@@ -23,6 +23,7 @@ import {
   prefixEnd,
 } from './lock';
 import type { ServerMetrics } from '../etcdserver/metrics';
+import type { AuthResolver } from '../v3rpc/auth-interceptor';
 
 
 interface LeaderKeyMsg {
@@ -34,12 +35,14 @@ interface LeaderKeyMsg {
 
 const slash = (name: Buffer): Buffer => Buffer.concat([name, Buffer.from('/')]);
 
-export function electionService(server: KvServer & LeaseServer, hub: WatchableStore, metrics: ServerMetrics): grpc.UntypedServiceImplementation {
-  const c = new RecipeClient(server, hub);
+export function electionService(server: KvServer & LeaseServer, hub: WatchableStore, metrics: ServerMetrics, auth?: AuthResolver): grpc.UntypedServiceImplementation {
+  const base = new RecipeClient(server, hub);
+  // Each call acts for its caller (etcd's v3election calls clientv3 with the caller's context).
+  const client = async (call: { metadata: grpc.Metadata }): Promise<RecipeClient> => base.as(await auth?.authInfo(call));
   const u = <Req, Res>(m: string, fn: (r: Req, call: grpc.ServerUnaryCall<Req, Res>) => Promise<Res>) => unary<Req, Res>(metrics, 'v3electionpb.Election', m, fn);
 
   /** Election.Proclaim: rewrite the leader key's value if we still own it. */
-  async function proclaim(leader: LeaderKeyMsg, value: Buffer): Promise<ResponseHeader> {
+  async function proclaim(c: RecipeClient, leader: LeaderKeyMsg, value: Buffer): Promise<ResponseHeader> {
     // etcd runs the recipe through its in-process client: a txn on an empty key fails the KV
     // check, and the plain error reaches the caller as codes.Unknown.
     if (leader.key.length === 0) throw new Error('etcdserver: key is not provided');
@@ -49,7 +52,7 @@ export function electionService(server: KvServer & LeaseServer, hub: WatchableSt
   }
 
   /** Election.Resign: delete the leader key if we still own it. */
-  async function resign(leader: LeaderKeyMsg): Promise<ResponseHeader> {
+  async function resign(c: RecipeClient, leader: LeaderKeyMsg): Promise<ResponseHeader> {
     if (leader.key.length === 0) throw new Error('etcdserver: key is not provided');
     const r = await c.txn([createRevisionIs(leader.key, Number(leader.rev))], [opDelete(leader.key)], []);
     return r.header;
@@ -58,6 +61,7 @@ export function electionService(server: KvServer & LeaseServer, hub: WatchableSt
   return {
     Campaign: u('Campaign', async (r: { name: Buffer; lease: string; value: Buffer }, call) => {
       const signal = callSignal(call);
+      const c = await client(call);
       const lease = await c.sessionLease(r.lease);
       const pfx = slash(r.name);
       const key = Buffer.concat([pfx, Buffer.from(leaseHex(lease))]);
@@ -68,9 +72,9 @@ export function electionService(server: KvServer & LeaseServer, hub: WatchableSt
         leader.rev = String(kv.create_revision);
         if (!kv.value.equals(r.value)) {
           try {
-            await proclaim(leader, r.value);
+            await proclaim(c, leader, r.value);
           } catch (e) {
-            await resign(leader).catch(() => undefined);
+            await resign(c, leader).catch(() => undefined);
             throw e;
           }
         }
@@ -78,33 +82,35 @@ export function electionService(server: KvServer & LeaseServer, hub: WatchableSt
       try {
         await c.waitDeletes(pfx, Number(leader.rev) - 1, signal);
       } catch (e) {
-        if (signal.aborted) await resign(leader).catch(() => undefined);
+        if (signal.aborted) await resign(c, leader).catch(() => undefined);
         throw e;
       }
       return { header: resp.header, leader: { name: r.name, key, rev: leader.rev, lease } };
     }),
-    Proclaim: u('Proclaim', async (r: { leader: LeaderKeyMsg | null; value: Buffer }) => {
+    Proclaim: u('Proclaim', async (r: { leader: LeaderKeyMsg | null; value: Buffer }, call) => {
       if (!r.leader) throw new ErrMissingLeaderKey();
-      return { header: await proclaim(r.leader, r.value) };
+      return { header: await proclaim(await client(call), r.leader, r.value) };
     }),
-    Resign: u('Resign', async (r: { leader: LeaderKeyMsg | null }) => {
+    Resign: u('Resign', async (r: { leader: LeaderKeyMsg | null }, call) => {
       if (!r.leader) throw new ErrMissingLeaderKey();
-      return { header: await resign(r.leader) };
+      return { header: await resign(await client(call), r.leader) };
     }),
-    Leader: u('Leader', async (r: { name: Buffer }) => {
+    Leader: u('Leader', async (r: { name: Buffer }, call) => {
       const pfx = slash(r.name);
-      const resp = await c.get(pfx, firstCreate(pfx));
+      const resp = await (await client(call)).get(pfx, firstCreate(pfx));
       if (resp.kvs.length === 0) throw new ErrElectionNoLeader();
       return { header: resp.header, kv: resp.kvs[0] };
     }),
     Observe: (call: grpc.ServerWritableStream<{ name: Buffer }, unknown>) => {
       const signal = callSignal(call);
-      observe(c, slash(call.request.name), signal, (header, kv) => call.write({ header, kv })).then(
-        () => call.end(),
-        (e: unknown) => {
-          if (!signal.aborted) call.emit('error', toServiceError(e));
-        },
-      );
+      client(call)
+        .then((c) => observe(c, slash(call.request.name), signal, (header, kv) => call.write({ header, kv })))
+        .then(
+          () => call.end(),
+          (e: unknown) => {
+            if (!signal.aborted) call.emit('error', toServiceError(e));
+          },
+        );
     },
   };
 }

@@ -3,6 +3,7 @@ import type { HealthServer } from '../etcdserver/interfaces';
 import type { ServerMetrics } from '../etcdserver/metrics';
 import { CLUSTER_VERSION, SERVER_VERSION } from '../version';
 import { AlarmType } from '../../proto/etcd-types';
+import { ErrPermissionDenied, ErrUserEmpty } from '../etcdserver/errors';
 
 /** A handler that serves some paths of the client port's HTTP side and declines the rest. */
 export interface HttpSubHandler {
@@ -122,6 +123,9 @@ async function checkHealth(server: HealthServer, serializable: boolean, excluded
     ]);
     return undefined;
   } catch (e) {
+    // With auth on, the member's own probe has no user: that it answered at all is health
+    // (etcd 3.4 probes through v2, outside auth; 3.5 accepts these two errors the same way).
+    if (e instanceof ErrUserEmpty || e instanceof ErrPermissionDenied) return undefined;
     return `QGET ERROR ${e instanceof Error ? e.message : String(e)}`;
   } finally {
     clearTimeout(timer);

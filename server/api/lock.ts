@@ -8,6 +8,7 @@
  * created before ours is deleted, then check that ours still exists (the lease may have expired).
  */
 import type * as grpc from '@grpc/grpc-js';
+import { status } from '@grpc/grpc-js';
 import type { WatchableStore } from '../../mvcc/watchable-store';
 import type { Event } from '../../mvcc/kv';
 import {
@@ -22,8 +23,9 @@ import {
   type ResponseHeader,
   type TxnResponse,
 } from '../../proto/etcd-types';
-import { ErrCompacted, ErrRecipeCanceled, ErrSessionExpired } from '../etcdserver/errors';
-import type { KvServer, LeaseServer } from '../etcdserver/interfaces';
+import { ErrCompacted, ErrRecipeCanceled, ErrSessionExpired, EtcdError } from '../etcdserver/errors';
+import type { AuthInfo, KvServer, LeaseServer } from '../etcdserver/interfaces';
+import type { AuthResolver } from '../v3rpc/auth-interceptor';
 import { unary } from '../v3rpc/interceptor';
 import type { ServerMetrics } from '../etcdserver/metrics';
 
@@ -32,30 +34,51 @@ export const DEFAULT_SESSION_TTL_SECONDS = 60;
 
 const EMPTY = Buffer.alloc(0);
 
+/**
+ * etcd's recipes call clientv3 and return its errors as they are: a server error reaches their
+ * caller as codes.Unknown with the same text (v3lock: "rpc error: code = Unknown desc =
+ * etcdserver: permission denied"), not with the code the KV call had.
+ */
+async function relayed<T>(p: Promise<T>): Promise<T> {
+  try {
+    return await p;
+  } catch (e) {
+    if (e instanceof EtcdError && e.code !== status.UNKNOWN && e.code !== status.CANCELLED) throw new EtcdError(e.message, status.UNKNOWN);
+    throw e;
+  }
+}
+
 /** An in-process client: the few KV, Lease and Watch calls the recipes make, with etcd's request shapes. */
 export class RecipeClient {
   constructor(
     readonly server: KvServer & LeaseServer,
     private readonly hub: WatchableStore,
+    /** Who the recipe acts for: the caller's token, as etcd's recipes call clientv3 with the caller's context. */
+    private readonly ai?: AuthInfo,
   ) {}
+
+  /** The same client acting for another caller. */
+  as(ai: AuthInfo | undefined): RecipeClient {
+    return new RecipeClient(this.server, this.hub, ai);
+  }
 
   /** A lease for a session: the given one, or (0) a new lease with the session default TTL. */
   async sessionLease(lease: string): Promise<string> {
     if (BigInt(lease) !== 0n) return lease;
-    const r = (await this.server.leaseGrant({ ID: '0', TTL: String(DEFAULT_SESSION_TTL_SECONDS) })) as { ID: string | number };
+    const r = (await relayed(this.server.leaseGrant({ ID: '0', TTL: String(DEFAULT_SESSION_TTL_SECONDS) }, this.ai))) as { ID: string | number };
     return String(r.ID);
   }
 
   async txn(compare: Compare[], success: RequestOp[], failure: RequestOp[]): Promise<TxnResponse> {
-    return (await this.server.txn({ compare, success, failure })) as TxnResponse;
+    return (await relayed(this.server.txn({ compare, success, failure }, this.ai))) as TxnResponse;
   }
 
   async get(key: Buffer, opts: Partial<RangeRequest> = {}): Promise<{ header: ResponseHeader; kvs: KeyValueMsg[] }> {
-    return (await this.server.range(rangeRequest(key, opts))) as { header: ResponseHeader; kvs: KeyValueMsg[] };
+    return (await relayed(this.server.range(rangeRequest(key, opts), this.ai))) as { header: ResponseHeader; kvs: KeyValueMsg[] };
   }
 
   async delete(key: Buffer): Promise<ResponseHeader> {
-    const r = (await this.server.deleteRange({ key, range_end: EMPTY, prev_kv: false })) as { header: ResponseHeader };
+    const r = (await relayed(this.server.deleteRange({ key, range_end: EMPTY, prev_kv: false }, this.ai))) as { header: ResponseHeader };
     return r.header;
   }
 
@@ -204,15 +227,17 @@ interface LockRequestMsg {
   lease: string;
 }
 
-export function lockService(server: KvServer & LeaseServer, hub: WatchableStore, metrics: ServerMetrics): grpc.UntypedServiceImplementation {
-  const c = new RecipeClient(server, hub);
+export function lockService(server: KvServer & LeaseServer, hub: WatchableStore, metrics: ServerMetrics, auth?: AuthResolver): grpc.UntypedServiceImplementation {
+  const base = new RecipeClient(server, hub);
+  const client = async (call: { metadata: grpc.Metadata }): Promise<RecipeClient> => base.as(await auth?.authInfo(call));
   return {
     Lock: unary<LockRequestMsg, unknown>(metrics, 'v3lockpb.Lock', 'Lock', async (r, call) => {
       const signal = callSignal(call);
+      const c = await client(call);
       const lease = await c.sessionLease(r.lease);
       const { key, header } = await lockMutex(c, r.name, lease, signal);
       return { header, key };
     }),
-    Unlock: unary<{ key: Buffer }, unknown>(metrics, 'v3lockpb.Lock', 'Unlock', async (r) => ({ header: await c.delete(r.key) })),
+    Unlock: unary<{ key: Buffer }, unknown>(metrics, 'v3lockpb.Lock', 'Unlock', async (r, call) => ({ header: await (await client(call)).delete(r.key) })),
   };
 }

@@ -97,9 +97,9 @@ export const FLAGS: Record<string, FlagSpec> = {
   'enable-v2': B(false, false),
   'enable-pprof': B(false, false),
   metrics: S('basic'),
-  'auth-token': S('simple', false),
-  'bcrypt-cost': I(10, false),
-  'auth-token-ttl': I(300, false),
+  'auth-token': S('simple'),
+  'bcrypt-cost': I(10),
+  'auth-token-ttl': I(300),
   'enable-grpc-gateway': B(true, false),
   'strict-reconfig-check': B(true),
   'pre-vote': B(true),
@@ -254,6 +254,10 @@ export interface ServerConfig {
   /** Restart from the data dir as the only member of its cluster (etcd's disaster recovery). */
   forceNewCluster: boolean;
   logLevel: string;
+  /** --auth-token: "simple" or "jwt,pub-key=...,priv-key=...,sign-method=...,ttl=..." (checked at start). */
+  authToken: string;
+  bcryptCost: number;
+  authTokenTtlSeconds: number;
   /** member name → host:port to dial instead of its advertised peer URL. */
   peerDialOverride: Map<string, string>;
   /** Client, peer (and metrics) TLS; validated by startMember (transport/tls/tls-info.ts). */
@@ -381,6 +385,9 @@ export function buildConfig(flags: ParsedFlags): ServerConfig {
     strictReconfigCheck: v('strict-reconfig-check') === 'true',
     forceNewCluster: v('force-new-cluster') === 'true',
     logLevel: v('debug') === 'true' ? 'debug' : v('log-level'),
+    authToken: v('auth-token'),
+    bcryptCost: int('bcrypt-cost'),
+    authTokenTtlSeconds: int('auth-token-ttl'),
     peerDialOverride: new Map(
       v('peer-dial-override')
         .split(',')

@@ -17,6 +17,7 @@ import { acquireDataDirLock } from '../storage/datadir-lock';
 import { MemberLifecycle } from './lifecycle';
 import { listenMetrics, resolveTls } from './tls-setup';
 import { grpcMetricsInterceptor, initializeGrpcMetrics, withByteCounters } from '../v3rpc/grpc-metrics';
+import { authResolver } from '../v3rpc/auth-interceptor';
 
 /** gRPC's own receive limit sits 512 KiB above --max-request-bytes, as in etcd (v3rpc/grpc.go). */
 export const GRPC_OVERHEAD_BYTES = 512 * 1024;
@@ -67,7 +68,9 @@ export async function startMember(config: ServerConfig, log: Logger = pino({ lev
     // grpc_server_*_total and etcd_server_client_requests_total, for every call (v3rpc/grpc-metrics.ts).
     interceptors: [grpcMetricsInterceptor(metrics)],
   });
-  const services = clientServices(server, metrics);
+  // Who makes each call: its token, or with --client-cert-auth its verified certificate's CN.
+  const resolver = authResolver(server.auth, { clientCertAuth: cfg.tls.client.clientCertAuth });
+  const services = clientServices(server, metrics, resolver);
   // Client gRPC bytes are counted where grpc-js encodes and decodes; etcd pre-initializes the
   // grpc_server_* series of the services it registers before Election and Lock.
   for (const s of services) {

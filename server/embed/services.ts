@@ -9,6 +9,8 @@ import { maintenanceService } from '../v3rpc/maintenance';
 import { watchService, watchServiceDefinition } from '../v3rpc/watch';
 import { electionService } from '../api/election';
 import { lockService } from '../api/lock';
+import { authService } from '../v3rpc/auth';
+import type { AuthResolver } from '../v3rpc/auth-interceptor';
 
 /**
  * One client-facing gRPC service: its full proto name, the definition grpc-js registers and the
@@ -24,7 +26,7 @@ export interface ClientService {
 }
 
 /** Every service of the client port, listed once (etcd v3rpc.Server plus v3election and v3lock). */
-export function clientServices(server: EtcdServer, metrics: ServerMetrics): ClientService[] {
+export function clientServices(server: EtcdServer, metrics: ServerMetrics, resolver: AuthResolver): ClientService[] {
   // The store notifies its watch hub of every commit itself (etcd's watchableStore).
   const watchHub = server.watchable;
   const of = (pkg: string, svc: string, implementation: grpc.UntypedServiceImplementation): ClientService => ({
@@ -33,13 +35,14 @@ export function clientServices(server: EtcdServer, metrics: ServerMetrics): Clie
     implementation,
   });
   return [
-    of('etcdserverpb', 'KV', kvService(server, metrics)),
-    of('etcdserverpb', 'Lease', leaseService(server, metrics)),
-    { name: 'etcdserverpb.Watch', definition: watchServiceDefinition(), implementation: watchService(server, watchHub, metrics) },
-    of('v3electionpb', 'Election', electionService(server, watchHub, metrics)),
-    of('v3lockpb', 'Lock', lockService(server, watchHub, metrics)),
-    of('etcdserverpb', 'Maintenance', maintenanceService(server, metrics)),
-    of('etcdserverpb', 'Cluster', clusterService(server, metrics)),
+    of('etcdserverpb', 'KV', kvService(server, metrics, resolver)),
+    of('etcdserverpb', 'Lease', leaseService(server, metrics, resolver)),
+    of('etcdserverpb', 'Auth', authService(server.auth, resolver, metrics, server)),
+    { name: 'etcdserverpb.Watch', definition: watchServiceDefinition(), implementation: watchService(server, watchHub, metrics, { server: server.auth, resolver }) },
+    of('v3electionpb', 'Election', electionService(server, watchHub, metrics, resolver)),
+    of('v3lockpb', 'Lock', lockService(server, watchHub, metrics, resolver)),
+    of('etcdserverpb', 'Maintenance', maintenanceService(server, metrics, server.auth, resolver)),
+    of('etcdserverpb', 'Cluster', clusterService(server, metrics, server.auth, resolver)),
     of('grpc.health.v1', 'Health', {
       Check: (_call: grpc.ServerUnaryCall<unknown, unknown>, cb: grpc.sendUnaryData<unknown>) => cb(null, { status: 1 }),
       Watch: (call: grpc.ServerWritableStream<unknown, unknown>) => call.write({ status: 1 }),

@@ -1,3 +1,4 @@
+import { InvalidAuthOptionsError } from '../auth/token-provider';
 import pino from 'pino';
 import { buildConfig, FlagError, parseFlags, SECURITY_FLAGS, type ServerConfig } from '../embed/config';
 import { TlsConfigError } from '../transport/tls/tls-info';
@@ -81,6 +82,8 @@ export async function main(argv: string[] = process.argv.slice(2)): Promise<void
     if (e instanceof DataDirLockedError) exitFatal(e.message, { 'data-dir': e.dataDir, lock: e.lockPath, err: String(e.cause) });
     // etcd's startup errors for TLS (etcdmain "failed to start etcd"), not a stack trace.
     if (e instanceof TlsConfigError) exitFatal('failed to start etcd', { error: e.message });
+    // etcd refuses a bad --auth-token with this one line (etcdmain: auth: invalid auth options).
+    if (e instanceof InvalidAuthOptionsError) exitFatal(e.message, { 'auth-token': cfg.authToken.split(',')[0], detail: e.detail });
     throw e;
   }
   let stopping = false;

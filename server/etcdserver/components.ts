@@ -4,6 +4,10 @@ import type { ResponseHeader } from '../../proto/etcd-types';
 import type { ServerConfig } from '../embed/config';
 import { learnerReadyReq, learnerReadyResp, type PeerTransport } from '../rafthttp/transport';
 import { AlarmStore } from './alarms';
+import { AuthStore, BCRYPT_DEFAULT_COST, BCRYPT_MAX_COST, BCRYPT_MIN_COST } from '../auth/store';
+import { newTokenProvider } from '../auth/new-token-provider';
+import { AuthApplier } from './apply/auth';
+import { AuthFrontend } from './auth-server';
 import { ApplyChain } from './apply/apply-chain';
 import { Applier } from './apply/applier';
 import { CappedApplier } from './apply/capped';
@@ -49,6 +53,7 @@ export interface Components {
   leases: LeaseLoop;
   quota: BackendQuota;
   reconfig: Reconfig;
+  auth: AuthFrontend;
 }
 
 /**
@@ -78,6 +83,17 @@ export function buildComponents(cfg: ServerConfig, log: Logger, metrics: ServerM
     // (not sent, leader changed) a failed one.
     onFailed: (err) => (err instanceof ErrTimeout ? metrics.slowReadIndexes : metrics.readIndexFailed).inc(),
   });
+  const authStore = new AuthStore(store.backend, newTokenProvider({
+    authToken: cfg.authToken,
+    authTokenTtlSeconds: cfg.authTokenTtlSeconds,
+    // A simple token names the entry that assigned it; one beyond our commit index is forged.
+    waitApplied: async (index) => {
+      if (index > Math.max(appliedWait.index, host.raft().commitIndex)) return false;
+      await appliedWait.wait(index);
+      return true;
+    },
+    log,
+  }), bcryptCost(cfg.bcryptCost, log), log, (rev) => metrics.authRevision.set(rev));
   const proposals = new Proposer({
     raft: host.raft,
     ids: ids,
@@ -97,6 +113,7 @@ export function buildComponents(cfg: ServerConfig, log: Logger, metrics: ServerM
       lessor,
       membership,
       alarms: alarms,
+      auth: authStore,
       appliedWait: appliedWait,
       isLeader: () => host.raft().isLeader,
       peers: host.transport,
@@ -111,7 +128,8 @@ export function buildComponents(cfg: ServerConfig, log: Logger, metrics: ServerM
     lessor,
     membership,
     alarms: alarms,
-    applier: new CappedApplier(applier, alarms),
+    // etcd's order: auth outermost, then the quota/NOSPACE cap, then the backend.
+    applier: new AuthApplier(new CappedApplier(applier, alarms), applier, authStore, lessor, () => store.rev),
     proposals: proposals,
     appliedWait: appliedWait,
     metrics,
@@ -159,5 +177,20 @@ export function buildComponents(cfg: ServerConfig, log: Logger, metrics: ServerM
       return learnerReadyResp.decode(res).ready;
     },
   });
-  return { ids, alarms, watchable, applier, requestTimeoutMs, appliedWait, readIndexer, proposals, snapshots, applyChain, leases, quota, reconfig };
+  const auth = new AuthFrontend({
+    store: authStore,
+    propose: (req) => proposals.propose(req),
+    linearizableReadNotify: () => readIndexer.linearizableRead(),
+    header: host.header,
+    kvRevision: () => store.rev,
+    log,
+  });
+  return { ids, alarms, watchable, applier, requestTimeoutMs, appliedWait, readIndexer, proposals, snapshots, applyChain, leases, quota, reconfig, auth };
+}
+
+/** etcd's NewAuthStore: a --bcrypt-cost outside bcrypt's range falls back to the default, with a warning. */
+function bcryptCost(cost: number, log: Logger): number {
+  if (cost >= BCRYPT_MIN_COST && cost <= BCRYPT_MAX_COST) return cost;
+  log.warn({ 'min-cost': BCRYPT_MIN_COST, 'max-cost': BCRYPT_MAX_COST, 'default-cost': BCRYPT_DEFAULT_COST, 'given-cost': cost }, 'use default bcrypt cost instead of the invalid given cost');
+  return BCRYPT_DEFAULT_COST;
 }

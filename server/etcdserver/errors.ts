@@ -58,6 +58,24 @@ export class ErrCorrupt extends kind('etcdserver: corrupt cluster', status.DATA_
 export class ErrNotSupportedForLearner extends kind('etcdserver: rpc not supported for learner', status.UNAVAILABLE) {}
 export class ErrBadLeaderTransferee extends kind('etcdserver: bad leader transferee', status.FAILED_PRECONDITION) {}
 export class ErrAuthNotEnabled extends kind('etcdserver: authentication is not enabled', status.FAILED_PRECONDITION) {}
+// The auth store's errors (etcd auth/store.go, mapped by v3rpc/util.go to rpctypes/error.go).
+export class ErrRootUserNotExist extends kind('etcdserver: root user does not exist', status.FAILED_PRECONDITION) {}
+export class ErrRootRoleNotExist extends kind('etcdserver: root user does not have root role', status.FAILED_PRECONDITION) {}
+export class ErrUserAlreadyExist extends kind('etcdserver: user name already exists', status.FAILED_PRECONDITION) {}
+export class ErrUserEmpty extends kind('etcdserver: user name is empty', status.INVALID_ARGUMENT) {}
+export class ErrUserNotFound extends kind('etcdserver: user name not found', status.FAILED_PRECONDITION) {}
+export class ErrRoleAlreadyExist extends kind('etcdserver: role name already exists', status.FAILED_PRECONDITION) {}
+export class ErrRoleNotFound extends kind('etcdserver: role name not found', status.FAILED_PRECONDITION) {}
+export class ErrRoleEmpty extends kind('etcdserver: role name is empty', status.INVALID_ARGUMENT) {}
+export class ErrAuthFailed extends kind('etcdserver: authentication failed, invalid user ID or password', status.INVALID_ARGUMENT) {}
+export class ErrPermissionDenied extends kind('etcdserver: permission denied', status.PERMISSION_DENIED) {}
+export class ErrRoleNotGranted extends kind('etcdserver: role is not granted to the user', status.FAILED_PRECONDITION) {}
+export class ErrPermissionNotGranted extends kind('etcdserver: permission is not granted to the role', status.FAILED_PRECONDITION) {}
+export class ErrInvalidAuthToken extends kind('etcdserver: invalid auth token', status.UNAUTHENTICATED) {}
+export class ErrInvalidAuthMgmt extends kind('etcdserver: invalid auth management', status.INVALID_ARGUMENT) {}
+export class ErrAuthOldRevision extends kind('etcdserver: revision of auth store is old', status.INVALID_ARGUMENT) {}
+// Not in etcd's gRPC error map: clients see the auth package's own text with codes.Unknown.
+export class ErrNoPasswordUser extends kind('auth: authentication failed, password was given for no password user', status.UNKNOWN) {}
 // Errors of the server-side Election and Lock recipes (v3election / clientv3 concurrency); etcd
 // returns them with codes.Unknown except for a cancelled context.
 export class ErrMissingLeaderKey extends kind('"leader" field must be provided', status.UNKNOWN) {}

@@ -8,9 +8,13 @@ import type {
   RangeRequest,
   RangeResponse,
   ResponseHeader,
+  PermissionMsg,
   TxnRequest,
 } from '../../proto/etcd-types';
+
+export type { AuthInfo };
 import type { ServerConfig } from '../embed/config';
+import type { AuthInfo } from '../auth/token-provider';
 import type { Alarm } from './alarms';
 import type { Member } from './membership/membership';
 
@@ -38,19 +42,20 @@ export interface ServerInfo {
 
 /** etcd's RaftKV. */
 export interface KvServer extends ServerInfo {
-  range(r: RangeRequest): Promise<RangeResponse>;
-  put(r: PutRequest): Promise<unknown>;
-  deleteRange(r: DeleteRangeRequest): Promise<unknown>;
-  txn(r: TxnRequest): Promise<unknown>;
-  compact(r: CompactionRequest): Promise<unknown>;
+  // `ai`: who asks (from the token or client certificate); undefined = nobody, refused while auth is on.
+  range(r: RangeRequest, ai?: AuthInfo): Promise<RangeResponse>;
+  put(r: PutRequest, ai?: AuthInfo): Promise<unknown>;
+  deleteRange(r: DeleteRangeRequest, ai?: AuthInfo): Promise<unknown>;
+  txn(r: TxnRequest, ai?: AuthInfo): Promise<unknown>;
+  compact(r: CompactionRequest, ai?: AuthInfo): Promise<unknown>;
   /** Resolves once this member's state reflects every write committed before the call (ReadIndex). */
   linearizableReadNotify(): Promise<void>;
 }
 
 /** etcd's Lessor side of EtcdServer. */
 export interface LeaseServer extends ServerInfo {
-  leaseGrant(r: LeaseGrantRequest): Promise<unknown>;
-  leaseRevoke(id: bigint): Promise<unknown>;
+  leaseGrant(r: LeaseGrantRequest, ai?: AuthInfo): Promise<unknown>;
+  leaseRevoke(id: bigint, ai?: AuthInfo): Promise<unknown>;
   leaseRenew(id: bigint): Promise<{ ttl: number; notFound: boolean }>;
   leaseTimeToLive(id: bigint, keys: boolean): Promise<{ found: boolean; ttl: number; grantedTtl: number; keys: Buffer[] }>;
   leaseIds(): bigint[];
@@ -83,4 +88,34 @@ export interface MaintenanceServer extends ServerInfo {
 /** What /health checks (etcd's etcdhttp health handlers). */
 export interface HealthServer extends KvServer {
   raisedAlarms(): Alarm[];
+}
+
+type AuthResponse = Promise<Record<string, unknown> & { header: ResponseHeader }>;
+
+/** etcd's Authenticator and AuthGetter: the Auth RPCs, token resolution and the permission checks front ends make. */
+export interface AuthServer {
+  /** Throws ErrInvalidAuthToken for an unknown, expired or forged token. */
+  authInfoFromToken(token: string): Promise<AuthInfo>;
+  authInfoFromCommonName(cn: string): AuthInfo;
+  /** Root role required (Defragment, Snapshot, Hash, HashKV, member changes). */
+  isAdminPermitted(ai: AuthInfo | undefined): void;
+  /** Read permission on [key, rangeEnd) (a watch at creation). */
+  isRangePermitted(ai: AuthInfo | undefined, key: Buffer, rangeEnd: Buffer): void;
+  authEnable(ai: AuthInfo | undefined): AuthResponse;
+  authDisable(ai: AuthInfo | undefined): AuthResponse;
+  authStatus(): AuthResponse;
+  authenticate(name: string, password: string): AuthResponse;
+  userAdd(r: { name: string; password: string; options?: { no_password: boolean } | null }, ai: AuthInfo | undefined): AuthResponse;
+  userGet(name: string, ai: AuthInfo | undefined): AuthResponse;
+  userList(ai: AuthInfo | undefined): AuthResponse;
+  userDelete(name: string, ai: AuthInfo | undefined): AuthResponse;
+  userChangePassword(name: string, password: string, ai: AuthInfo | undefined): AuthResponse;
+  userGrantRole(user: string, role: string, ai: AuthInfo | undefined): AuthResponse;
+  userRevokeRole(name: string, role: string, ai: AuthInfo | undefined): AuthResponse;
+  roleAdd(name: string, ai: AuthInfo | undefined): AuthResponse;
+  roleGet(role: string, ai: AuthInfo | undefined): AuthResponse;
+  roleList(ai: AuthInfo | undefined): AuthResponse;
+  roleDelete(role: string, ai: AuthInfo | undefined): AuthResponse;
+  roleGrantPermission(name: string, perm: PermissionMsg, ai: AuthInfo | undefined): AuthResponse;
+  roleRevokePermission(role: string, key: Buffer, rangeEnd: Buffer, ai: AuthInfo | undefined): AuthResponse;
 }

@@ -33,7 +33,7 @@ import { LEASE_COST_BYTES, txnCost } from './quota';
 import { LeadershipEvents } from './leadership-events';
 import { RaftNode } from './raft-node';
 import { testingSwitches } from './testing-switches';
-import type { ClusterServer, HealthServer, KvServer, LeaseServer, MaintenanceServer } from './interfaces';
+import type { AuthInfo, AuthServer, ClusterServer, HealthServer, KvServer, LeaseServer, MaintenanceServer } from './interfaces';
 import { isTxnReadOnly, isTxnSerializable } from './txn-kind';
 
 /** How often a restarting single voter checks whether the WAL replay has been applied. */
@@ -113,6 +113,7 @@ export class EtcdServer implements KvServer, LeaseServer, ClusterServer, Mainten
     const server = new EtcdServer(cfg, log, metrics, await bootstrap(cfg, log, metrics));
     metrics.bind({ server, storage: storageSource(server.store, server.watchable) });
     server.alarms.restore(await readAlarms(server.store));
+    await server.c.auth.store.restore();
     await server.c.quota.refresh();
     return server;
   }
@@ -162,8 +163,9 @@ export class EtcdServer implements KvServer, LeaseServer, ClusterServer, Mainten
     if (alone || this.boot.forcedNewCluster) this.campaignWhenReplayed();
     this.c.proposals.start();
     this.c.quota.start();
-    // etcd's revokeExpiredLeases counts each expired lease the leader revoked.
-    this.c.leases.start((id) => this.leaseRevoke(id).then((r) => {
+    // etcd's revokeExpiredLeases counts each expired lease the leader revoked; expired leases are
+    // revoked as root (etcd's WithRoot), whoever attached keys to them.
+    this.c.leases.start((id) => this.leaseRevoke(id, this.c.auth.rootAuthInfo()).then((r) => {
       this.metrics.leaseExpired.inc();
       return r;
     }));
@@ -339,31 +341,37 @@ export class EtcdServer implements KvServer, LeaseServer, ClusterServer, Mainten
 
   // ---------------------------------------------------------------- KV
 
-  async range(r: RangeRequest): Promise<RangeResponse> {
+  /** The Auth service's side of this member (auth-server.ts). */
+  get auth(): AuthServer {
+    return this.c.auth;
+  }
+
+  async range(r: RangeRequest, ai?: AuthInfo): Promise<RangeResponse> {
     if (!r.serializable) await this.linearizableReadNotify();
-    return this.c.applier.range(r, this.header);
+    // Reads are served here, not applied, so they are checked here (etcd's doSerialize).
+    return this.c.auth.serialize(ai, (who) => this.c.auth.store.isRangePermitted(who, r.key, r.range_end), () => this.c.applier.range(r, this.header));
   }
 
-  put(r: PutRequest) {
+  put(r: PutRequest, ai?: AuthInfo) {
     this.c.quota.check(r.key.length + r.value.length);
-    return this.proposeFor({ put: r });
+    return this.proposeFor({ put: r }, ai);
   }
 
-  deleteRange(r: DeleteRangeRequest) {
-    return this.proposeFor({ delete_range: r });
+  deleteRange(r: DeleteRangeRequest, ai?: AuthInfo) {
+    return this.proposeFor({ delete_range: r }, ai);
   }
 
-  async txn(r: TxnRequest) {
+  async txn(r: TxnRequest, ai?: AuthInfo) {
     if (isTxnReadOnly(r)) {
       if (!isTxnSerializable(r)) await this.linearizableReadNotify();
-      return this.c.applier.readOnlyTxn(r, this.header);
+      return this.c.auth.serialize(ai, (who) => this.c.auth.checkTxn(who, r), () => this.c.applier.readOnlyTxn(r, this.header));
     }
     this.c.quota.check(txnCost(r));
-    return this.proposeFor({ txn: r });
+    return this.proposeFor({ txn: r }, ai);
   }
 
-  async compact(r: CompactionRequest) {
-    const result = await this.c.proposals.propose({ compaction: r });
+  async compact(r: CompactionRequest, ai?: AuthInfo) {
+    const result = await this.c.auth.raftRequest({ compaction: r }, ai);
     if (result.physicalDone) {
       // physical=true: reply only once superseded revisions are gone and that is on disk.
       await result.physicalDone;
@@ -380,22 +388,22 @@ export class EtcdServer implements KvServer, LeaseServer, ClusterServer, Mainten
     await this.c.readIndexer.linearizableRead();
   }
 
-  private async proposeFor(req: InternalRaftRequest) {
-    return (await this.c.proposals.propose(req)).response;
+  private async proposeFor(req: InternalRaftRequest, ai?: AuthInfo) {
+    return (await this.c.auth.raftRequest(req, ai)).response;
   }
 
   // ---------------------------------------------------------------- leases
 
-  leaseGrant(r: LeaseGrantRequest) {
+  leaseGrant(r: LeaseGrantRequest, ai?: AuthInfo) {
     let id = BigInt(r.ID);
     // etcd picks a positive ID from the member-scoped generator when the client leaves it 0.
     if (id === 0n) id = this.c.ids.nextId() & ((1n << 63n) - 1n);
     this.c.quota.check(LEASE_COST_BYTES);
-    return this.proposeFor({ lease_grant: { ID: id.toString(), TTL: r.TTL } });
+    return this.proposeFor({ lease_grant: { ID: id.toString(), TTL: r.TTL } }, ai);
   }
 
-  leaseRevoke(id: bigint) {
-    return this.proposeFor({ lease_revoke: { ID: id.toString() } });
+  leaseRevoke(id: bigint, ai?: AuthInfo) {
+    return this.proposeFor({ lease_revoke: { ID: id.toString() } }, ai);
   }
 
   leaseRenew(id: bigint): Promise<{ ttl: number; notFound: boolean }> {

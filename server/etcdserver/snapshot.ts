@@ -32,6 +32,8 @@ export interface SnapshotterDeps {
   lessor: Lessor;
   membership: Membership;
   alarms: AlarmStore;
+  /** The auth store, reloaded from the new backend (etcd's authStore.Recover). */
+  auth: { restore(): Promise<void> };
   appliedWait: AppliedIndexWait;
   isLeader(): boolean;
   peers(): (PeerSet & { peerIds(): bigint[] }) | undefined;
@@ -106,6 +108,7 @@ export class Snapshotter {
   private async reloadFromBackend(): Promise<void> {
     const { store, lessor, membership, memberId } = this.d;
     this.d.alarms.restore(await readAlarms(store));
+    await this.d.auth.restore();
     await restoreLessor(store, lessor);
     if (this.d.isLeader()) lessor.promote(this.d.cfg.electionTimeoutMs);
     const { members, removed } = await readMembers(store);

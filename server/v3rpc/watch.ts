@@ -13,8 +13,9 @@ import type { WatchableStore, WatchCreate, WatchResponse, WatchStream } from '..
 import { DEFAULT_PROGRESS_NOTIFY_INTERVAL_MS, PROGRESS_NOTIFY_JITTER_FRACTION } from '../../mvcc/watch-limits';
 import { serviceDefinition } from '../../proto';
 import type { ResponseHeader } from '../../proto/etcd-types';
-import { ErrNoLeader } from '../etcdserver/errors';
-import type { ServerInfo } from '../etcdserver/interfaces';
+import { ErrAuthOldRevision, ErrInvalidAuthToken, ErrNoLeader, ErrUserEmpty } from '../etcdserver/errors';
+import type { AuthServer, ServerInfo } from '../etcdserver/interfaces';
+import type { AuthResolver } from './auth-interceptor';
 import { toServiceError } from './grpc-errors';
 import type { ServerMetrics } from '../etcdserver/metrics';
 
@@ -78,7 +79,23 @@ export function toWatchCreate(c: WatchCreateRequestMsg): WatchCreate {
   };
 }
 
-export function watchService(server: ServerInfo, hub: WatchableStore, metrics: ServerMetrics): grpc.UntypedServiceImplementation {
+/** clientv3.InvalidWatchID: the watch_id of a create refused for permission. */
+export const INVALID_WATCH_ID = -1;
+
+/** etcd's cancel_reason for a refused create: the rpctypes error's text as grpc-go prints it. */
+function deniedReason(e: unknown): string {
+  if (e instanceof ErrInvalidAuthToken) return 'rpc error: code = Unauthenticated desc = etcdserver: invalid auth token';
+  if (e instanceof ErrAuthOldRevision) return 'rpc error: code = InvalidArgument desc = etcdserver: revision of auth store is old';
+  if (e instanceof ErrUserEmpty) return 'rpc error: code = InvalidArgument desc = etcdserver: user name is empty';
+  return 'rpc error: code = PermissionDenied desc = etcdserver: permission denied';
+}
+
+export function watchService(
+  server: ServerInfo,
+  hub: WatchableStore,
+  metrics: ServerMetrics,
+  auth?: { server: AuthServer; resolver: AuthResolver },
+): grpc.UntypedServiceImplementation {
   const maxFragmentBytes = server.cfg.maxRequestBytes + WATCH_FRAGMENT_OVERHEAD_BYTES;
   const intervalMs = Math.max(MIN_PROGRESS_NOTIFY_INTERVAL_MS, server.cfg.watchProgressNotifyIntervalMs || DEFAULT_PROGRESS_NOTIFY_INTERVAL_MS);
   const encoder = new WatchEncoder(server);
@@ -136,11 +153,34 @@ export function watchService(server: ServerInfo, hub: WatchableStore, metrics: S
         if (err) call.emit('error', toServiceError(err));
       }
 
+      /**
+       * etcd's isWatchPermitted: read permission on the range, checked once at creation with the
+       * stream's token; a refused create is answered created+canceled with watch_id -1.
+       */
+      const permitted = async (c: WatchCreateRequestMsg): Promise<boolean> => {
+        if (!auth) return true;
+        try {
+          auth.server.isRangePermitted(await auth.resolver.authInfo(call), c.key, c.range_end);
+          return true;
+        } catch (e) {
+          const denied = { watchId: INVALID_WATCH_ID, revision: server.revision(), events: [], created: true, canceled: true, compactRevision: 0, cancelReason: deniedReason(e), fragment: false };
+          for (const bytes of encoder.encode(denied, maxFragmentBytes)) {
+            inflight++;
+            call.write(bytes, written);
+          }
+          return false;
+        }
+      };
+      // Requests are handled in arrival order, though a create waits for its permission check.
+      let queue: Promise<void> = Promise.resolve();
       call.on('data', (req: WatchRequestMsg) => {
+        queue = queue.then(() => handle(req));
+      });
+      const handle = async (req: WatchRequestMsg): Promise<void> => {
         if (ended) return;
         switch (req.request_union) {
           case 'create_request':
-            if (req.create_request) {
+            if (req.create_request && (await permitted(req.create_request)) && !ended) {
               stream.watch(toWatchCreate(req.create_request));
             }
             break;
@@ -153,7 +193,7 @@ export function watchService(server: ServerInfo, hub: WatchableStore, metrics: S
           default:
             break; // etcd ignores a request with no known field
         }
-      });
+      };
       // A client half-close does not end the stream: etcd keeps sending until the client cancels.
       call.on('end', () => undefined);
       call.on('cancelled', () => finish());

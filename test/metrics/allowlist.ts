@@ -7,7 +7,6 @@ export const ABSENT_IN_CAIRN: Record<string, string> = {
   etcd_debugging_disk_backend_commit_rebalance_duration_seconds: "bbolt's B+tree rebalance phase of a commit; LevelDB has no such phase (the whole commit is etcd_disk_backend_commit_duration_seconds)",
   etcd_debugging_disk_backend_commit_spill_duration_seconds: "bbolt's spill phase of a commit; LevelDB has no such phase",
   etcd_debugging_disk_backend_commit_write_duration_seconds: "bbolt's page-write phase of a commit; a LevelDB batch is one write, timed whole in etcd_disk_backend_commit_duration_seconds",
-  etcd_debugging_auth_revision: 'the auth store is not on this branch; it arrives with the auth work',
   etcd_server_go_version: 'cairn does not run on Go; nodejs_version_info (prom-client) carries the runtime version',
   etcd_debugging_store_expires_total: "etcd's v2 store; cairn serves the v3 API only",
   etcd_debugging_store_reads_total: "etcd's v2 store; cairn serves the v3 API only",

@@ -37,6 +37,7 @@ export function serverFamilies(r: prom.Registry, source: () => ServerSource | un
     clientRequests: counterVec(r, 'etcd_server_client_requests_total', 'The total number of client requests per client version.', ['type', 'client_api_version']),
     snapshotApplyInProgress: gauge(r, 'etcd_server_snapshot_apply_in_progress_total', '1 if the server is applying the incoming snapshot. 0 if none.'),
     leaseExpired: counter(r, 'etcd_debugging_server_lease_expired_total', 'The total number of expired leases.'),
+    authRevision: gauge(r, 'etcd_debugging_auth_revision', 'The current revision of auth store.'),
     // etcd 3.5's apply histogram (v3 ops only); kept because dashboards for 3.5 chart it.
     applySeconds: histogramVec(r, 'etcd_server_apply_duration_seconds', 'The latency distributions of v2 apply called by backend.', ['version', 'op', 'success'], exp(0.0001, 2, 20)),
   };

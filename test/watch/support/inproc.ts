@@ -9,6 +9,7 @@ import { electionService } from '../../../server/api/election';
 import { EtcdServer } from '../../../server/etcdserver/server';
 import { kvService } from '../../../server/v3rpc/kv';
 import { leaseService } from '../../../server/v3rpc/lease';
+import { authResolver } from '../../../server/v3rpc/auth-interceptor';
 import { lockService } from '../../../server/api/lock';
 import { ServerMetrics } from '../../../server/etcdserver/metrics';
 import { watchService, watchServiceDefinition } from '../../../server/v3rpc/watch';
@@ -39,8 +40,8 @@ export async function startInproc(extraArgs: string[] = []): Promise<InprocMembe
   const metrics = new ServerMetrics();
   const server = await EtcdServer.open(cfg, pino({ level: 'silent' }), metrics);
   const grpcServer = new grpc.Server({ 'grpc.max_receive_message_length': cfg.maxRequestBytes + 512 * 1024, 'grpc.max_send_message_length': -1 });
-  grpcServer.addService(serviceDefinition('etcdserverpb', 'KV'), kvService(server, metrics));
-  grpcServer.addService(serviceDefinition('etcdserverpb', 'Lease'), leaseService(server, metrics));
+  grpcServer.addService(serviceDefinition('etcdserverpb', 'KV'), kvService(server, metrics, authResolver(server.auth, { clientCertAuth: false })));
+  grpcServer.addService(serviceDefinition('etcdserverpb', 'Lease'), leaseService(server, metrics, authResolver(server.auth, { clientCertAuth: false })));
   const hub = server.watchable;
   grpcServer.addService(watchServiceDefinition(), watchService(server, hub, metrics));
   grpcServer.addService(serviceDefinition('v3electionpb', 'Election'), electionService(server, hub, metrics));
