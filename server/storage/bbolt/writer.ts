@@ -228,9 +228,9 @@ export class BucketBuilder {
     this.add({ flags: 0, key, value, pgid: 0 });
   }
 
-  /** Adds a finished child bucket under `key`. */
-  putBucket(key: Buffer, child: BucketBuilder): void {
-    this.add({ flags: BUCKET_LEAF_FLAG, key, value: child.end(), pgid: 0 });
+  /** Adds a child bucket under `key`: a builder (finished here) or the value of one finished earlier. */
+  putBucket(key: Buffer, child: BucketBuilder | Buffer): void {
+    this.add({ flags: BUCKET_LEAF_FLAG, key, value: Buffer.isBuffer(child) ? child : child.end(), pgid: 0 });
   }
 
   private add(el: Element): void {
