@@ -47,7 +47,13 @@ async function snapshotCommand(args: string[]): Promise<void> {
 
 /** bin/cairn: etcd's command line, flags and ETCD_* environment variables. */
 export async function main(argv: string[] = process.argv.slice(2)): Promise<void> {
-  if (argv[0] === 'snapshot') return snapshotCommand(argv.slice(1));
+  if (argv[0] === 'snapshot') {
+    // etcdctl's way: one "Error: ..." line and exit 1, no stack trace.
+    return snapshotCommand(argv.slice(1)).catch((e: unknown) => {
+      process.stderr.write(`Error: ${e instanceof Error ? e.message : String(e)}\n`);
+      process.exit(1);
+    });
+  }
   let parsed;
   try {
     parsed = parseFlags(argv, process.env);
