@@ -5,7 +5,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { etcdctl, ETCDCTL_BIN } from '../support/etcdctl';
 import { connect, must, type EtcdClient } from '../support/grpc-client';
 import { CAIRN_BIN, startMember, type Member, type MemberKind } from '../support/member';
-import { bboltDump, type DumpedBucket } from '../support/bboltcheck';
+import { bboltDump, pageKinds, type DumpedBucket } from '../support/bboltcheck';
 import { BboltReader, readTree, type Tree } from '../../server/storage/bbolt';
 
 function toDump(t: Tree): DumpedBucket {
@@ -173,6 +173,10 @@ describe('etcd-format snapshots', () => {
     const reader = BboltReader.open(etcdFile, fs.statSync(etcdFile).size - 32);
     try {
       expect(readTree(reader, Buffer.alloc(0), reader.root).buckets.map(toDump)).toEqual(bboltDump(etcdFile).buckets);
+      // ... a file with branch pages (300 keys) and overflow pages (the 20 kB value).
+      const kinds = pageKinds(reader);
+      expect(kinds.branch).toBeGreaterThan(0);
+      expect(kinds.overflowed).toBeGreaterThan(0);
     } finally {
       reader.close();
     }

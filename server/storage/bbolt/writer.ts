@@ -85,20 +85,27 @@ export interface WriterOptions {
 
 const FIRST_DATA_PAGE = 3;
 
+/** bbolt clamps Bucket.FillPercent to [minFillPercent, maxFillPercent]. */
+function splitThreshold(pageSize: number, fillPercent: number): number {
+  return Math.floor(pageSize * Math.min(1, Math.max(0.1, fillPercent)));
+}
+
 export class BboltWriter {
   readonly pageSize: number;
-  readonly threshold: number;
+  private readonly fillPercent: number;
   private nextPgid = FIRST_DATA_PAGE;
 
   constructor(private readonly sink: PageSink, opts: WriterOptions = {}) {
     this.pageSize = opts.pageSize ?? DEFAULT_PAGE_SIZE;
-    const fill = Math.min(1, Math.max(0.1, opts.fillPercent ?? DEFAULT_FILL_PERCENT));
-    this.threshold = Math.floor(this.pageSize * fill);
+    this.fillPercent = opts.fillPercent ?? DEFAULT_FILL_PERCENT;
   }
 
-  /** A new bucket; its value goes into its parent through `parent.putBucket(name, child)`. */
-  bucket(): BucketBuilder {
-    return new BucketBuilder(this);
+  /**
+   * A new bucket; its value goes into its parent through `parent.putBucket(name, child)`.
+   * `fillPercent` overrides the writer's for this bucket, as bbolt's Bucket.FillPercent does.
+   */
+  bucket(opts: { fillPercent?: number } = {}): BucketBuilder {
+    return new BucketBuilder(this, splitThreshold(this.pageSize, opts.fillPercent ?? this.fillPercent));
   }
 
   /**
@@ -175,7 +182,7 @@ class PagePacker {
   readonly pages: Element[] = [];
   private readonly elSize: number;
 
-  constructor(private readonly w: BboltWriter, private readonly flags: number) {
+  constructor(private readonly w: BboltWriter, private readonly flags: number, private readonly threshold: number) {
     this.elSize = flags === BRANCH_PAGE_FLAG ? BRANCH_ELEMENT_SIZE : LEAF_ELEMENT_SIZE;
   }
 
@@ -191,7 +198,7 @@ class PagePacker {
     for (let i = 0; i < this.pending.length - MIN_KEYS_PER_PAGE; i++) {
       index = i;
       const elsize = elementBytes(this.pending[i], this.elSize);
-      if (i >= MIN_KEYS_PER_PAGE && sz + elsize > this.w.threshold) break;
+      if (i >= MIN_KEYS_PER_PAGE && sz + elsize > this.threshold) break;
       sz += elsize;
     }
     this.emit(this.pending.slice(0, index), sz);
@@ -222,7 +229,7 @@ export class BucketBuilder {
   private leaves: PagePacker | null = null;
   private lastKey: Buffer | null = null;
 
-  constructor(private readonly w: BboltWriter) {}
+  constructor(private readonly w: BboltWriter, private readonly threshold: number) {}
 
   put(key: Buffer, value: Buffer): void {
     this.add({ flags: 0, key, value, pgid: 0 });
@@ -249,7 +256,7 @@ export class BucketBuilder {
   private toPages(): void {
     const els = this.inline ?? [];
     this.inline = null;
-    this.leaves = new PagePacker(this.w, LEAF_PAGE_FLAG);
+    this.leaves = new PagePacker(this.w, LEAF_PAGE_FLAG, this.threshold);
     for (const el of els) this.leaves.add(el);
   }
 
@@ -271,7 +278,7 @@ export class BucketBuilder {
     if (this.inline !== null) this.toPages();
     let level = (this.leaves as PagePacker).end();
     while (level.length > 1) {
-      const branch = new PagePacker(this.w, BRANCH_PAGE_FLAG);
+      const branch = new PagePacker(this.w, BRANCH_PAGE_FLAG, this.threshold);
       for (const el of level) branch.add(el);
       level = branch.end();
     }

@@ -11,8 +11,18 @@ import { BboltFormatError } from '../bbolt/format';
 
 const U64 = 0xffff_ffff_ffff_ffffn;
 
-function varint(out: number[], v: bigint): void {
-  let x = v & U64;
+function varint(out: number[], v: bigint | number): void {
+  if (typeof v === 'number' && v >= 0 && v <= Number.MAX_SAFE_INTEGER) {
+    // The common case (revisions, versions, lengths) without BigInt arithmetic.
+    let n = v;
+    while (n >= 0x80) {
+      out.push((n % 0x80) | 0x80);
+      n = Math.floor(n / 0x80);
+    }
+    out.push(n);
+    return;
+  }
+  let x = BigInt(v) & U64;
   while (x >= 0x80n) {
     out.push(Number(x & 0x7fn) | 0x80);
     x >>= 7n;
@@ -28,17 +38,16 @@ class Writer {
   private readonly head: number[] = [];
   private readonly parts: Buffer[] = [];
   int(field: number, v: bigint | number): this {
-    const b = BigInt(v);
-    if (b !== 0n) {
+    if (v !== 0 && v !== 0n) {
       tag(this.head, field, 0);
-      varint(this.head, b);
+      varint(this.head, v);
     }
     return this;
   }
   bytes(field: number, v: Buffer): this {
     if (v.length > 0) {
       tag(this.head, field, 2);
-      varint(this.head, BigInt(v.length));
+      varint(this.head, v.length);
       this.parts.push(Buffer.from(this.head.splice(0)), v);
     }
     return this;

@@ -20,6 +20,11 @@ export function hasChecksum(size: number): boolean {
 
 /** cairn's backend keys are `<bucket>/<key>` (mvcc/backend.ts Bucket). */
 const BUCKET_SEPARATOR = 0x2f;
+/**
+ * Page fill of every bucket: etcd's defrag (backend.defragdb) and its sequential key-bucket writes
+ * (batchTx.UnsafeSeqPut) use 0.9, so cairn's snapshot is laid out as a freshly defragmented etcd db.
+ */
+const ETCD_FILL_PERCENT = 0.9;
 /** Entries per chunk handed to the backend on restore. */
 const RESTORE_CHUNK_ENTRIES = 4096;
 
@@ -38,7 +43,7 @@ interface Open {
  */
 export async function writeEtcdDb(chunks: AsyncIterable<Entry[]>, fd: number, clusterVersion: string): Promise<number> {
   const sink = new FileSink(fd);
-  const w = new BboltWriter(sink);
+  const w = new BboltWriter(sink, { fillPercent: ETCD_FILL_PERCENT });
   const done = new Map<string, Buffer>();
   let cur: Open | null = null;
   const close = (): void => {
