@@ -36,8 +36,9 @@ export async function restoreSnapshot(file: string, dataDir: string, opts: Resto
   const cairnFormat = isCairnSnapshot(file);
   // Verified before anything is created, as etcd's saveDB checks the digest first.
   const reader = cairnFormat ? undefined : BboltReader.open(file, verifiedDbLength(file, opts));
+  const memberDir = path.join(dataDir, 'member');
   try {
-    const dbDir = path.join(dataDir, 'member', 'snap', 'db');
+    const dbDir = path.join(memberDir, 'snap', 'db');
     fs.mkdirSync(dbDir, { recursive: true, mode: 0o700 });
     const store = await KvStore.open(dbDir);
     try {
@@ -46,6 +47,11 @@ export async function restoreSnapshot(file: string, dataDir: string, opts: Resto
     } finally {
       await store.close();
     }
+  } catch (e) {
+    // A half-converted file leaves an empty backend; a member started on it would serve an empty
+    // cluster as if restored. Leave no data dir instead.
+    fs.rmSync(memberDir, { recursive: true, force: true });
+    throw e;
   } finally {
     reader?.close();
   }

@@ -2,7 +2,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { BboltReader, BboltWriter, buildTree, FileSink, MemorySink, readTree, type Tree } from '../../server/storage/bbolt';
+import { BboltReader, BboltWriter, BRANCH_PAGE_FLAG, buildTree, FileSink, MemorySink, readPageHeader, readTree, type BucketRef, type Tree } from '../../server/storage/bbolt';
 import { bboltDump, bboltWrite, pageKinds, type DumpedBucket } from '../support/bboltcheck';
 
 /**
@@ -107,6 +107,19 @@ describe('bbolt writer and reader', () => {
     expect(d.code).toBe(0);
     expect(d.size).toBe(size);
     expect(d.buckets).toEqual(buckets.map(toDump));
+  });
+
+  it('refuses a branch page that points back up the tree instead of walking forever', () => {
+    const sink = new MemorySink();
+    const w = new BboltWriter(sink);
+    w.finish(buildTree(w, { keys: [], buckets: sample() }));
+    const data = sink.contents();
+    const root = BboltReader.fromBuffer(data).bucket('many')?.root ?? 0n;
+    const at = Number(root) * 4096;
+    expect(readPageHeader(data, at).flags).toBe(BRANCH_PAGE_FLAG);
+    data.writeBigUInt64LE(root, at + 16 + 8); // the first child is the branch page itself
+    const r = BboltReader.fromBuffer(data);
+    expect(() => [...r.entries(r.bucket('many') as BucketRef)]).toThrow(/cycle/);
   });
 
   it('falls back to the other meta page when one is corrupt, as bbolt does', () => {

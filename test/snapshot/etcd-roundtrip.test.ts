@@ -198,6 +198,17 @@ describe('etcd-format snapshots', () => {
     const raw = `${etcdFile}.raw`;
     fs.writeFileSync(raw, fs.readFileSync(etcdFile).subarray(0, bytes.length - 32));
     expect(() => execFileSync(process.execPath, [CAIRN_BIN, 'snapshot', 'restore', raw, '--data-dir', dir], { stdio: 'pipe' })).toThrow(/snapshot missing hash but --skip-hash-check=false/);
+    // A db that is damaged inside (here: the key bucket's root page) fails the restore and leaves
+    // no data dir behind that a member could start on as if it were restored.
+    const broken = Buffer.from(fs.readFileSync(raw));
+    const reader = BboltReader.fromBuffer(broken);
+    const keyRoot = Number(reader.bucket('key')?.root);
+    expect(keyRoot).toBeGreaterThan(2);
+    broken.writeUInt16LE(0, keyRoot * reader.pageSize + 8);
+    const brokenFile = `${etcdFile}.broken`;
+    fs.writeFileSync(brokenFile, broken);
+    expect(() => execFileSync(process.execPath, [CAIRN_BIN, 'snapshot', 'restore', brokenFile, '--data-dir', dir, '--skip-hash-check'], { stdio: 'pipe' })).toThrow(/invalid type/);
+    expect(fs.existsSync(path.join(dir, 'member'))).toBe(false);
     expect(cairn(['snapshot', 'restore', raw, '--data-dir', dir, '--skip-hash-check'])).toContain(`at revision ${etcdSeen.revision}`);
   });
 });

@@ -59,6 +59,12 @@ function bufferSource(data: Buffer): PageSource {
   };
 }
 
+/**
+ * Deeper than any real tree (a 4 KiB-page tree of depth 32 holds far more than 2^64 keys): a
+ * deeper walk means a branch page points back up the tree, which would otherwise never end.
+ */
+const MAX_TREE_DEPTH = 32;
+
 export class BboltReader {
   readonly meta: Meta;
 
@@ -146,14 +152,16 @@ export class BboltReader {
   *entries(ref: BucketRef): Generator<BboltEntry> {
     if (ref.root === 0n) {
       if (ref.inline === undefined) throw new BboltFormatError('bbolt: inline bucket without a page');
-      yield* this.walk(ref.inline);
+      yield* this.walk(ref.inline, 0);
     } else {
-      yield* this.walk(this.page(ref.root));
+      yield* this.walk(this.page(ref.root), 0);
     }
   }
 
-  private *walk(page: Buffer): Generator<BboltEntry> {
+  private *walk(page: Buffer, depth: number): Generator<BboltEntry> {
     const h = readPageHeader(page);
+    if (depth > MAX_TREE_DEPTH) throw new BboltFormatError(`bbolt: page ${h.id}: tree deeper than ${MAX_TREE_DEPTH} levels (a cycle)`);
+    if (PAGE_HEADER_SIZE + h.count * 16 > page.length) throw new BboltFormatError(`bbolt: page ${h.id}: ${h.count} elements do not fit`);
     if ((h.flags & LEAF_PAGE_FLAG) !== 0) {
       for (let i = 0; i < h.count; i++) {
         const at = PAGE_HEADER_SIZE + i * 16;
@@ -170,7 +178,7 @@ export class BboltReader {
     } else if ((h.flags & BRANCH_PAGE_FLAG) !== 0) {
       for (let i = 0; i < h.count; i++) {
         const at = PAGE_HEADER_SIZE + i * 16;
-        yield* this.walk(this.page(page.readBigUInt64LE(at + 8)));
+        yield* this.walk(this.page(page.readBigUInt64LE(at + 8)), depth + 1);
       }
     } else {
       throw new BboltFormatError(`bbolt: page ${h.id}: invalid type: flags ${h.flags.toString(16)} in a bucket`);
