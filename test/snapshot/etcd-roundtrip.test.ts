@@ -7,6 +7,7 @@ import { connect, must, type EtcdClient } from '../support/grpc-client';
 import { CAIRN_BIN, startMember, type Member, type MemberKind } from '../support/member';
 import { bboltDump, pageKinds, type DumpedBucket } from '../support/bboltcheck';
 import { BboltReader, readTree, type Tree } from '../../server/storage/bbolt';
+import { etcdMemberJson } from '../../server/storage/schema/etcd-buckets';
 
 function toDump(t: Tree): DumpedBucket {
   return { name: t.name.toString('hex'), keys: t.keys.map(([k, v]) => [k.toString('hex'), v.toString('hex')]), buckets: t.buckets.map(toDump) };
@@ -179,6 +180,16 @@ describe('etcd-format snapshots', () => {
       expect(kinds.overflowed).toBeGreaterThan(0);
     } finally {
       reader.close();
+    }
+    // cairn writes a member as etcd's json.Marshal(membership.Member) does (field order, omitempty).
+    const etcdMembers = bboltDump(etcdFile).buckets.find((bk) => Buffer.from(bk.name, 'hex').toString() === 'members');
+    expect(etcdMembers?.keys).toHaveLength(1);
+    for (const [hexId, json] of etcdMembers?.keys ?? []) {
+      const id = BigInt(`0x${Buffer.from(hexId, 'hex').toString()}`);
+      const o = JSON.parse(Buffer.from(json, 'hex').toString()) as { name?: string; peerURLs: string[]; clientURLs?: string[]; isLearner?: boolean };
+      const m = { id, name: o.name ?? '', peerUrls: o.peerURLs, clientUrls: o.clientURLs ?? [], isLearner: o.isLearner === true };
+      expect(etcdMemberJson(m)).toBe(Buffer.from(json, 'hex').toString());
+      expect(etcdMemberJson({ ...m, isLearner: true, name: '', clientUrls: [] })).toBe(`{"id":${id},"peerURLs":${JSON.stringify(o.peerURLs)},"isLearner":true}`);
     }
     const e = etcdctlStatus(etcdFile);
     const k = etcdctlStatus(cairnFile);
