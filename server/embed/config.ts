@@ -100,7 +100,7 @@ export const FLAGS: Record<string, FlagSpec> = {
   'enable-grpc-gateway': B(true, false),
   'strict-reconfig-check': B(true),
   'pre-vote': B(true),
-  'force-new-cluster': B(false, false),
+  'force-new-cluster': B(false),
   'unsafe-no-fsync': B(false, false),
   'max-snapshots': I(5, false),
   'max-wals': I(5, false),
@@ -233,6 +233,8 @@ export interface ServerConfig {
   enableLeaseCheckpoint: boolean;
   preVote: boolean;
   strictReconfigCheck: boolean;
+  /** Restart from the data dir as the only member of its cluster (etcd's disaster recovery). */
+  forceNewCluster: boolean;
   logLevel: string;
   /** member name → host:port to dial instead of its advertised peer URL. */
   peerDialOverride: Map<string, string>;
@@ -320,6 +322,7 @@ export function buildConfig(flags: ParsedFlags): ServerConfig {
     enableLeaseCheckpoint: v('experimental-enable-lease-checkpoint') === 'true',
     preVote: v('pre-vote') === 'true',
     strictReconfigCheck: v('strict-reconfig-check') === 'true',
+    forceNewCluster: v('force-new-cluster') === 'true',
     logLevel: v('debug') === 'true' ? 'debug' : v('log-level'),
     peerDialOverride: new Map(
       v('peer-dial-override')

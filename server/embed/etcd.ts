@@ -20,6 +20,7 @@ import { electionService } from '../api/election';
 import { lockService } from '../api/lock';
 import { setFatalLogger } from '../etcdserver/fatal';
 import { acquireDataDirLock } from '../storage/datadir-lock';
+import { MemberLifecycle } from './lifecycle';
 
 /** gRPC's own receive limit sits 512 KiB above --max-request-bytes, as in etcd (v3rpc/grpc.go). */
 export const GRPC_OVERHEAD_BYTES = 512 * 1024;
@@ -28,11 +29,12 @@ export const GRPC_OVERHEAD_BYTES = 512 * 1024;
  * A running member: the server plus its client-facing listeners. This is what bin/cairn starts and
  * what a Node program embeds (`await startMember(config)`).
  */
-export interface RunningMember {
+export interface RunningMember extends MemberLifecycle {
   server: EtcdServer;
   metrics: ServerMetrics;
   /** The bound client address of each --listen-client-urls entry (useful with port 0). */
   clientAddresses: { host: string; port: number }[];
+  /** Stops the member and releases its data dir; idempotent. Emits 'stopped'. */
   close(): Promise<void>;
 }
 
@@ -96,10 +98,12 @@ export async function startMember(cfg: ServerConfig, log: Logger = pino({ level:
       onRemovedFromCluster: () => server.removedFromCluster(REMOVED_MEMBER_DETAILS),
     },
   });
+  const lifecycle = new MemberLifecycle(server.memberId);
+  server.leadership.on((lead, term) => lifecycle.leaderChanged(lead, term));
   const listeners: ClientListener[] = [];
   const metricsServers: http.Server[] = [];
   let compactor: Compactor | undefined;
-  const close = async (): Promise<void> => {
+  const shutdown = async (): Promise<void> => {
     for (const l of listeners) await l.close();
     for (const s of metricsServers) s.close();
     injector.destroy();
@@ -110,6 +114,18 @@ export async function startMember(cfg: ServerConfig, log: Logger = pino({ level:
     await server.stop();
     await dataDirLock.release();
   };
+  let closing: Promise<void> | undefined;
+  const closeWith = (error?: Error): Promise<void> =>
+    (closing ??= shutdown().then(
+      () => lifecycle.stopped(error),
+      (e: unknown) => {
+        lifecycle.stopped(e instanceof Error ? e : new Error(String(e)));
+        throw e;
+      },
+    ));
+  const close = (): Promise<void> => closeWith();
+  // A member removed from the cluster stops serving (etcd's ErrMemberRemoved stops its server).
+  server.onSelfRemoved(() => void closeWith(new Error('the member has been permanently removed from the cluster')).catch(() => undefined));
   try {
     await transport.listen(cfg.listenPeerUrls);
     server.start(transport);
@@ -142,10 +158,11 @@ export async function startMember(cfg: ServerConfig, log: Logger = pino({ level:
   }
   log.info({ name: cfg.name, 'data-dir': cfg.dataDir, 'member-id': server.memberId.toString(16) }, 'ready to serve client requests');
 
-  return {
+  lifecycle.started();
+  return Object.assign(lifecycle, {
     server,
     metrics,
     clientAddresses: listeners.map((l) => ({ host: l.address().address, port: l.address().port })),
     close,
-  };
+  });
 }

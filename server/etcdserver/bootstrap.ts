@@ -14,6 +14,7 @@ import { Membership, chooseMemberList, type Member } from './membership/membersh
 import type { ServerMetrics } from './metrics';
 import { logTestingSwitches, testingSwitches } from './testing-switches';
 import { failStop } from './fatal';
+import { forceNewCluster } from './force-new-cluster';
 
 /**
  * Opening a data dir (etcd's etcdserver/bootstrap.go): the WAL and the backend, this member's
@@ -44,6 +45,8 @@ export interface Bootstrapped {
   /** The configuration as of the last snapshot (replay brings it up to date). */
   confState: ConfState;
   snapshotIndex: number;
+  /** Restarted with --force-new-cluster: a single voter once the forced conf changes are applied. */
+  forcedNewCluster?: boolean;
 }
 
 function encodeIdentity(id: Identity): Buffer {
@@ -156,13 +159,17 @@ async function bootstrapNewCluster(cfg: ServerConfig, log: Logger, { wal, store,
   return { identity, membership, confState, snapshotIndex: 1 };
 }
 
-async function restartFromDataDir(cfg: ServerConfig, log: Logger, { store, storage }: Parts, contents: Awaited<ReturnType<Wal['readAll']>>): Promise<Started> {
+async function restartFromDataDir(cfg: ServerConfig, log: Logger, { wal, store, storage }: Parts, contents: Awaited<ReturnType<Wal['readAll']>>): Promise<Started> {
   const identity = decodeIdentity(contents.metadata as Uint8Array);
   const membership = new Membership(identity.clusterId, membershipPersistence(store));
   const { members, removed } = await readMembers(store);
   membership.restore(members, removed);
   const self = membership.get(identity.memberId);
   if (self) self.clientUrls = cfg.advertiseClientUrls;
+  if (cfg.forceNewCluster) {
+    const me = self ?? { id: identity.memberId, name: cfg.name, peerUrls: cfg.initialAdvertisePeerUrls, clientUrls: cfg.advertiseClientUrls, isLearner: false };
+    contents = (await forceNewCluster(wal, contents, me, identity.clusterId, store.consistentIndex, log)).contents;
+  }
   let confState = emptyConf();
   let snapshotIndex = 0;
   if (contents.snapshot) {
@@ -180,5 +187,5 @@ async function restartFromDataDir(cfg: ServerConfig, log: Logger, { store, stora
     { 'local-member-id': identity.memberId.toString(16), 'wal-entries': contents.entries.length, 'consistent-index': store.consistentIndex },
     'restarting member from data directory',
   );
-  return { identity, membership, confState, snapshotIndex };
+  return { identity, membership, confState, snapshotIndex, forcedNewCluster: cfg.forceNewCluster };
 }

@@ -20,12 +20,15 @@ import { ReadIndexer } from './read-index';
 import { Snapshotter } from './snapshot';
 import { AppliedIndexWait } from './wait';
 
+/** etcd's applyAll: `go s.stopWithDelay(10*100*time.Millisecond, ...)` after applying its own removal. */
+export const REMOVED_MEMBER_STOP_DELAY_MS = 1_000;
+
 /** What the components reach back into the server for: the Raft node and transport exist only after start(). */
 export interface ComponentHost {
   raft(): RaftNode;
   transport(): PeerTransport | undefined;
   header(revision: number): ResponseHeader;
-  removedFromCluster(why: string): void;
+  removedFromCluster(why: string, stopDelayMs?: number): void;
   forwardToLeader(path: string, body: Uint8Array): Promise<Buffer>;
 }
 
@@ -114,7 +117,10 @@ export function buildComponents(cfg: ServerConfig, log: Logger, metrics: ServerM
     onConfState: (cs) => {
       snapshots.confState = cs;
     },
-    onSelfRemoved: () => host.removedFromCluster('this member was removed from the cluster; it will stop serving'),
+    // etcd keeps a member that applied its own removal running for 1 s (stopWithDelay) so that, when
+    // it leads, the commit of its removal reaches the others: stopping at once can leave them unsure
+    // whether the removal committed, electing their next leader under the old configuration.
+    onSelfRemoved: () => host.removedFromCluster('this member was removed from the cluster; it will stop serving', REMOVED_MEMBER_STOP_DELAY_MS),
   });
   const leases = new LeaseLoop({
     log,

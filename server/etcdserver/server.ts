@@ -30,6 +30,7 @@ import { failStop } from './fatal';
 import type { Member, Membership } from './membership/membership';
 import type { ServerMetrics } from './metrics';
 import { LEASE_COST_BYTES, txnCost } from './quota';
+import { LeadershipEvents } from './leadership-events';
 import { RaftNode } from './raft-node';
 import { testingSwitches } from './testing-switches';
 import type { ClusterServer, HealthServer, KvServer, LeaseServer, MaintenanceServer } from './interfaces';
@@ -64,6 +65,8 @@ export class EtcdServer implements KvServer, LeaseServer, ClusterServer, Mainten
   readonly alarms: AlarmStore;
   /** The watch hub over the store: the store notifies it of every commit itself (etcd's watchableStore). */
   readonly watchable: WatchableStore;
+  /** Every leader change this member observes (embed/lifecycle.ts feeds 'leaderChanged' from it). */
+  readonly leadership = new LeadershipEvents();
   /** The parts this member is made of (components.ts). */
   private readonly c: Components;
   private readonly memberIdStr: string;
@@ -75,6 +78,8 @@ export class EtcdServer implements KvServer, LeaseServer, ClusterServer, Mainten
   private stopped = false;
   private publishTimer: NodeJS.Timeout | undefined;
   private readonly selfRemovedListeners: (() => void)[] = [];
+  /** Set once this member knows it was removed: it stops (after a delay when it applied its own removal). */
+  private removing = false;
 
   private constructor(
     readonly cfg: ServerConfig,
@@ -95,7 +100,7 @@ export class EtcdServer implements KvServer, LeaseServer, ClusterServer, Mainten
       raft: () => this.raft,
       transport: () => this.transport,
       header: this.header,
-      removedFromCluster: (why) => this.removedFromCluster(why),
+      removedFromCluster: (why, stopDelayMs) => this.removedFromCluster(why, stopDelayMs),
       forwardToLeader: (path, body) => this.forwardToLeader(path, body),
     });
     this.c = c;
@@ -151,7 +156,9 @@ export class EtcdServer implements KvServer, LeaseServer, ClusterServer, Mainten
       this.removedFromCluster('the member has been permanently removed from the cluster; it will not start');
       return;
     }
-    if (this.membership.voters().length === 1 && this.membership.voters()[0] === this.memberId) this.campaignWhenReplayed();
+    // A forced new cluster is a single voter once the appended conf changes are applied.
+    const alone = this.membership.voters().length === 1 && this.membership.voters()[0] === this.memberId;
+    if (alone || this.boot.forcedNewCluster) this.campaignWhenReplayed();
     this.c.proposals.start();
     this.c.quota.start();
     this.c.leases.start((id) => this.leaseRevoke(id));
@@ -194,6 +201,7 @@ export class EtcdServer implements KvServer, LeaseServer, ClusterServer, Mainten
     if (lead !== this.memberId) this.c.leases.demote();
     this.c.readIndexer.onLeaderChange();
     this.log.info({ leader: lead.toString(16), term }, lead === 0n ? 'lost leader' : 'elected leader');
+    this.leadership.emit(lead, term);
   }
 
   // ---------------------------------------------------------------- peer traffic
@@ -458,14 +466,18 @@ export class EtcdServer implements KvServer, LeaseServer, ClusterServer, Mainten
     this.selfRemovedListeners.push(listener);
   }
 
-  /** Through the log, or a peer refusing our traffic because we were removed (etcd's ErrMemberRemoved). */
-  removedFromCluster(why: string): void {
-    if (this.stopped) return;
+  /**
+   * Through the log, or a peer refusing our traffic because we were removed (etcd's ErrMemberRemoved).
+   * `stopDelayMs`: how long to keep running first (see REMOVED_MEMBER_STOP_DELAY_MS).
+   */
+  removedFromCluster(why: string, stopDelayMs = 0): void {
+    if (this.stopped || this.removing) return;
+    this.removing = true;
     this.log.warn({ 'local-member-id': this.memberId.toString(16) }, why);
     // Remember it (stop() syncs the backend): a restart on this data dir then refuses at once,
     // even when we learnt it from a peer's refusal rather than by applying our own removal.
     if (!this.membership.isRemoved(this.memberId)) this.membership.remove(this.memberId);
-    setImmediate(() => {
+    setTimeout(() => {
       this.stop().then(
         () => {
           for (const l of this.selfRemovedListeners) l();
@@ -473,7 +485,7 @@ export class EtcdServer implements KvServer, LeaseServer, ClusterServer, Mainten
         // The removal could not be made durable: a restart might rejoin under the removed ID.
         (e: unknown) => failStop('backend write failed', e),
       );
-    });
+    }, stopDelayMs);
   }
 
   async stop(): Promise<void> {

@@ -6,6 +6,8 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { Etcd3 } from 'etcd3';
 import { freePorts } from '../support/ports';
 import { REPO_ROOT } from '../support/member';
+import { waitFor } from '../support/cluster';
+import { etcdctl } from '../support/etcdctl';
 
 /**
  * cairn as a library: the package's entry point (package.json "main", the built dist/) starts a
@@ -17,11 +19,7 @@ afterAll(() => {
   for (const d of dirs) fs.rmSync(d, { recursive: true, force: true });
 });
 
-interface EmbedApi {
-  startMember(cfg: unknown): Promise<{ close(): Promise<void>; clientAddresses: { host: string; port: number }[] }>;
-  buildConfig(flags: unknown): unknown;
-  parseFlags(argv: string[], env: NodeJS.ProcessEnv): unknown;
-}
+type EmbedApi = typeof import('../../server/embed/index');
 
 describe('embedding a member with one import', () => {
   it("require('cairn') starts a member that the npm etcd3 client can use, and restarts from its data dir", async () => {
@@ -75,5 +73,108 @@ describe('embedding a member with one import', () => {
     }
     const member = await cairn.startMember(cairn.buildConfig(cairn.parseFlags(flags(free), {})));
     await member.close();
+  });
+});
+
+/** The package by its name: Node's self-reference through package.json "exports" (the built dist/). */
+// eslint-disable-next-line @typescript-eslint/no-require-imports
+const byName = (): EmbedApi => require('cairn') as EmbedApi;
+
+describe('the typed config builder and lifecycle events', () => {
+  it("require('cairn') resolves through package.json exports to the same entry as main", () => {
+    const pkg = JSON.parse(fs.readFileSync(path.join(REPO_ROOT, 'package.json'), 'utf8')) as { main: string; exports: Record<string, Record<string, string>> };
+    expect(require.resolve('cairn')).toBe(path.join(REPO_ROOT, pkg.main));
+    expect(pkg.exports['.'].types).toBe(`./${pkg.main.replace(/\.js$/, '.d.ts')}`);
+    expect(fs.existsSync(path.join(REPO_ROOT, pkg.exports['.'].types))).toBe(true);
+  });
+
+  it("memberConfig fills etcd's defaults and validates as the command line does, with the same messages", () => {
+    const { memberConfig, buildConfig, parseFlags, FlagError } = byName();
+    const fromFlags = (argv: string[]) => buildConfig(parseFlags(argv, {}));
+    expect(memberConfig()).toEqual(fromFlags([]));
+    expect(memberConfig({ name: 'n1', heartbeatIntervalMs: 50, electionTimeoutMs: 500, initialCluster: { n1: 'http://127.0.0.1:2380' }, strictReconfigCheck: false })).toEqual(
+      fromFlags(['--name', 'n1', '--heartbeat-interval', '50', '--election-timeout', '500', '--initial-cluster', 'n1=http://127.0.0.1:2380', '--strict-reconfig-check=false']),
+    );
+    expect(memberConfig({ name: 'x' }).dataDir).toBe('x.etcd');
+    const message = (f: () => unknown): string => {
+      try {
+        f();
+      } catch (e) {
+        expect(e).toBeInstanceOf(FlagError);
+        return (e as Error).message;
+      }
+      throw new Error('expected a FlagError');
+    };
+    // etcd's own words for each bad value, identical to the flag path's.
+    const cases: [() => unknown, () => unknown, string][] = [
+      [() => memberConfig({ initialClusterState: 'sideways' as 'new' }), () => fromFlags(['--initial-cluster-state', 'sideways']), 'invalid value "sideways" for flag -initial-cluster-state: valid values are "new", "existing"'],
+      [() => memberConfig({ heartbeatIntervalMs: 300 }), () => fromFlags(['--heartbeat-interval', '300']), '--election-timeout[1000ms] should be at least as 5 times as --heartbeat-interval[300ms]'],
+      [() => memberConfig({ snapshotCount: 1.5 }), () => fromFlags(['--snapshot-count', '1.5']), 'invalid value "1.5" for flag -snapshot-count: parse error'],
+      [() => memberConfig({ listenClientUrls: 'ftp://x:1' }), () => fromFlags(['--listen-client-urls', 'ftp://x:1']), 'invalid value "ftp://x:1" for flag -listen-client-urls: URL scheme must be http, https, unix, or unixs: ftp://x:1'],
+    ];
+    for (const [typed, flags, expected] of cases) {
+      expect(message(typed)).toBe(expected);
+      expect(message(flags)).toBe(expected);
+    }
+    expect(message(() => memberConfig({ bogus: 1 } as never))).toBe('flag provided but not defined: -bogus');
+  });
+
+  it("an embedded member reports 'leaderChanged' and 'ready' from its start, and 'stopped' once on close", async () => {
+    const { memberConfig, startMember } = byName();
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'cairn-embed-'));
+    dirs.push(dir);
+    const [client, peer] = await freePorts(2);
+    const member = await startMember(
+      memberConfig({
+        name: 'events', dataDir: path.join(dir, 'data'), logLevel: 'error',
+        listenClientUrls: `http://127.0.0.1:${client}`, advertiseClientUrls: `http://127.0.0.1:${client}`,
+        listenPeerUrls: `http://127.0.0.1:${peer}`, initialAdvertisePeerUrls: `http://127.0.0.1:${peer}`,
+      }),
+    );
+    // Listeners attached right after startMember resolves still see what happened during the start.
+    const seen: string[] = [];
+    member.on('leaderChanged', ({ leader, term, isLeader }) => seen.push(`leader ${leader} ${term} ${isLeader}`));
+    member.on('ready', () => seen.push('ready'));
+    member.on('stopped', ({ error }) => seen.push(`stopped ${error?.message ?? 'clean'}`));
+    await member.ready;
+    const self = member.server.memberId.toString(16);
+    await waitFor('the held start events', 5_000, () => seen.includes('ready'));
+    expect(seen[0]).toMatch(new RegExp(`^leader ${self} [1-9]\\d* true$`));
+    expect(seen.indexOf('ready')).toBeGreaterThan(0);
+    expect(member.leader).toMatchObject({ leader: self, isLeader: true });
+    const etcd = new Etcd3({ hosts: `http://127.0.0.1:${client}` });
+    await etcd.put('events/k').value('v');
+    etcd.close();
+    await Promise.all([member.close(), member.close()]);
+    expect(seen.filter((s) => s.startsWith('stopped'))).toEqual(['stopped clean']);
+  });
+
+  it("a member removed from its cluster stops by itself and emits 'stopped' with etcd's reason", async () => {
+    const { memberConfig, startMember } = byName();
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'cairn-embed-'));
+    dirs.push(dir);
+    const [c1, p1, c2, p2] = await freePorts(4);
+    const url = (port: number): string => `http://127.0.0.1:${port}`;
+    const common = { logLevel: 'error', heartbeatIntervalMs: 50, electionTimeoutMs: 500, strictReconfigCheck: false } as const;
+    const first = await startMember(memberConfig({ ...common, name: 'one', dataDir: path.join(dir, 'one'), listenClientUrls: url(c1), advertiseClientUrls: url(c1), listenPeerUrls: url(p1), initialAdvertisePeerUrls: url(p1) }));
+    await first.ready;
+    const added = await etcdctl(`127.0.0.1:${c1}`, ['member', 'add', 'two', `--peer-urls=${url(p2)}`]);
+    expect(added.code, added.stderr).toBe(0);
+    const second = await startMember(
+      memberConfig({
+        ...common, name: 'two', dataDir: path.join(dir, 'two'), initialClusterState: 'existing',
+        initialCluster: { one: url(p1), two: url(p2) },
+        listenClientUrls: url(c2), advertiseClientUrls: url(c2), listenPeerUrls: url(p2), initialAdvertisePeerUrls: url(p2),
+      }),
+    );
+    const stopped = new Promise<{ error?: Error }>((resolve) => second.once('stopped', resolve));
+    await second.ready;
+    const id = second.server.memberId.toString(16);
+    const removed = await etcdctl(`127.0.0.1:${c1}`, ['member', 'remove', id]);
+    expect(removed.stdout, removed.stderr).toContain(`Member ${id} removed`);
+    expect((await stopped).error?.message).toBe('the member has been permanently removed from the cluster');
+    // It released its data dir and listeners: close() is a no-op that resolves.
+    await second.close();
+    await first.close();
   });
 });

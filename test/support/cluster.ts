@@ -170,11 +170,11 @@ export class ClusterMember {
     return [...f, ...(o.extraArgs ?? [])];
   }
 
-  /** Spawn the process (does not wait). */
-  spawn(state: 'new' | 'existing', initialCluster: string): void {
+  /** Spawn the process (does not wait); `extraArgs` apply to this start only (e.g. --force-new-cluster). */
+  spawn(state: 'new' | 'existing', initialCluster: string, extraArgs: string[] = []): void {
     if (this.running) throw new Error(`${this.name} is already running`);
     this.lastStart = { state, initialCluster };
-    const flags = this.flags(state, initialCluster);
+    const flags = [...this.flags(state, initialCluster), ...extraArgs];
     const cmd = this.cluster.kind === 'etcd' ? ETCD_BIN : process.execPath;
     if (this.cluster.kind === 'cairn' && !fs.existsSync(CAIRN_BIN)) throw new Error(`${CAIRN_BIN} does not exist`);
     const args = this.cluster.kind === 'etcd' ? flags : [...(this.cluster.opts.nodeArgs ?? []), CAIRN_BIN, ...flags];
@@ -225,8 +225,8 @@ export class ClusterMember {
     }
   }
 
-  async start(state: 'new' | 'existing', initialCluster: string): Promise<MemberStatus> {
-    this.spawn(state, initialCluster);
+  async start(state: 'new' | 'existing', initialCluster: string, extraArgs: string[] = []): Promise<MemberStatus> {
+    this.spawn(state, initialCluster, extraArgs);
     return this.waitReady();
   }
 
