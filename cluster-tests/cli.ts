@@ -23,6 +23,8 @@
  *                         power cut would (a storage fault layer; use with --nemesis crash)
  *   --unsafe-no-fsync     the durability self-test: members acknowledge writes without fsync; with
  *                         --lose-unsynced and --nemesis crash the checkers must report lost writes
+ *   --tls                 members serve client and peer traffic over mutual TLS (certificates made
+ *                         with openssl into <run dir>/pki); every harness client presents one
  *
  * Exit status: 0 every run passed (lease-lock warnings allowed), 1 a violation, a member crash or a
  * harness error,
@@ -53,10 +55,11 @@ export interface CliOptions {
   unsafeLocalReads: boolean;
   loseUnsynced: boolean;
   unsafeNoFsync: boolean;
+  tls: boolean;
 }
 
 export function parseArgs(argv: readonly string[]): CliOptions {
-  const o: CliOptions = { workloads: ['register'], nemesis: 'all', nodes: 3, timeS: 60, seed: 1, clients: DEFAULT_CLIENTS_PER_MEMBER, rateHz: DEFAULT_RATE_HZ, unsafeLocalReads: false, loseUnsynced: false, unsafeNoFsync: false };
+  const o: CliOptions = { workloads: ['register'], nemesis: 'all', nodes: 3, timeS: 60, seed: 1, clients: DEFAULT_CLIENTS_PER_MEMBER, rateHz: DEFAULT_RATE_HZ, unsafeLocalReads: false, loseUnsynced: false, unsafeNoFsync: false, tls: false };
   const num = (flag: string, v: string | undefined): number => {
     const n = Number(v);
     if (v === undefined || !Number.isFinite(n)) throw new Error(`${flag} needs a number`);
@@ -109,6 +112,9 @@ export function parseArgs(argv: readonly string[]): CliOptions {
       case '--unsafe-no-fsync':
         o.unsafeNoFsync = true;
         break;
+      case '--tls':
+        o.tls = true;
+        break;
       default:
         throw new Error(`unknown option ${a}`);
     }
@@ -127,7 +133,7 @@ export async function main(argv: readonly string[], log: (line: string) => void 
   }
   const results: RunResult[] = [];
   for (const w of o.workloads) {
-    log(`== ${w} / nemesis ${o.nemesis} / ${o.nodes} nodes / ${o.timeS} s / seed ${o.seed}${o.unsafeLocalReads ? ' / UNSAFE LOCAL READS' : ''}${o.loseUnsynced ? ' / kills lose unsynced writes' : ''}${o.unsafeNoFsync ? ' / UNSAFE NO FSYNC' : ''}`);
+    log(`== ${w} / nemesis ${o.nemesis} / ${o.nodes} nodes / ${o.timeS} s / seed ${o.seed}${o.unsafeLocalReads ? ' / UNSAFE LOCAL READS' : ''}${o.loseUnsynced ? ' / kills lose unsynced writes' : ''}${o.unsafeNoFsync ? ' / UNSAFE NO FSYNC' : ''}${o.tls ? ' / mTLS' : ''}`);
     const r = await runOnce({
       workload: w,
       nemeses: parseNemeses(o.nemesis),
@@ -141,6 +147,7 @@ export async function main(argv: readonly string[], log: (line: string) => void 
       loseUnsyncedWrites: o.loseUnsynced,
       unsafeNoFsync: o.unsafeNoFsync,
       snapshotCount: o.snapshotCount,
+      tls: o.tls,
       log: (l) => log(`  ${l}`),
     });
     results.push(r);

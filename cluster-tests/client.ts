@@ -42,6 +42,8 @@ export class MemberClient {
   constructor(
     readonly member: string,
     readonly endpoint: string,
+    /** TLS credentials for a --tls run (client certificate and CA); plaintext otherwise. */
+    private readonly credentials: grpc.ChannelCredentials = grpc.credentials.createInsecure(),
   ) {}
 
   private client(pkg: 'etcdserverpb' | 'v3lockpb', service: Service | 'Lock'): grpc.Client {
@@ -50,7 +52,7 @@ export class MemberClient {
     if (c === undefined) {
       const ns = loadEtcdServices()[pkg] as grpc.GrpcObject;
       const Ctor = ns[service] as grpc.ServiceClientConstructor;
-      c = new Ctor(this.endpoint, grpc.credentials.createInsecure(), CHANNEL_OPTIONS);
+      c = new Ctor(this.endpoint, this.credentials, CHANNEL_OPTIONS);
       this.clients.set(name, c);
     }
     return c;

@@ -14,6 +14,8 @@ import * as net from 'node:net';
 import * as path from 'node:path';
 import { MemberClient } from './client';
 import { LOOPBACK, PairProxy } from './proxy';
+import * as grpc from '@grpc/grpc-js';
+import { clientCredentials, harnessTls, tlsMemberFlags, type HarnessTls } from './tls';
 import type { Prng } from './prng';
 
 export const REPO_ROOT = path.resolve(__dirname, __dirname.includes(`${path.sep}dist${path.sep}`) ? '../..' : '..');
@@ -121,17 +123,26 @@ export class Member {
     readonly clientPort: number,
     readonly peerPort: number,
   ) {
-    this.admin = new MemberClient(name, this.endpoint);
+    this.admin = this.newClient();
+  }
+
+  /** A client of this member (over mTLS in a --tls run). */
+  newClient(): MemberClient {
+    return new MemberClient(this.name, this.endpoint, this.cluster.clientCredentials());
+  }
+
+  private get scheme(): string {
+    return this.cluster.tls ? 'https' : 'http';
   }
 
   get endpoint(): string {
     return `${LOOPBACK}:${this.clientPort}`;
   }
   get peerUrl(): string {
-    return `http://${LOOPBACK}:${this.peerPort}`;
+    return `${this.scheme}://${LOOPBACK}:${this.peerPort}`;
   }
   get clientUrl(): string {
-    return `http://${LOOPBACK}:${this.clientPort}`;
+    return `${this.scheme}://${LOOPBACK}:${this.clientPort}`;
   }
   get dataDir(): string {
     return path.join(this.cluster.dir, this.name);
@@ -174,6 +185,7 @@ export class Member {
       '--snapshot-catchup-entries', String(SNAPSHOT_CATCHUP_ENTRIES),
       '--peer-dial-override', overrides,
       '--log-level', 'info',
+      ...(c.tls ? tlsMemberFlags(c.tls) : []),
     ];
     const fd = fs.openSync(this.logFile, 'a');
     fs.writeSync(fd, `\n=== harness ${new Date().toISOString()} start (${state}): node ${args.join(' ')}\n`);
@@ -311,6 +323,8 @@ export interface ClusterOptions {
   readonly unsafeNoFsync?: boolean;
   /** --snapshot-count for every member (default SNAPSHOT_COUNT). */
   readonly snapshotCount?: number;
+  /** Client and peer mTLS (--tls): certificates made into `<dir>/pki` with openssl. */
+  readonly tls?: boolean;
   readonly rand: Prng;
 }
 
@@ -324,6 +338,8 @@ export class Cluster {
   readonly loseUnsyncedWrites: boolean;
   readonly unsafeNoFsync: boolean;
   readonly snapshotCount: number;
+  readonly tls: HarnessTls | undefined;
+  private credentials: grpc.ChannelCredentials | undefined;
   private readonly proxies = new Map<string, PairProxy>();
 
   private constructor(opts: ClusterOptions) {
@@ -333,6 +349,13 @@ export class Cluster {
     this.loseUnsyncedWrites = opts.loseUnsyncedWrites ?? false;
     this.unsafeNoFsync = opts.unsafeNoFsync ?? false;
     this.snapshotCount = opts.snapshotCount ?? SNAPSHOT_COUNT;
+    this.tls = opts.tls ? harnessTls(path.join(opts.dir, 'pki')) : undefined;
+  }
+
+  /** The harness's clients' credentials: the client certificate in a --tls run. */
+  clientCredentials(): grpc.ChannelCredentials {
+    this.credentials ??= this.tls ? clientCredentials(this.tls) : grpc.credentials.createInsecure();
+    return this.credentials;
   }
 
   static async start(opts: ClusterOptions): Promise<Cluster> {

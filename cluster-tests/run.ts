@@ -49,6 +49,8 @@ export interface RunOptions {
   readonly unsafeNoFsync?: boolean;
   /** --snapshot-count for the members (default cluster.ts SNAPSHOT_COUNT, low so snapshots happen). */
   readonly snapshotCount?: number;
+  /** Members and clients over mutual TLS (cluster-tests/tls.ts). */
+  readonly tls?: boolean;
   /** Progress lines (default: none). */
   readonly log?: (line: string) => void;
 }
@@ -104,7 +106,7 @@ export async function runOnce(opts: RunOptions): Promise<RunResult> {
   log(`${schedule.length} faults planned: ${schedule.map((f) => `${f.family}@${(f.atMs / 1000).toFixed(0)}s`).join(' ')}`);
 
   installSignalHandlers();
-  const cluster = await Cluster.start({ dir, size: opts.nodes, token: `jepsen-${opts.seed}`, rand: rand.fork('cluster'), unsafeLocalReads: opts.unsafeLocalReads, loseUnsyncedWrites: opts.loseUnsyncedWrites, unsafeNoFsync: opts.unsafeNoFsync, snapshotCount: opts.snapshotCount });
+  const cluster = await Cluster.start({ dir, size: opts.nodes, token: `jepsen-${opts.seed}`, rand: rand.fork('cluster'), unsafeLocalReads: opts.unsafeLocalReads, loseUnsyncedWrites: opts.loseUnsyncedWrites, unsafeNoFsync: opts.unsafeNoFsync, snapshotCount: opts.snapshotCount, tls: opts.tls });
   activeClusters.add(cluster);
   log(`cluster of ${opts.nodes} up (leader ${(await cluster.leader())?.name ?? '?'})`);
   const nemesis = new Nemesis(cluster, rec, schedule);
@@ -153,7 +155,7 @@ export async function runOnce(opts: RunOptions): Promise<RunResult> {
   const durationS = (Date.now() - t0) / 1000;
   const result: RunResult = { dir, workload: opts.workload, nemesis: nemesisName, seed: opts.seed, ops, faults, verdicts, crashes, overall, errors, durationS };
   fs.writeFileSync(path.join(dir, 'verdicts.json'), JSON.stringify({ history: path.join(dir, 'history.jsonl'), overall, verdicts }, null, 2) + '\n');
-  const subtitle = `workload ${opts.workload}, nemesis ${nemesisName}, ${opts.nodes} nodes, ${opts.timeS} s, seed ${opts.seed}${opts.unsafeLocalReads ? ', UNSAFE LOCAL READS (harness self-test)' : ''}${opts.loseUnsyncedWrites ? ', kills lose unsynced writes' : ''}${opts.unsafeNoFsync ? ', UNSAFE NO FSYNC (harness self-test)' : ''}`;
+  const subtitle = `workload ${opts.workload}, nemesis ${nemesisName}, ${opts.nodes} nodes, ${opts.timeS} s, seed ${opts.seed}${opts.unsafeLocalReads ? ', UNSAFE LOCAL READS (harness self-test)' : ''}${opts.loseUnsyncedWrites ? ', kills lose unsynced writes' : ''}${opts.unsafeNoFsync ? ', UNSAFE NO FSYNC (harness self-test)' : ''}${opts.tls ? ', mTLS' : ''}`;
   fs.writeFileSync(path.join(dir, 'report.html'), renderHtmlReport(history, verdicts, { title: `cairn ${opts.workload} / ${nemesisName}`, subtitle }));
   const { verdicts: _v, ...summary } = result;
   fs.writeFileSync(path.join(dir, 'run.json'), JSON.stringify({ options: { ...opts, log: undefined }, ...summary, verdicts: verdicts.map((v) => ({ checker: v.checker, status: v.status, summary: v.summary })) }, null, 2) + '\n');

@@ -12,6 +12,7 @@ import type { KeyIndex } from './key-index';
 import { EMPTY_BUFFER, type Event, type KeyValue, type RangeResult, type RevRangeOptions } from './kv';
 import { encodeKeyValue } from './kv-codec';
 import { type KeyRange, type TreeIndex, inRange, resolveRange } from './tree-index';
+import { noTxnOps, type TxnOps } from './metrics-hooks';
 
 /** A key this txn has written; `kv` is the key's value in the txn's view (undefined = deleted). */
 export interface StagedKey {
@@ -39,7 +40,7 @@ export interface TxnHost {
   readonly compactRev: number;
   /** A read at rev < currentRev, synchronously (rare inside a txn; may touch LevelDB). */
   rangeHistoricalSync(range: KeyRange, rev: number, limit: number, countOnly: boolean): { kvs: KeyValue[]; count: number };
-  commit(changes: readonly StagedChange[], consistentIndex: number, events: readonly Event[]): void;
+  commit(changes: readonly StagedChange[], consistentIndex: number, events: readonly Event[], ops: TxnOps): void;
   release(txn: TxnWrite): void;
 }
 
@@ -50,6 +51,8 @@ export class TxnWrite {
   private readonly staging: StagedChange[] = [];
   private readonly events: Event[] = [];
   private ended = false;
+  /** This txn's operations, for the store's metrics (etcd's metricsTxnWrite). */
+  private readonly ops = noTxnOps();
 
   constructor(private readonly host: TxnHost) {
     this.beginRev = host.currentRev;
@@ -77,6 +80,8 @@ export class TxnWrite {
    */
   put(key: Buffer, value: Buffer, lease: bigint = 0n): KeyValue | undefined {
     this.assertActive();
+    this.ops.puts++;
+    this.ops.putBytes += key.length + value.length;
     const staged = this.stagedKey(key.toString('latin1'));
     const prev = staged.kv;
     const main = this.beginRev + 1;
@@ -95,6 +100,7 @@ export class TxnWrite {
    */
   deleteRange(key: Buffer, end: Buffer | null | undefined): KeyValue[] {
     this.assertActive();
+    this.ops.deletes++;
     const victims: string[] = [];
     this.forEachLive(resolveRange(key, end), (latin1) => {
       victims.push(latin1);
@@ -121,6 +127,7 @@ export class TxnWrite {
    */
   range(key: Buffer, end: Buffer | null | undefined, opts: RevRangeOptions = {}): RangeResult {
     this.assertActive();
+    this.ops.ranges++;
     const viewRev = this.readRev;
     const rev = opts.rev ?? 0;
     if (rev > viewRev) throw new ErrFutureRev();
@@ -150,7 +157,7 @@ export class TxnWrite {
     this.assertActive();
     this.ended = true;
     try {
-      this.host.commit(this.staging, opts.consistentIndex, this.events);
+      this.host.commit(this.staging, opts.consistentIndex, this.events, this.ops);
     } finally {
       this.host.release(this);
     }

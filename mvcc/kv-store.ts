@@ -13,7 +13,8 @@ import { KeyIndex } from './key-index';
 import type { IndexedRevision } from './key-index';
 import type { Event, KeyValue, RangeOptions, RangeResult, RevRangeOptions } from './kv';
 import { decodeKeyValue } from './kv-codec';
-import { type CompactionContext, compactBackend, compactIndex } from './kv-store-compaction';
+import { type CompactionContext, type CompactionStats, compactBackend, compactIndex } from './kv-store-compaction';
+import type { StoreMetricsHooks, TxnOps } from './metrics-hooks';
 import { type StagedChange, type TxnHost, TxnWrite } from './kv-store-txn';
 
 export { TxnWrite };
@@ -22,6 +23,8 @@ import { REVISION_BYTES, decodeRevision, readMainRevision, writeRevision } from 
 import { type KeyRange, TreeIndex, resolveRange } from './tree-index';
 
 export interface KvStoreOptions extends BackendOptions {
+  /** etcd's mvcc and backend metrics (see metrics-hooks.ts). */
+  readonly metrics?: StoreMetricsHooks;
   /** Keys / revisions per compaction chunk (default COMPACTION_BATCH_LIMIT). */
   readonly compactionBatchLimit?: number;
 }
@@ -67,11 +70,15 @@ export class KvStore {
   private readonly consistentIndexKey: Buffer;
   private readonly compactionBatchLimit: number;
   private readonly txnHost: TxnHost;
+  private readonly metrics: StoreMetricsHooks;
 
   private currentRev = 1;
   private compactMainRev = -1;
   private appliedIndex = 0;
   private activeTxn: TxnWrite | null = null;
+  private readsOpen = 0;
+  /** Keys with a current value (etcd's keysGauge: +1 on a new key's put, -1 on a delete). */
+  private liveKeys = 0;
   /** Compactions run one after another (etcd's FIFO compaction scheduler). */
   private compactionTail: Promise<void> = Promise.resolve();
   private compactionsRunning = 0;
@@ -88,6 +95,7 @@ export class KvStore {
     this.compactionBatchLimit = opts.compactionBatchLimit ?? COMPACTION_BATCH_LIMIT;
     assert(this.compactionBatchLimit > 0);
     this.txnHost = this.makeTxnHost();
+    this.metrics = opts.metrics ?? {};
   }
 
   /** Opens (or creates) the store at `path`, restoring its exact state from disk. */
@@ -116,6 +124,16 @@ export class KvStore {
   /** The raft index of the last applied entry, as recorded by `TxnWrite.end`; 0 on a fresh store. */
   get consistentIndex(): number {
     return this.appliedIndex;
+  }
+
+  /** Reads of past revisions in flight (etcd_mvcc_db_open_read_transactions). */
+  get openReads(): number {
+    return this.readsOpen;
+  }
+
+  /** Keys that currently have a value (etcd_debugging_mvcc_keys_total). */
+  get liveKeyCount(): number {
+    return this.liveKeys;
   }
 
   /** Number of keys in the index (live keys plus deleted keys not yet compacted away). */
@@ -152,7 +170,9 @@ export class KvStore {
     this.checkRevision(rev);
     const countOnly = opts.countOnly === true;
     const { picks, count } = this.collectAt(resolveRange(key, end), rev, normaliseLimit(opts.limit), countOnly);
-    const kvs = await this.materialise(picks);
+    // A past revision is read from LevelDB: the one kind of read that stays open across turns.
+    this.readsOpen++;
+    const kvs = await this.materialise(picks).finally(() => this.readsOpen--);
     // A compaction that started meanwhile may have deleted what we read.
     if (rev < this.compactMainRev) throw new ErrCompacted();
     assert(kvs.every((kv) => kv !== undefined), 'indexed revision missing from the backend');
@@ -253,6 +273,7 @@ export class KvStore {
     this.checkRevision(rev);
     const hashRev = rev > 0 ? rev : this.currentRev;
     const compactRev = this.compactMainRev;
+    const started = performance.now();
     let crc = crc32cUpdate(0, Buffer.from(KEY_BUCKET));
     for await (const chunk of this.backend.iterateChunks(this.revisionKey(0), this.revisionKey(hashRev + 1))) {
       for (const [key, value] of chunk) {
@@ -260,6 +281,7 @@ export class KvStore {
         crc = crc32cUpdate(crc, value);
       }
     }
+    this.metrics.hash?.('hashRev', (performance.now() - started) / 1000);
     return { hash: crc, compactRev, hashRev };
   }
 
@@ -267,6 +289,7 @@ export class KvStore {
   async hash(): Promise<number> {
     this.assertOpen();
     await this.compactionIdle();
+    const started = performance.now();
     let crc = 0;
     for await (const chunk of this.backend.allEntries()) {
       for (const [key, value] of chunk) {
@@ -275,6 +298,7 @@ export class KvStore {
         crc = crc32cUpdate(crc, value);
       }
     }
+    this.metrics.hash?.('hash', (performance.now() - started) / 1000);
     return crc;
   }
 
@@ -304,9 +328,20 @@ export class KvStore {
   }
 
   /** Rewrites LevelDB's files without dead entries; reads and writes continue meanwhile. */
-  defragment(): Promise<void> {
+  async defragment(): Promise<void> {
     this.assertOpen();
-    return this.backend.defragment();
+    const started = performance.now();
+    this.metrics.defrag?.(true);
+    try {
+      await this.backend.defragment();
+    } finally {
+      this.metrics.defrag?.(false, (performance.now() - started) / 1000);
+    }
+  }
+
+  /** Reports a read-only txn's operations (ranges served outside a write txn), as etcd's read txns count. */
+  recordRead(ops: TxnOps): void {
+    this.metrics.txn?.(ops);
   }
 
   /** Stops any compaction at its next chunk (it resumes on open), flushes with fsync, and closes. */
@@ -409,7 +444,9 @@ export class KvStore {
           this.index.set(staged.latin1, ki);
         }
         ki.append(main, change.sub, change.tombstone);
+        const wasLive = ki.current !== undefined;
         ki.current = change.tombstone ? undefined : change.kv;
+        this.liveKeys += (ki.current !== undefined ? 1 : 0) - (wasLive ? 1 : 0);
       }
       this.currentRev = main;
     }
@@ -432,8 +469,9 @@ export class KvStore {
         const { picks, count } = store.collectAt(range, rev, limit, countOnly);
         return { kvs: store.materialiseSync(picks), count };
       },
-      commit(changes, consistentIndex, events) {
+      commit(changes, consistentIndex, events, ops) {
         store.commit(changes, consistentIndex);
+        store.metrics.txn?.(ops);
         // etcd's watchableStore: the store that committed the write notifies its own watchers,
         // right after the write became readable and before the next one starts.
         if (events.length > 0) store.observer?.notify(events, store.currentRev);
@@ -464,10 +502,13 @@ export class KvStore {
       chunkSize: this.compactionBatchLimit,
       shouldStop: () => this.closing,
     };
-    const keep = await compactIndex(ctx, rev);
-    if (keep === undefined || !(await compactBackend(ctx, rev, keep))) throw new ErrClosed();
+    const started = performance.now();
+    const stats: CompactionStats = { indexPauseMs: 0, dbPauseMs: [], keysCompacted: 0 };
+    const keep = await compactIndex(ctx, rev, stats);
+    if (keep === undefined || !(await compactBackend(ctx, rev, keep, stats))) throw new ErrClosed();
     this.metaBucket.put(META_FINISHED_COMPACT, encodeUint64(rev));
     await this.backend.forceCommit();
+    this.metrics.compaction?.({ ...stats, totalMs: performance.now() - started });
   }
 
   /**
@@ -519,6 +560,10 @@ export class KvStore {
         maxMain = Math.max(maxMain, rev.main);
       }
     }
+    this.liveKeys = 0;
+    this.index.forRange(resolveRange(Buffer.from([0]), Buffer.from([0])), (_latin1, ki) => {
+      if (ki.current !== undefined) this.liveKeys++;
+    });
     this.compactMainRev = Math.max(scheduled ?? -1, finished ?? -1);
     // Compaction may have removed every revision up to compactMainRev (e.g. trailing tombstones).
     this.currentRev = Math.max(1, maxMain, this.compactMainRev);

@@ -144,6 +144,8 @@ export class WatchStream {
   private queue: QueueEntry[] = [];
   private head = 0;
   private closed = false;
+  /** Events in queued responses not yet handed to the transport (etcd's pending_events_total). */
+  private queuedEvents = 0;
 
   constructor(
     private readonly hub: WatchHub,
@@ -155,6 +157,11 @@ export class WatchStream {
 
   get watcherCount(): number {
     return this.watchers.size;
+  }
+
+  /** Events in responses waiting for the transport. */
+  get pendingEvents(): number {
+    return this.queuedEvents;
   }
 
   /** Responses waiting for the transport. */
@@ -243,6 +250,7 @@ export class WatchStream {
         this.head = 0;
       }
       const w = entry.w;
+      this.queuedEvents -= entry.resp.events.length;
       if (w !== null) {
         if (w.dropped) continue;
         w.queued--;
@@ -260,6 +268,7 @@ export class WatchStream {
     for (const w of [...this.watchers.values()]) this.detach(w);
     this.queue = [];
     this.head = 0;
+    this.queuedEvents = 0;
   }
 
   get isClosed(): boolean {
@@ -301,6 +310,7 @@ export class WatchStream {
     if (w !== null) w.queued++;
     const wasEmpty = this.head === this.queue.length;
     this.queue.push({ w, resp });
+    this.queuedEvents += resp.events.length;
     if (wasEmpty) this.onReady();
   }
 }

@@ -99,6 +99,13 @@ export class WatchableStore implements WatchHub, CommitObserver {
     return { streams: this.streams.size, synced: this.syncedCount, unsynced: this.unsynced.size };
   }
 
+  /** Events queued on every stream and not yet sent (etcd_debugging_mvcc_pending_events_total). */
+  get pendingEvents(): number {
+    let n = 0;
+    for (const s of this.streams) n += s.pendingEvents;
+    return n;
+  }
+
   /** Total registered watchers (synced + unsynced), as etcd's watcher gauge counts them. */
   get watcherCount(): number {
     return this.syncedCount + this.unsynced.size;

@@ -74,7 +74,7 @@ export async function runClientLoops(ctx: WorkloadContext, label: string, step: 
   const slots: ClientSlot[] = [];
   for (const m of ctx.cluster.members) {
     for (let i = 0; i < ctx.clientsPerMember; i++) {
-      slots.push({ client: new MemberClient(m.name, m.endpoint), member: m.name, rand: ctx.rand.fork(`${label} ${m.name} ${i}`), process: ctx.rec.newProcess() });
+      slots.push({ client: m.newClient(), member: m.name, rand: ctx.rand.fork(`${label} ${m.name} ${i}`), process: ctx.rec.newProcess() });
     }
   }
   await Promise.all(

@@ -81,7 +81,7 @@ export class KubernetesWorkload implements Workload {
 
   async run(ctx: WorkloadContext): Promise<void> {
     for (const m of ctx.cluster.members) {
-      const inf: Informer = { member: m.name, client: new MemberClient(m.name, m.endpoint), seenRev: 0, done: false };
+      const inf: Informer = { member: m.name, client: m.newClient(), seenRev: 0, done: false };
       this.informers.push(inf);
       this.informerLoops.push(this.informerLoop(ctx, inf));
     }

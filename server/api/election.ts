@@ -40,6 +40,9 @@ export function electionService(server: KvServer & LeaseServer, hub: WatchableSt
 
   /** Election.Proclaim: rewrite the leader key's value if we still own it. */
   async function proclaim(leader: LeaderKeyMsg, value: Buffer): Promise<ResponseHeader> {
+    // etcd runs the recipe through its in-process client: a txn on an empty key fails the KV
+    // check, and the plain error reaches the caller as codes.Unknown.
+    if (leader.key.length === 0) throw new Error('etcdserver: key is not provided');
     const r = await c.txn([createRevisionIs(leader.key, Number(leader.rev))], [opPut(leader.key, value, leader.lease)], []);
     if (!r.succeeded) throw new ErrElectionNotLeader();
     return r.header;
@@ -47,6 +50,7 @@ export function electionService(server: KvServer & LeaseServer, hub: WatchableSt
 
   /** Election.Resign: delete the leader key if we still own it. */
   async function resign(leader: LeaderKeyMsg): Promise<ResponseHeader> {
+    if (leader.key.length === 0) throw new Error('etcdserver: key is not provided');
     const r = await c.txn([createRevisionIs(leader.key, Number(leader.rev))], [opDelete(leader.key)], []);
     return r.header;
   }
@@ -94,7 +98,6 @@ export function electionService(server: KvServer & LeaseServer, hub: WatchableSt
       return { header: resp.header, kv: resp.kvs[0] };
     }),
     Observe: (call: grpc.ServerWritableStream<{ name: Buffer }, unknown>) => {
-      metrics.grpcStarted.inc({ grpc_type: 'server_stream', grpc_service: 'v3electionpb.Election', grpc_method: 'Observe' });
       const signal = callSignal(call);
       observe(c, slash(call.request.name), signal, (header, kv) => call.write({ header, kv })).then(
         () => call.end(),

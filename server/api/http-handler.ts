@@ -4,6 +4,17 @@ import type { ServerMetrics } from '../etcdserver/metrics';
 import { CLUSTER_VERSION, SERVER_VERSION } from '../version';
 import { AlarmType } from '../../proto/etcd-types';
 
+/** A handler that serves some paths of the client port's HTTP side and declines the rest. */
+export interface HttpSubHandler {
+  handle(req: http.IncomingMessage, res: http.ServerResponse): boolean;
+}
+
+const CORS_HEADERS = {
+  'Access-Control-Allow-Origin': '*',
+  'Access-Control-Allow-Methods': 'POST, GET, OPTIONS, PUT, DELETE',
+  'Access-Control-Allow-Headers': 'accept, content-type, authorization',
+};
+
 /** How long /health waits for its probe read (etcd's health check uses the request timeout). */
 export const HEALTH_CHECK_TIMEOUT_MS = 5_000;
 
@@ -14,12 +25,20 @@ export const HEALTH_CHECK_TIMEOUT_MS = 5_000;
  * ignored and a member without a leader is unhealthy either way. /livez and /readyz (later
  * releases) keep ?serializable=true, which skips the leader and reads locally.
  */
-export function httpHandler(server: HealthServer, metrics: ServerMetrics): http.RequestListener {
+export function httpHandler(server: HealthServer, metrics: ServerMetrics, gateway?: HttpSubHandler): http.RequestListener {
   return (req, res) => {
+    // etcd's accessController (embed/serve.go) writes CORS headers on every answer (the default
+    // --cors is "*") and answers OPTIONS itself.
+    for (const [k, v] of Object.entries(CORS_HEADERS)) res.setHeader(k, v);
+    if (req.method === 'OPTIONS') {
+      res.writeHead(200).end();
+      return;
+    }
+    if (gateway?.handle(req, res)) return; // /v3/ and /v3beta/: the JSON gateway (api/gateway)
     const url = new URL(req.url ?? '/', 'http://localhost');
     const route = url.pathname;
     if (!['/health', '/livez', '/readyz', '/version', '/metrics'].includes(route)) {
-      res.writeHead(404, { 'Content-Type': 'text/plain; charset=utf-8' }).end('404 page not found\n');
+      goHttpError(res, 404, '404 page not found'); // Go's http.NotFound
       return;
     }
     if (route === '/health' && req.method !== 'GET') {
@@ -37,15 +56,28 @@ export function httpHandler(server: HealthServer, metrics: ServerMetrics): http.
       return;
     }
     if (route === '/metrics') {
+      // promhttp.InstrumentMetricHandler: scrapes in flight, and each finished scrape by status.
+      metrics.scrapesInFlight.inc();
+      const done = (code: number): void => {
+        metrics.scrapesInFlight.dec();
+        metrics.scrapes.inc({ code: String(code) });
+      };
       metrics.registry.metrics().then(
-        (body) => res.writeHead(200, { 'Content-Type': metrics.registry.contentType }).end(body),
-        (e: unknown) => res.writeHead(500).end(String(e)),
+        (body) => {
+          res.writeHead(200, { 'Content-Type': metrics.registry.contentType }).end(body);
+          done(200);
+        },
+        (e: unknown) => {
+          res.writeHead(500).end(String(e));
+          done(500);
+        },
       );
       return;
     }
     const excluded = new Set(url.searchParams.getAll('exclude'));
     if (route === '/health') {
       void checkHealth(server, false, excluded).then((reason) => {
+        (reason ? metrics.healthFailures : metrics.healthSuccess).inc();
         const body = JSON.stringify({ health: String(!reason) });
         // Healthy: Go writes the JSON with no Content-Type set, so net/http sniffs text/plain.
         // Unhealthy: http.Error(w, body, 503), which adds nosniff and a trailing newline.

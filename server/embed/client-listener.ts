@@ -1,12 +1,19 @@
 import * as net from 'node:net';
 import * as http from 'node:http';
+import * as tls from 'node:tls';
 import type { Logger } from 'pino';
 import { EMPTY_SETTINGS_FRAME, prepareClientFrames } from '../transport/h2/authority';
+import { TlsTerminator } from '../transport/tls/tls-terminator';
+import type { TLSInfo } from '../transport/tls/tls-info';
 
 /**
  * One client port for gRPC (HTTP/2) and plain HTTP/1.1 (/health, /version, /metrics), as etcd
  * does with cmux. The first bytes of a connection decide: the HTTP/2 client preface goes to the
- * gRPC server, anything else to the HTTP server. Needs no TLS; TLS listeners are not supported yet.
+ * gRPC server, anything else to the HTTP server. An https:// URL first terminates TLS (etcd's
+ * --cert-file, --key-file, --trusted-ca-file, --client-cert-auth, ...) and sniffs the decrypted
+ * stream the same way, so gRPC, the HTTP endpoints and the :authority fix all work over TLS. The
+ * gRPC server gets the TLSSocket itself: grpc-js's call.getAuthContext() then reports the verified
+ * client certificate (see transport/tls/peer-identity.ts).
  */
 const HTTP2_PREFACE = Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n');
 /** A client that sends fewer bytes than this and then stalls is dropped after the timeout. */
@@ -22,13 +29,29 @@ export interface ClientListenerHandlers {
 export class ClientListener {
   private readonly server: net.Server;
   private readonly sockets = new Set<net.Socket>();
+  private readonly tls: TlsTerminator | undefined;
 
   constructor(
     private readonly url: URL,
     private readonly handlers: ClientListenerHandlers,
     private readonly log: Logger,
+    /** Required for an https:// URL (startMember validated it). */
+    tlsInfo?: TLSInfo,
   ) {
-    this.server = net.createServer({ noDelay: true }, (socket) => this.onConnection(socket));
+    const secure = url.protocol === 'https:';
+    if (secure && !tlsInfo) throw new Error(`no TLS configuration for ${url.href}`);
+    this.tls = secure && tlsInfo ? new TlsTerminator(tlsInfo, log, (s) => this.onConnection(s)) : undefined;
+    this.server = net.createServer({ noDelay: true }, (socket) => {
+      if (!this.tls) return this.onConnection(socket);
+      this.track(socket);
+      socket.setNoDelay(true);
+      this.tls.accept(socket);
+    });
+  }
+
+  private track(socket: net.Socket): void {
+    this.sockets.add(socket);
+    socket.once('close', () => this.sockets.delete(socket));
   }
 
   async listen(): Promise<void> {
@@ -41,7 +64,8 @@ export class ClientListener {
         resolve();
       });
     });
-    this.log.info({ address: this.url.href }, 'serving client traffic insecurely; this is strongly discouraged!');
+    if (this.tls) this.log.info({ address: this.url.href }, 'serving client traffic securely');
+    else this.log.info({ address: this.url.href }, 'serving client traffic insecurely; this is strongly discouraged!');
   }
 
   address(): net.AddressInfo {
@@ -49,8 +73,7 @@ export class ClientListener {
   }
 
   private onConnection(socket: net.Socket): void {
-    this.sockets.add(socket);
-    socket.once('close', () => this.sockets.delete(socket));
+    this.track(socket);
     socket.setNoDelay(true);
     let buffered: Buffer = Buffer.alloc(0);
     const timer = setTimeout(() => socket.destroy(), SNIFF_TIMEOUT_MS);
@@ -75,14 +98,19 @@ export class ClientListener {
       socket.unshift(buffered);
       // HTTP/2 reads the unshifted bytes itself and then consumes the socket natively; resuming the
       // JS stream here would steal the preface from it. HTTP/1 needs the stream flowing again.
-      if (isHttp2) this.handlers.grpc(socket);
-      else {
+      if (isHttp2) {
+        // Node's HTTP/2 server refuses a TLS socket whose ALPN did not pick h2; a client that sent
+        // the HTTP/2 preface without ALPN (prior knowledge) is speaking h2 all the same.
+        if (socket instanceof tls.TLSSocket && socket.alpnProtocol !== 'h2') socket.alpnProtocol = 'h2';
+        this.handlers.grpc(socket);
+      } else {
         this.handlers.http.emit('connection', socket);
         socket.resume();
       }
     };
     socket.on('data', onData);
     socket.on('error', () => socket.destroy());
+    socket.resume();
   }
 
   /**
@@ -98,6 +126,7 @@ export class ClientListener {
       socket.off('data', onData);
       socket.pause();
       socket.unshift(Buffer.concat([head, frames]));
+      if (socket instanceof tls.TLSSocket && socket.alpnProtocol !== 'h2') socket.alpnProtocol = 'h2';
       this.handlers.grpc(socket);
     };
     // If the client never completes the exchange, give Node the bytes as they are.

@@ -1,8 +1,11 @@
 /**
  * etcd's command-line flags (etcdmain/config.go), with etcd's defaults, also readable from
  * ETCD_* environment variables; a flag given on the command line wins (pkg/flags SetFlagsFromEnv).
- * Flags cairn does not act on yet are accepted and reported, so existing manifests start.
+ * Flags cairn does not act on yet are accepted and reported, so existing manifests start, except
+ * the security flags (SECURITY_FLAGS), which refuse to start rather than be ignored.
  */
+
+import { mapCipherSuites, parseTlsVersion, type TLSConfig } from '../transport/tls/tls-info';
 
 type FlagKind = 'string' | 'bool' | 'int' | 'duration';
 
@@ -52,7 +55,7 @@ export const FLAGS: Record<string, FlagSpec> = {
   'experimental-compact-hash-check-enabled': B(false, false),
   'experimental-compaction-batch-limit': I(1000, false),
   'experimental-backend-bbolt-freelist-type': S('map', false),
-  'experimental-peer-skip-client-san-verification': B(false, false),
+  'experimental-peer-skip-client-san-verification': B(false),
   'experimental-warning-apply-duration': D('100ms', false),
   'experimental-memory-mlock': B(false, false),
   'experimental-txn-mode-write-with-shared-buffer': B(true, false),
@@ -60,29 +63,29 @@ export const FLAGS: Record<string, FlagSpec> = {
   'experimental-distributed-tracing-address': S('', false),
   'experimental-enable-distributed-tracing': B(false, false),
   'experimental-stop-grpc-service-on-defrag': B(false, false),
-  'cert-file': S('', false),
-  'key-file': S('', false),
-  'client-cert-auth': B(false, false),
-  'client-crl-file': S('', false),
-  'client-cert-allowed-hostname': S('', false),
-  'trusted-ca-file': S('', false),
-  'auto-tls': B(false, false),
+  'cert-file': S(''),
+  'key-file': S(''),
+  'client-cert-auth': B(false),
+  'client-crl-file': S(''),
+  'client-cert-allowed-hostname': S(''),
+  'trusted-ca-file': S(''),
+  'auto-tls': B(false),
   'client-cert-file': S('', false),
   'client-key-file': S('', false),
-  'peer-cert-file': S('', false),
-  'peer-key-file': S('', false),
-  'peer-client-cert-auth': B(false, false),
-  'peer-trusted-ca-file': S('', false),
-  'peer-auto-tls': B(false, false),
-  'peer-crl-file': S('', false),
-  'peer-cert-allowed-cn': S('', false),
-  'peer-cert-allowed-hostname': S('', false),
-  'peer-client-cert-file': S('', false),
-  'peer-client-key-file': S('', false),
-  'self-signed-cert-validity': I(1, false),
-  'cipher-suites': S('', false),
-  'tls-min-version': S('TLS1.2', false),
-  'tls-max-version': S('', false),
+  'peer-cert-file': S(''),
+  'peer-key-file': S(''),
+  'peer-client-cert-auth': B(false),
+  'peer-trusted-ca-file': S(''),
+  'peer-auto-tls': B(false),
+  'peer-crl-file': S(''),
+  'peer-cert-allowed-cn': S(''),
+  'peer-cert-allowed-hostname': S(''),
+  'peer-client-cert-file': S(''),
+  'peer-client-key-file': S(''),
+  'self-signed-cert-validity': I(1),
+  'cipher-suites': S(''),
+  'tls-min-version': S('TLS1.2'),
+  'tls-max-version': S(''),
   'cors': S('*', false),
   'host-whitelist': S('*', false),
   logger: S('zap'),
@@ -124,6 +127,19 @@ export const FLAGS: Record<string, FlagSpec> = {
   // cairn's own: dial a peer at host:port instead of its advertised URL (fault-injection proxies).
   'peer-dial-override': S(''),
 };
+
+/**
+ * Flags that ask for security (authentication, authorization, transport security, request
+ * filtering). One of these given but not implemented is a startup error, never "ignored": a member
+ * must not look protected when it is not (fail closed).
+ */
+export const SECURITY_FLAGS: ReadonlySet<string> = new Set([
+  'client-cert-file', 'client-key-file', 'auth-token', 'bcrypt-cost', 'auth-token-ttl', 'cors', 'host-whitelist',
+  ...['cert-file', 'key-file', 'client-cert-auth', 'client-crl-file', 'client-cert-allowed-hostname', 'trusted-ca-file', 'auto-tls'],
+  ...['peer-cert-file', 'peer-key-file', 'peer-client-cert-auth', 'peer-trusted-ca-file', 'peer-auto-tls', 'peer-crl-file'],
+  ...['peer-cert-allowed-cn', 'peer-cert-allowed-hostname', 'peer-client-cert-file', 'peer-client-key-file', 'cipher-suites'],
+  ...['tls-min-version', 'tls-max-version', 'experimental-peer-skip-client-san-verification'],
+]);
 
 export interface ParsedFlags {
   values: Map<string, string>;
@@ -214,6 +230,8 @@ export interface ServerConfig {
   listenPeerUrls: URL[];
   initialAdvertisePeerUrls: string[];
   listenMetricsUrls: URL[];
+  /** --metrics: 'extensive' adds grpc_server_handling_seconds, as etcd's. */
+  metrics: 'basic' | 'extensive';
   initialCluster: Map<string, string[]>;
   initialClusterState: 'new' | 'existing';
   initialClusterToken: string;
@@ -238,6 +256,44 @@ export interface ServerConfig {
   logLevel: string;
   /** member name → host:port to dial instead of its advertised peer URL. */
   peerDialOverride: Map<string, string>;
+  /** Client, peer (and metrics) TLS; validated by startMember (transport/tls/tls-info.ts). */
+  tls: TLSConfig;
+}
+
+function tlsConfig(v: (n: string) => string): TLSConfig {
+  const minVersion = parseTlsVersion(v('tls-min-version')) ?? 'TLSv1.2';
+  const maxVersion = parseTlsVersion(v('tls-max-version'));
+  const ciphers = mapCipherSuites(v('cipher-suites'));
+  const common = { ciphers, minVersion, maxVersion, selfSigned: false };
+  return {
+    client: {
+      ...common,
+      certFile: v('cert-file'),
+      keyFile: v('key-file'),
+      trustedCAFile: v('trusted-ca-file'),
+      clientCertAuth: v('client-cert-auth') === 'true',
+      crlFile: v('client-crl-file'),
+      allowedCN: '',
+      allowedHostname: v('client-cert-allowed-hostname'),
+      checkClientSAN: false,
+      autoTls: v('auto-tls') === 'true',
+    },
+    peer: {
+      ...common,
+      certFile: v('peer-cert-file'),
+      keyFile: v('peer-key-file'),
+      trustedCAFile: v('peer-trusted-ca-file'),
+      clientCertAuth: v('peer-client-cert-auth') === 'true',
+      crlFile: v('peer-crl-file'),
+      allowedCN: v('peer-cert-allowed-cn'),
+      allowedHostname: v('peer-cert-allowed-hostname'),
+      checkClientSAN: v('experimental-peer-skip-client-san-verification') !== 'true',
+      autoTls: v('peer-auto-tls') === 'true',
+      clientCertFile: v('peer-client-cert-file'),
+      clientKeyFile: v('peer-client-key-file'),
+    },
+    selfSignedCertValidityYears: Number(v('self-signed-cert-validity')),
+  };
 }
 
 /** etcd's default backend quota when --quota-backend-bytes is 0: 2 GiB. */
@@ -303,6 +359,7 @@ export function buildConfig(flags: ParsedFlags): ServerConfig {
     listenPeerUrls: urls(v('listen-peer-urls'), 'listen-peer-urls'),
     initialAdvertisePeerUrls,
     listenMetricsUrls: urls(v('listen-metrics-urls'), 'listen-metrics-urls'),
+    metrics: v('metrics') === 'extensive' ? 'extensive' : 'basic',
     initialCluster: parseInitialCluster(initialClusterSpec),
     initialClusterState: state,
     initialClusterToken: v('initial-cluster-token'),
@@ -330,5 +387,6 @@ export function buildConfig(flags: ParsedFlags): ServerConfig {
         .filter((p) => p.includes('='))
         .map((p) => [p.slice(0, p.indexOf('=')).trim(), p.slice(p.indexOf('=') + 1).trim()] as [string, string]),
     ),
+    tls: tlsConfig(v),
   };
 }

@@ -1,26 +1,22 @@
 import * as grpc from '@grpc/grpc-js';
 import * as http from 'node:http';
 import pino, { type Logger } from 'pino';
-import { serviceDefinition } from '../../proto';
 import { ClientListener } from './client-listener';
-import { clusterService } from '../v3rpc/cluster';
 import type { ServerConfig } from './config';
 import { EtcdServer } from '../etcdserver/server';
 import { httpHandler } from '../api/http-handler';
-import { kvService } from '../v3rpc/kv';
-import { leaseService } from '../v3rpc/lease';
-import { maintenanceService } from '../v3rpc/maintenance';
+import { Gateway } from '../api/gateway/gateway';
+import { clientServices } from './services';
 import { ServerMetrics } from '../etcdserver/metrics';
 import { PeerTransport, REMOVED_MEMBER_DETAILS } from '../rafthttp/transport';
 import { Compactor } from '../api/compactor';
 import { encodeMember } from '../etcdserver/membership/membership';
-import { SERVER_VERSION } from '../version';
-import { watchService, watchServiceDefinition } from '../v3rpc/watch';
-import { electionService } from '../api/election';
-import { lockService } from '../api/lock';
+import { CLUSTER_VERSION, SERVER_VERSION } from '../version';
 import { setFatalLogger } from '../etcdserver/fatal';
 import { acquireDataDirLock } from '../storage/datadir-lock';
 import { MemberLifecycle } from './lifecycle';
+import { listenMetrics, resolveTls } from './tls-setup';
+import { grpcMetricsInterceptor, initializeGrpcMetrics, withByteCounters } from '../v3rpc/grpc-metrics';
 
 /** gRPC's own receive limit sits 512 KiB above --max-request-bytes, as in etcd (v3rpc/grpc.go). */
 export const GRPC_OVERHEAD_BYTES = 512 * 1024;
@@ -38,13 +34,24 @@ export interface RunningMember extends MemberLifecycle {
   close(): Promise<void>;
 }
 
-export async function startMember(cfg: ServerConfig, log: Logger = pino({ level: cfg.logLevel })): Promise<RunningMember> {
+export async function startMember(config: ServerConfig, log: Logger = pino({ level: config.logLevel })): Promise<RunningMember> {
   setFatalLogger(log);
-  const metrics = new ServerMetrics();
+  const metrics = new ServerMetrics({ extensive: config.metrics === 'extensive' });
   metrics.serverVersion.set({ server_version: SERVER_VERSION }, 1);
-  metrics.quotaBackendBytes.set(cfg.quotaBackendBytes);
+  // etcd labels the cluster version major.minor (version.Cluster).
+  metrics.clusterVersion.set({ cluster_version: CLUSTER_VERSION.split('.').slice(0, 2).join('.') }, 1);
+  metrics.quotaBackendBytes.set(config.quotaBackendBytes);
   // One process per data dir, as etcd's file locks ensure; rejects with DataDirLockedError.
-  const dataDirLock = await acquireDataDirLock(cfg.dataDir);
+  const dataDirLock = await acquireDataDirLock(config.dataDir);
+  let cfg: ServerConfig;
+  try {
+    // Fail closed before anything listens (TlsConfigError, etcd's messages). Auto TLS writes
+    // <data-dir>/fixtures, so it runs once the data dir is this process's.
+    cfg = resolveTls(config, log);
+  } catch (e) {
+    await dataDirLock.release();
+    throw e;
+  }
   const server = await EtcdServer.open(cfg, log, metrics).catch(async (e: unknown) => {
     await dataDirLock.release();
     throw e;
@@ -57,22 +64,19 @@ export async function startMember(cfg: ServerConfig, log: Logger = pino({ level:
     'grpc.keepalive_timeout_ms': cfg.grpcKeepaliveTimeoutMs,
     // Accept client pings as often as --grpc-keepalive-min-time allows (kube-apiserver pings every 30 s).
     'grpc.http2.min_ping_interval_without_data_ms': cfg.grpcKeepaliveMinTimeMs,
+    // grpc_server_*_total and etcd_server_client_requests_total, for every call (v3rpc/grpc-metrics.ts).
+    interceptors: [grpcMetricsInterceptor(metrics)],
   });
-  grpcServer.addService(serviceDefinition('etcdserverpb', 'KV'), kvService(server, metrics));
-  grpcServer.addService(serviceDefinition('etcdserverpb', 'Lease'), leaseService(server, metrics));
-  // The store notifies its watch hub of every commit itself (etcd's watchableStore).
-  const watchHub = server.watchable;
-  grpcServer.addService(watchServiceDefinition(), watchService(server, watchHub, metrics));
-  grpcServer.addService(serviceDefinition('v3electionpb', 'Election'), electionService(server, watchHub, metrics));
-  grpcServer.addService(serviceDefinition('v3lockpb', 'Lock'), lockService(server, watchHub, metrics));
-  grpcServer.addService(serviceDefinition('etcdserverpb', 'Maintenance'), maintenanceService(server, metrics));
-  grpcServer.addService(serviceDefinition('etcdserverpb', 'Cluster'), clusterService(server, metrics));
-  grpcServer.addService(serviceDefinition('grpc.health.v1', 'Health'), {
-    Check: (_call: grpc.ServerUnaryCall<unknown, unknown>, cb: grpc.sendUnaryData<unknown>) => cb(null, { status: 1 }),
-    Watch: (call: grpc.ServerWritableStream<unknown, unknown>) => call.write({ status: 1 }),
-  });
+  const services = clientServices(server, metrics);
+  // Client gRPC bytes are counted where grpc-js encodes and decodes; etcd pre-initializes the
+  // grpc_server_* series of the services it registers before Election and Lock.
+  for (const s of services) {
+    if (s.name !== 'v3electionpb.Election' && s.name !== 'v3lockpb.Lock') initializeGrpcMetrics(metrics, [s.definition]);
+    grpcServer.addService(withByteCounters(s.definition, metrics), s.implementation);
+  }
+  const gateway = new Gateway(services, { maxMessageBytes: cfg.maxRequestBytes + GRPC_OVERHEAD_BYTES, log });
   const injector = grpcServer.createConnectionInjector(grpc.ServerCredentials.createInsecure());
-  const httpServer = http.createServer(httpHandler(server, metrics));
+  const httpServer = http.createServer(httpHandler(server, metrics, gateway));
 
   const transport = new PeerTransport({
     memberId: server.memberId,
@@ -80,7 +84,8 @@ export async function startMember(cfg: ServerConfig, log: Logger = pino({ level:
     log,
     dialOverride: cfg.peerDialOverride,
     memberName: (id) => server.membership.get(id)?.name || undefined,
-    activePeers: metrics.activePeers,
+    metrics,
+    tls: cfg.tls.peer,
     handlers: {
       onMessages: (m) => server.stepMessages(m),
       onSnapshot: (m, entries) => server.receiveSnapshot(m, entries),
@@ -138,17 +143,12 @@ export async function startMember(cfg: ServerConfig, log: Logger = pino({ level:
     }, log);
     compactor.start();
     for (const url of cfg.listenClientUrls) {
-      const l = new ClientListener(url, { grpc: (sock) => injector.injectConnection(sock), http: httpServer }, log);
+      const l = new ClientListener(url, { grpc: (sock) => injector.injectConnection(sock), http: httpServer }, log, cfg.tls.client);
       await l.listen();
       listeners.push(l);
     }
     for (const url of cfg.listenMetricsUrls) {
-      const m = http.createServer(httpHandler(server, metrics));
-      await new Promise<void>((resolve, reject) => {
-        m.once('error', reject);
-        m.listen(Number(url.port), url.hostname, resolve);
-      });
-      metricsServers.push(m);
+      metricsServers.push(await listenMetrics(url, httpHandler(server, metrics), cfg.tls.client, log));
     }
   } catch (e) {
     // A listener that cannot bind: release what was opened (the data dir lock included), so an

@@ -1,5 +1,6 @@
 import pino from 'pino';
-import { buildConfig, FlagError, parseFlags } from '../embed/config';
+import { buildConfig, FlagError, parseFlags, SECURITY_FLAGS, type ServerConfig } from '../embed/config';
+import { TlsConfigError } from '../transport/tls/tls-info';
 import { startMember, type RunningMember } from '../embed/etcd';
 import { CAIRN_VERSION, SERVER_VERSION } from '../version';
 import { restoreSnapshot } from './snapshot-restore';
@@ -68,8 +69,23 @@ export async function main(argv: string[] = process.argv.slice(2)): Promise<void
     process.stdout.write(`etcd Version: ${SERVER_VERSION}\ncairn Version: ${CAIRN_VERSION}\nNode Version: ${process.version}\n`);
     return;
   }
-  const cfg = buildConfig(parsed);
+  let cfg: ServerConfig;
+  try {
+    cfg = buildConfig(parsed);
+  } catch (e) {
+    if (e instanceof FlagError || e instanceof TlsConfigError) {
+      process.stderr.write(`${e.message}\n`);
+      process.exit(2);
+    }
+    throw e;
+  }
   const log = pino({ level: cfg.logLevel, base: { name: cfg.name } });
+  setFatalLogger(log);
+  // Fail closed: a security flag cairn does not implement stops the start instead of being ignored.
+  const insecure = parsed.unimplemented.filter((f) => SECURITY_FLAGS.has(f));
+  if (insecure.length > 0) {
+    exitFatal(`--${insecure[0]} is not implemented by cairn; refusing to start rather than run without the security it asks for`, { flags: insecure });
+  }
   for (const flag of parsed.unimplemented) log.warn({ flag }, 'flag accepted but not implemented by cairn; ignoring');
   for (const env of parsed.unknownEnv) log.warn({ env }, 'unrecognized environment variable');
   log.info({ version: CAIRN_VERSION, 'etcd-api': SERVER_VERSION, node: process.version }, 'starting cairn');
@@ -84,6 +100,8 @@ export async function main(argv: string[] = process.argv.slice(2)): Promise<void
   } catch (e) {
     // etcd's line for a data dir in use, and nothing else (not a LevelDB stack trace).
     if (e instanceof DataDirLockedError) exitFatal(e.message, { 'data-dir': e.dataDir, lock: e.lockPath, err: String(e.cause) });
+    // etcd's startup errors for TLS (etcdmain "failed to start etcd"), not a stack trace.
+    if (e instanceof TlsConfigError) exitFatal('failed to start etcd', { error: e.message });
     throw e;
   }
   let stopping = false;

@@ -72,7 +72,10 @@ export async function bootstrap(cfg: ServerConfig, log: Logger, metrics: ServerM
   const memberDir = path.join(cfg.dataDir, 'member');
   fs.mkdirSync(path.join(memberDir, 'snap'), { recursive: true, mode: 0o700 });
   logTestingSwitches(log);
-  const wal = await Wal.open(path.join(memberDir, 'wal'), (s) => metrics.walFsyncSeconds.observe(s), {
+  const wal = await Wal.open(path.join(memberDir, 'wal'), (seconds, bytes) => {
+    if (seconds !== undefined) metrics.walFsyncSeconds.observe(seconds);
+    metrics.walWriteBytes.inc(bytes);
+  }, {
     loseUnsyncedWrites: testingSwitches.loseUnsyncedWrites,
     unsafeNoFsync: testingSwitches.unsafeNoFsync,
   });
@@ -80,6 +83,7 @@ export async function bootstrap(cfg: ServerConfig, log: Logger, metrics: ServerM
   const store = await KvStore.open(path.join(memberDir, 'snap', 'db'), {
     loseUnsyncedWrites: testingSwitches.loseUnsyncedWrites,
     onFatal: (e) => failStop('backend write failed', e),
+    metrics: metrics.storeHooks(),
   });
   const lessor = new Lessor(leasePersistence(store), minLeaseTtlSeconds(cfg.electionTimeoutMs));
   const storage = new MemoryStorage();
@@ -102,7 +106,7 @@ async function joinExistingCluster(cfg: ServerConfig, log: Logger, { wal, store 
   const mine = [...cfg.initialAdvertisePeerUrls].sort().join(',');
   let joined: { clusterId: bigint; members: Member[]; removed: bigint[]; self: Member } | undefined;
   for (let attempt = 1; !joined; attempt++) {
-    const { clusterId, members, removed } = chooseMemberList(await PeerTransport.fetchMembers(others));
+    const { clusterId, members, removed } = chooseMemberList(await PeerTransport.fetchMembers(others, cfg.tls.peer));
     const self = members.find((m) => [...m.peerUrls].sort().join(',') === mine && !removed.includes(m.id));
     if (self) joined = { clusterId, members, removed, self };
     else if (attempt >= JOIN_FETCH_ATTEMPTS) throw new Error(`member with peer URLs ${mine} is not in the cluster: add it with 'etcdctl member add' first`);

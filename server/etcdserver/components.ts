@@ -19,6 +19,7 @@ import type { RaftNode } from './raft-node';
 import { ReadIndexer } from './read-index';
 import { Snapshotter } from './snapshot';
 import { AppliedIndexWait } from './wait';
+import { ErrTimeout } from './errors';
 
 /** etcd's applyAll: `go s.stopWithDelay(10*100*time.Millisecond, ...)` after applying its own removal. */
 export const REMOVED_MEMBER_STOP_DELAY_MS = 1_000;
@@ -73,6 +74,9 @@ export function buildComponents(cfg: ServerConfig, log: Logger, metrics: ServerM
       metrics.slowReadIndexes.inc();
       log.warn({ 'sent-request-id': Buffer.from(ctx).readBigUInt64BE().toString() }, 'waiting for ReadIndex response took too long, retrying');
     },
+    // etcd's linearizableReadLoop: a timed-out round is a slow read index, any other failure
+    // (not sent, leader changed) a failed one.
+    onFailed: (err) => (err instanceof ErrTimeout ? metrics.slowReadIndexes : metrics.readIndexFailed).inc(),
   });
   const proposals = new Proposer({
     raft: host.raft,
@@ -96,6 +100,7 @@ export function buildComponents(cfg: ServerConfig, log: Logger, metrics: ServerM
       appliedWait: appliedWait,
       isLeader: () => host.raft().isLeader,
       peers: host.transport,
+      metrics,
     },
     { confState: boot.confState, snapshotIndex: boot.snapshotIndex },
   );

@@ -1,5 +1,5 @@
 import type { Logger } from 'pino';
-import { RawNode, ReadyLoop, MemoryStorage, type Entry, type Message, type ReadState, type ConfChange, type ConfChangeV2, type ConfState, type Snapshot, type PersistBatch, type Done, StateType } from '../../raft';
+import { RawNode, ReadyLoop, MemoryStorage, MessageType, type Entry, type Message, type ReadState, type ConfChange, type ConfChangeV2, type ConfState, type Snapshot, type PersistBatch, type Done, StateType } from '../../raft';
 import type { Wal } from '../storage/wal/wal';
 import { encodeConfStateRecord } from '../storage/wal/conf-state-record';
 import type { ServerMetrics } from './metrics';
@@ -47,6 +47,8 @@ export class RaftNode {
   private lead = 0n;
   private raftState: StateType = StateType.Follower;
   private lastIndexPersisted: number;
+  /** When the last heartbeat went to each peer (etcd's contention.TimeoutDetector). */
+  private readonly heartbeatSentAt = new Map<bigint, number>();
 
   constructor(private readonly opts: RaftNodeOptions) {
     this.node = new RawNode({
@@ -69,8 +71,13 @@ export class RaftNode {
       persist: (batch, done) => this.persist(batch, done),
       installSnapshot: (snap, done) => settle(() => opts.installSnapshot(snap), done),
       apply: (entries, done) => settle(() => opts.apply(entries), done),
-      send: (messages) => opts.send(messages),
+      send: (messages) => {
+        this.observeHeartbeats(messages);
+        opts.send(messages);
+      },
       onSoftState: (ss) => {
+        // A new term as leader starts the heartbeat timing afresh (etcd: r.td.Reset()).
+        if (ss.raftState === StateType.Leader && this.raftState !== StateType.Leader) this.heartbeatSentAt.clear();
         this.raftState = ss.raftState;
         if (ss.lead !== this.lead) {
           this.lead = ss.lead;
@@ -169,10 +176,31 @@ export class RaftNode {
     return new Promise((resolve) => this.loop.whenIdle(resolve));
   }
 
+  /**
+   * etcd's raftNode counts a heartbeat sent more than two heartbeat intervals after the previous
+   * one to the same peer (the leader was blocked, likely by a slow disk) as a heartbeat send
+   * failure, and warns.
+   */
+  private observeHeartbeats(messages: readonly Message[]): void {
+    const now = performance.now();
+    const maxGapMs = 2 * this.opts.heartbeatTicks * this.opts.tickMs;
+    for (const m of messages) {
+      if (m.type !== MessageType.MsgHeartbeat) continue;
+      const last = this.heartbeatSentAt.get(m.to);
+      this.heartbeatSentAt.set(m.to, now);
+      if (last !== undefined && now - last > maxGapMs) {
+        this.opts.metrics.heartbeatSendFailures.inc();
+        this.opts.log.warn({ to: m.to.toString(16), 'heartbeat-interval': `${this.opts.heartbeatTicks * this.opts.tickMs}ms`, 'expected-duration': `${maxGapMs}ms`, 'exceeded-duration': `${Math.round(now - last - maxGapMs)}ms` }, 'leader failed to send out heartbeat on time; took too long, leader is overloaded likely from slow disk');
+      }
+    }
+  }
+
   /** One WAL batch per Ready (the snapshot's data was installed into the backend just before). */
   private persist(batch: PersistBatch, done: Done): void {
     const hs = batch.hardState;
     const snap = batch.snapshot;
+    // etcd: proposalsCommitted.Set(rd.HardState.Commit), a gauge of the commit index.
+    if (hs) this.opts.metrics.proposalsCommitted.set(hs.commit);
     this.opts.wal
       .save({
         entries: batch.entries,

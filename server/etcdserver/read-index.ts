@@ -32,6 +32,8 @@ export interface ReadIndexDeps {
    * ReadIndex response took too long, retrying" and counts etcd_server_slow_read_indexes_total.
    */
   onRetry?(ctx: Uint8Array): void;
+  /** A round failed (timed out, leader changed, could not be sent), for the server's metrics. */
+  onFailed?(err: EtcdError): void;
   /**
    * A request context unique across the cluster (etcd uses its member-scoped request ID generator):
    * the leader's ReadOnly drops a second request with a context it already has pending, so two
@@ -121,6 +123,7 @@ export class ReadIndexer {
     if (!cur || !cur.ctx.equals(ctx)) return;
     this.stopTimers(cur);
     this.inflight = undefined;
+    this.deps.onFailed?.(err);
     for (const r of cur.readers) r.reject(err);
     this.startRound();
   }

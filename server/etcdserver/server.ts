@@ -28,7 +28,7 @@ import { buildComponents, type Components } from './components';
 import { ErrBadLeaderTransferee, ErrFutureRev, ErrNoLeader, ErrNotLeader, ErrStopped, ErrTimeoutLeaderTransfer } from './errors';
 import { failStop } from './fatal';
 import type { Member, Membership } from './membership/membership';
-import type { ServerMetrics } from './metrics';
+import { storageSource, type ServerMetrics } from './metrics';
 import { LEASE_COST_BYTES, txnCost } from './quota';
 import { LeadershipEvents } from './leadership-events';
 import { RaftNode } from './raft-node';
@@ -111,6 +111,7 @@ export class EtcdServer implements KvServer, LeaseServer, ClusterServer, Mainten
   /** Opens (or bootstraps) the data directory; `start` then replays the WAL into the store. */
   static async open(cfg: ServerConfig, log: Logger, metrics: ServerMetrics): Promise<EtcdServer> {
     const server = new EtcdServer(cfg, log, metrics, await bootstrap(cfg, log, metrics));
+    metrics.bind({ server, storage: storageSource(server.store, server.watchable) });
     server.alarms.restore(await readAlarms(server.store));
     await server.c.quota.refresh();
     return server;
@@ -161,7 +162,11 @@ export class EtcdServer implements KvServer, LeaseServer, ClusterServer, Mainten
     if (alone || this.boot.forcedNewCluster) this.campaignWhenReplayed();
     this.c.proposals.start();
     this.c.quota.start();
-    this.c.leases.start((id) => this.leaseRevoke(id));
+    // etcd's revokeExpiredLeases counts each expired lease the leader revoked.
+    this.c.leases.start((id) => this.leaseRevoke(id).then((r) => {
+      this.metrics.leaseExpired.inc();
+      return r;
+    }));
     this.publishAttributes();
   }
 
@@ -197,7 +202,8 @@ export class EtcdServer implements KvServer, LeaseServer, ClusterServer, Mainten
     this.term = term;
     this.metrics.hasLeader.set(lead === 0n ? 0 : 1);
     this.metrics.isLeader.set(lead === this.memberId ? 1 : 0);
-    this.metrics.leaderChanges.inc();
+    // etcd counts a change only when a leader is known (raft.go: newLeader := lead != None && ...).
+    if (lead !== 0n) this.metrics.leaderChanges.inc();
     if (lead !== this.memberId) this.c.leases.demote();
     this.c.readIndexer.onLeaderChange();
     this.log.info({ leader: lead.toString(16), term }, lead === 0n ? 'lost leader' : 'elected leader');
@@ -323,19 +329,18 @@ export class EtcdServer implements KvServer, LeaseServer, ClusterServer, Mainten
     // A compaction still deleting holds a LevelDB iterator, which pins the files a defragment
     // would drop; wait for it, as etcd's defrag waits for the backend lock.
     await this.store.compactionIdle();
-    await this.store.backend.defragment();
+    await this.store.defragment();
     await this.c.quota.refresh();
   }
 
   snapshotEntries(): AsyncIterable<[Buffer, Buffer][]> {
-    return this.store.snapshotEntries();
+    return timedSnapshot(this.store.snapshotEntries(), (seconds) => this.metrics.backendSnapshotSeconds.observe(seconds));
   }
 
   // ---------------------------------------------------------------- KV
 
   async range(r: RangeRequest): Promise<RangeResponse> {
     if (!r.serializable) await this.linearizableReadNotify();
-    this.metrics.rangeTotal.inc();
     return this.c.applier.range(r, this.header);
   }
 
@@ -433,7 +438,18 @@ export class EtcdServer implements KvServer, LeaseServer, ClusterServer, Mainten
   }
 
   promoteMember(id: bigint): Promise<Member[]> {
-    return this.c.reconfig.promoteMember(id);
+    // etcd's PromoteMember counts every outcome on the member that took the request, a failure
+    // under its error message (etcd_server_learner_promote_failures{Reason}).
+    return this.c.reconfig.promoteMember(id).then(
+      (members) => {
+        this.metrics.learnerPromoteSucceed.inc();
+        return members;
+      },
+      (e: unknown) => {
+        this.metrics.learnerPromoteFailed.inc({ Reason: e instanceof Error ? e.message : String(e) });
+        throw e;
+      },
+    );
   }
 
   updateMember(id: bigint, peerUrls: string[]): Promise<Member[]> {
@@ -504,4 +520,14 @@ export class EtcdServer implements KvServer, LeaseServer, ClusterServer, Mainten
     await this.store.close();
     await this.wal.close();
   }
+}
+
+/**
+ * etcd_disk_backend_snapshot_duration_seconds: etcd times a backend snapshot from when it is taken
+ * until it has been read to the end (a Maintenance.Snapshot stream, or a snapshot sent to a peer).
+ */
+async function* timedSnapshot(entries: AsyncIterable<[Buffer, Buffer][]>, observe: (seconds: number) => void): AsyncGenerator<[Buffer, Buffer][]> {
+  const started = performance.now();
+  yield* entries;
+  observe((performance.now() - started) / 1000);
 }

@@ -1,5 +1,8 @@
 import * as grpc from '@grpc/grpc-js';
 import type { Logger } from 'pino';
+import type * as net from 'node:net';
+import type { TLSInfo } from '../transport/tls/tls-info';
+import { listenPeerTls, peerChannelOptions, peerCredentials } from './tls';
 import { MessageType, type Message } from '../../raft';
 import { messageCodec } from '../../proto';
 import { decodeBatch, encodeBatch, messageFromWire, messageToWire, type WireMessage } from './raft-codec';
@@ -26,6 +29,8 @@ export const FORWARD_TIMEOUT_MS = 5_000;
 /** Deadline for each peer's answer when a joining member fetches the member list. */
 export const FETCH_MEMBERS_TIMEOUT_MS = 2_000;
 
+import { hexId, PROBE_PATH, snapshotTransfer, startProber, type PeerMetrics } from './peer-metrics';
+import { PeerActivity } from './peer-activity';
 const identity = (b: Buffer): Buffer => b;
 
 /** The Peer service with raw-bytes framing: we encode batches ourselves (raft-codec.ts). */
@@ -35,6 +40,7 @@ const PEER_SERVICE: grpc.ServiceDefinition = {
   LeaseRenew: { path: '/cairnpb.Peer/LeaseRenew', requestStream: false, responseStream: false, requestSerialize: identity, requestDeserialize: identity, responseSerialize: identity, responseDeserialize: identity, originalName: 'LeaseRenew' },
   LeaseTimeToLive: { path: '/cairnpb.Peer/LeaseTimeToLive', requestStream: false, responseStream: false, requestSerialize: identity, requestDeserialize: identity, responseSerialize: identity, responseDeserialize: identity, originalName: 'LeaseTimeToLive' },
   LearnerReady: { path: '/cairnpb.Peer/LearnerReady', requestStream: false, responseStream: false, requestSerialize: identity, requestDeserialize: identity, responseSerialize: identity, responseDeserialize: identity, originalName: 'LearnerReady' },
+  Probe: { path: PROBE_PATH, requestStream: false, responseStream: false, requestSerialize: identity, requestDeserialize: identity, responseSerialize: identity, responseDeserialize: identity, originalName: 'Probe' },
   Members: { path: '/cairnpb.Peer/Members', requestStream: false, responseStream: false, requestSerialize: identity, requestDeserialize: identity, responseSerialize: identity, responseDeserialize: identity, originalName: 'Members' },
 };
 
@@ -120,42 +126,6 @@ class PeerError extends Error {
 /** How long one wait for a peer channel's connectivity change lasts before it is re-armed. */
 export const CONNECTIVITY_WATCH_MS = 60_000;
 
-/**
- * Which peers this member is connected to right now, and since when (etcd's rafthttp peerStatus,
- * ActiveSince). etcd keeps a stream to every peer open whether or not messages flow (its stream
- * readers dial each remote), so two followers are connected although Raft sends them nothing; here
- * each Peer's gRPC channel is asked to connect at once and stay connected, and the peer counts as
- * active from the moment the channel is READY until it leaves READY. The reconfiguration checks
- * (--strict-reconfig-check) rely on it, as etcd's do.
- */
-class PeerActivity {
-  private readonly sinceMs = new Map<bigint, number>();
-
-  constructor(
-    private readonly local: bigint,
-    private readonly gauge: PeerTransportOptions['activePeers'],
-  ) {}
-
-  connected(id: bigint): void {
-    if (this.sinceMs.has(id)) return;
-    this.sinceMs.set(id, Date.now());
-    this.gauge?.set(this.labels(id), 1);
-  }
-
-  disconnected(id: bigint): void {
-    if (!this.sinceMs.delete(id)) return;
-    this.gauge?.set(this.labels(id), 0);
-  }
-
-  since(id: bigint): number | undefined {
-    return this.sinceMs.get(id);
-  }
-
-  private labels(id: bigint): { Local: string; Remote: string } {
-    return { Local: this.local.toString(16), Remote: id.toString(16) };
-  }
-}
-
 /** The sending side towards one remote member. */
 class Peer {
   private client: grpc.Client;
@@ -168,13 +138,17 @@ class Peer {
   private lastFailureLogAt = 0;
   private lastDropLogAt = 0;
   private droppedSinceLog = 0;
+  private readonly stopProber: () => void;
+  private readonly to: { To: string };
 
   constructor(
     readonly id: bigint,
     readonly target: string,
     private readonly t: PeerTransport,
+    peerUrl: string,
   ) {
-    this.client = new grpc.Client(target, grpc.credentials.createInsecure(), {
+    this.client = new grpc.Client(target, peerCredentials(t.tls, peerUrl, t.log), {
+      ...peerChannelOptions(peerUrl, target),
       'grpc.max_send_message_length': -1,
       'grpc.max_receive_message_length': -1,
       'grpc.keepalive_time_ms': 10_000,
@@ -184,6 +158,14 @@ class Peer {
       'grpc.use_local_subchannel_pool': 1,
     });
     this.watchConnectivity();
+    this.to = { To: hexId(id) };
+    const m = this.t.metrics;
+    this.stopProber = m ? startProber((path, req, ms) => this.unary(path, req, ms), (sec) => m.peerRoundTripSeconds.observe(this.to, sec)) : () => undefined;
+  }
+
+  /** etcd counts every message it could not hand to the peer's stream as a send failure. */
+  private sendFailed(messages: number): void {
+    this.t.metrics?.peerSentFailures.inc(this.to, messages);
   }
 
   /** Keeps the channel connecting and reports READY / not READY to the transport's peer activity. */
@@ -207,6 +189,7 @@ class Peer {
         this.t.log.warn({ peer: this.id.toString(16), type: MessageType[m.type], dropped: this.droppedSinceLog, blocked: this.blocked, 'stream-open': this.stream !== undefined }, 'dropped raft message since sending buffer is full');
         this.droppedSinceLog = 0;
       }
+      this.sendFailed(1);
       this.t.handlers.reportUnreachable(this.id);
       return;
     }
@@ -238,6 +221,7 @@ class Peer {
             this.t.log.error({ peer: this.id.toString(16), err: err.details }, 'peer refused our stream');
             if (err.details === REMOVED_MEMBER_DETAILS) this.t.handlers.onRemovedFromCluster();
           }
+          this.sendFailed(1);
           this.retryAt = Date.now() + PEER_RECONNECT_MS;
           if (Date.now() - this.lastFailureLogAt >= PEER_FAILURE_LOG_INTERVAL_MS) {
             this.lastFailureLogAt = Date.now();
@@ -263,13 +247,16 @@ class Peer {
     const stream = this.open();
     if (!stream) {
       // Reconnecting: drop what is queued; Raft retransmits what matters.
+      this.sendFailed(this.queue.length);
       this.queue = [];
       this.t.handlers.reportUnreachable(this.id);
       return;
     }
     const batch = this.queue;
     this.queue = [];
-    const ok = stream.write(Buffer.from(encodeBatch(this.t.clusterId, this.t.memberId, batch)));
+    const buf = Buffer.from(encodeBatch(this.t.clusterId, this.t.memberId, batch));
+    this.t.metrics?.peerSentBytes.inc(this.to, buf.length);
+    const ok = stream.write(buf);
     if (!ok) this.blocked = true;
   }
 
@@ -307,9 +294,9 @@ class Peer {
     await done;
   }
 
-  unary(path: string, req: Uint8Array): Promise<Buffer> {
+  unary(path: string, req: Uint8Array, timeoutMs = FORWARD_TIMEOUT_MS): Promise<Buffer> {
     return new Promise((resolve, reject) => {
-      this.client.makeUnaryRequest(path, identity, identity, Buffer.from(req), new grpc.Metadata(), { deadline: Date.now() + FORWARD_TIMEOUT_MS }, (err, res) => {
+      this.client.makeUnaryRequest(path, identity, identity, Buffer.from(req), new grpc.Metadata(), { deadline: Date.now() + timeoutMs }, (err, res) => {
         if (err || !res) reject(err ?? new Error('empty response'));
         else resolve(res);
       });
@@ -318,6 +305,7 @@ class Peer {
 
   close(): void {
     this.closed = true;
+    this.stopProber();
     this.t.activity.disconnected(this.id);
     this.stream?.end();
     this.client.close();
@@ -337,8 +325,10 @@ export interface PeerTransportOptions {
   dialOverride: ReadonlyMap<string, string>;
   /** The member name for an ID, when known (names arrive through the log after MemberAdd). */
   memberName(id: bigint): string | undefined;
-  /** etcd_network_active_peers{Local, Remote}: 1 while a peer's stream to us is up. */
-  activePeers?: { set(labels: { Local: string; Remote: string }, value: number): void };
+  /** Peer TLS (--peer-*): serves https:// peer URLs and dials https:// peers (rafthttp/tls.ts). */
+  tls?: TLSInfo;
+  /** etcd_network_* (peer-metrics.ts); active_peers{Local, Remote} is 1 while a peer's channel is up. */
+  metrics?: PeerMetrics;
 }
 
 export class PeerTransport {
@@ -351,15 +341,20 @@ export class PeerTransport {
   private readonly dialOverride: ReadonlyMap<string, string>;
   private readonly memberName: (id: bigint) => string | undefined;
   readonly activity: PeerActivity;
+  readonly tls: TLSInfo | undefined;
+  private readonly tlsListeners: net.Server[] = [];
+  readonly metrics: PeerMetrics | undefined;
 
   constructor(opts: PeerTransportOptions) {
+    this.tls = opts.tls;
     this.memberId = opts.memberId;
     this.clusterId = opts.clusterId;
     this.log = opts.log;
     this.handlers = opts.handlers;
     this.dialOverride = new Map([...opts.dialOverride].map(([k, v]) => [normalizePeerUrl(k), v]));
     this.memberName = opts.memberName;
-    this.activity = new PeerActivity(opts.memberId, opts.activePeers);
+    this.metrics = opts.metrics;
+    this.activity = new PeerActivity(opts.memberId, opts.metrics);
     this.server.addService(PEER_SERVICE, {
       Send: (call: grpc.ServerReadableStream<Buffer, Buffer>, callback: grpc.sendUnaryData<Buffer>) => this.onSend(call, callback),
       SendSnapshot: (call: grpc.ServerReadableStream<Buffer, Buffer>, callback: grpc.sendUnaryData<Buffer>) => this.onSnapshot(call, callback),
@@ -387,6 +382,7 @@ export class PeerTransport {
           (e: unknown) => callback({ code: grpc.status.UNAVAILABLE, details: String(e instanceof Error ? e.message : e) }),
         );
       },
+      Probe: (_call: grpc.ServerUnaryCall<Buffer, Buffer>, callback: grpc.sendUnaryData<Buffer>) => callback(null, Buffer.alloc(0)),
       Members: (call: grpc.ServerUnaryCall<Buffer, Buffer>, callback: grpc.sendUnaryData<Buffer>) => {
         // A joining member does not know the cluster ID yet, so this one is not checked.
         callback(
@@ -412,6 +408,13 @@ export class PeerTransport {
 
   async listen(urls: URL[]): Promise<void> {
     for (const url of urls) {
+      if (url.protocol === 'https:') {
+        // Never plaintext on an https:// URL (startMember validated the peer TLS settings).
+        if (!this.tls) throw new Error(`cannot listen on TLS for ${url.host}: KeyFile and CertFile are not presented`);
+        this.tlsListeners.push(await listenPeerTls(this.server, url, this.tls, this.log));
+        this.log.info({ address: url.href }, 'listening for peers securely');
+        continue;
+      }
       const host = url.hostname === 'localhost' ? '127.0.0.1' : url.hostname.replace(/^\[|\]$/g, '');
       await new Promise<void>((resolve, reject) => {
         this.server.bindAsync(`${host}:${url.port || 2380}`, grpc.ServerCredentials.createInsecure(), (err) => (err ? reject(err) : resolve()));
@@ -430,7 +433,7 @@ export class PeerTransport {
       this.log.info({ peer: id.toString(16), from: existing.target, to: target }, 'peer dial target changed');
       existing.close();
     }
-    this.peers.set(id, new Peer(id, target, this));
+    this.peers.set(id, new Peer(id, target, this, peerUrls[0]));
   }
 
   private dialTarget(id: bigint, peerUrls: readonly string[]): string {
@@ -468,9 +471,14 @@ export class PeerTransport {
       const peer = this.peers.get(m.to);
       if (!peer) continue;
       if (m.type === MessageType.MsgSnap) {
+        const sent = this.metrics ? snapshotTransfer(this.metrics, 'send', m.to) : () => undefined;
         peer.sendSnapshot(m).then(
-          () => this.handlers.reportSnapshot(m.to, true),
+          () => {
+            sent(true);
+            this.handlers.reportSnapshot(m.to, true);
+          },
           (e: unknown) => {
+            sent(false);
             this.log.warn({ peer: m.to.toString(16), err: e instanceof Error ? e.message : String(e) }, 'failed to send snapshot');
             this.handlers.reportSnapshot(m.to, false);
           },
@@ -493,9 +501,9 @@ export class PeerTransport {
    * All are asked, not the first that answers: a lagging peer may not have applied the latest
    * MemberRemove/MemberAdd yet, and would hand out a removed member's ID for the same peer URL.
    */
-  static async fetchMembers(urls: string[]): Promise<FetchedMembers[]> {
+  static async fetchMembers(urls: string[], tlsInfo?: TLSInfo): Promise<FetchedMembers[]> {
     const ask = async (u: string): Promise<FetchedMembers> => {
-      const client = new grpc.Client(dialAddress(u), grpc.credentials.createInsecure());
+      const client = new grpc.Client(dialAddress(u), peerCredentials(tlsInfo, u));
       try {
         const res = await new Promise<Buffer>((resolve, reject) => {
           client.makeUnaryRequest('/cairnpb.Peer/Members', identity, identity, Buffer.from(membersReq.encode({ cluster_id: '0' })), new grpc.Metadata(), { deadline: Date.now() + FETCH_MEMBERS_TIMEOUT_MS }, (err, r) => (err || !r ? reject(err) : resolve(r)));
@@ -524,6 +532,7 @@ export class PeerTransport {
         batch = decodeBatch(buf);
       } catch (e) {
         failed = true;
+        this.metrics?.peerReceivedFailures.inc({ From: '0' });
         callback(new PeerError(grpc.status.INVALID_ARGUMENT, `malformed raft batch: ${String(e)}`) as unknown as grpc.ServiceError);
         return;
       }
@@ -539,6 +548,7 @@ export class PeerTransport {
         callback({ code: grpc.status.FAILED_PRECONDITION, details: REMOVED_MEMBER_DETAILS });
         return;
       }
+      this.metrics?.peerReceivedBytes.inc({ From: hexId(batch.from) }, buf.length);
       this.handlers.onMessages(batch.messages);
     });
     call.on('end', () => {
@@ -551,10 +561,14 @@ export class PeerTransport {
     let message: Message | undefined;
     const entries: [Buffer, Buffer][] = [];
     let failed = false;
+    let received: ((ok: boolean) => void) | undefined;
     call.on('data', (buf: Buffer) => {
       if (failed) return;
       const c = chunkCodec.decode(buf);
+      if (!received && this.metrics) received = snapshotTransfer(this.metrics, 'receive', BigInt(c.from));
+      this.metrics?.peerReceivedBytes.inc({ From: hexId(BigInt(c.from)) }, buf.length);
       if (BigInt(c.cluster_id) !== this.clusterId) {
+        received?.(false);
         failed = true;
         callback({ code: grpc.status.FAILED_PRECONDITION, details: 'cluster ID mismatch' });
         return;
@@ -563,20 +577,25 @@ export class PeerTransport {
       for (let i = 0; i < c.keys.length; i++) entries.push([c.keys[i], c.values[i]]);
       if (c.last) {
         if (!message) {
+          received?.(false);
           failed = true;
           callback({ code: grpc.status.INVALID_ARGUMENT, details: 'snapshot without its message' });
           return;
         }
+        received?.(true);
         this.handlers.onSnapshot(message, entries);
         callback(null, Buffer.alloc(0));
       }
     });
-    call.on('error', () => undefined);
+    call.on('error', () => {
+      if (!failed) received?.(false);
+    });
   }
 
   close(): void {
     for (const p of this.peers.values()) p.close();
     this.peers.clear();
+    for (const l of this.tlsListeners) l.close();
     this.server.forceShutdown();
   }
 }

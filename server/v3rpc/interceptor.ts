@@ -12,20 +12,17 @@ function isRpcSupportedForLearner(method: string, req: unknown): boolean {
 
 /**
  * Adapts an async function to a grpc-js unary handler: errors of every kind are mapped to etcd's
- * status once, here, and every call is counted under grpc_server_*_total as etcd's interceptor does.
+ * status once, here. Calls are counted under grpc_server_*_total by the server-wide interceptor
+ * (grpc-metrics.ts), which also sees streams; `metrics` and `service` stay in the signature for the callers.
  */
 export function unary<Req, Res>(
-  metrics: ServerMetrics,
-  service: string,
+  _metrics: ServerMetrics,
+  _service: string,
   method: string,
   fn: (req: Req, call: grpc.ServerUnaryCall<Req, Res>) => Promise<Res> | Res,
   member?: { readonly isLearner: boolean },
 ): grpc.handleUnaryCall<Req, Res> {
-  const labels = { grpc_type: 'unary', grpc_service: service, grpc_method: method };
-  const started = metrics.grpcStarted.labels(labels);
-  const okCounter = metrics.grpcHandled.labels({ ...labels, grpc_code: 'OK' });
   return (call, callback) => {
-    started.inc();
     let result: Promise<Res> | Res;
     try {
       if (member?.isLearner && !isRpcSupportedForLearner(method, call.request)) throw new ErrNotSupportedForLearner();
@@ -35,20 +32,14 @@ export function unary<Req, Res>(
     }
     if (result instanceof Promise) {
       result.then(
-        (res) => {
-          okCounter.inc();
-          callback(null, res);
-        },
+        (res) => callback(null, res),
         fail,
       );
     } else {
-      okCounter.inc();
       callback(null, result);
     }
     function fail(e: unknown): void {
-      const err = toServiceError(e);
-      metrics.grpcHandled.inc({ ...labels, grpc_code: String(err.code) });
-      callback(err as grpc.ServiceError);
+      callback(toServiceError(e) as grpc.ServiceError);
     }
   };
 }

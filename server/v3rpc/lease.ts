@@ -28,7 +28,6 @@ export function leaseService(server: LeaseServer, metrics: ServerMetrics): grpc.
       return { header: server.header(server.revision()), leases: server.leaseIds().map((id) => ({ ID: id.toString() })) };
     }),
     LeaseKeepAlive: (call: grpc.ServerDuplexStream<{ ID: string }, unknown>) => {
-      metrics.grpcStarted.inc({ grpc_type: 'bidi_stream', grpc_service: 'etcdserverpb.Lease', grpc_method: 'LeaseKeepAlive' });
       // clientv3 opens keepalive streams WithRequireLeader: refused at once without a leader
       // (etcd newStreamInterceptor), and cancelled after 3 election timeouts without one (monitorLeader).
       const requireLeader = requiresLeader(call.metadata);
@@ -71,9 +70,14 @@ export function leaseService(server: LeaseServer, metrics: ServerMetrics): grpc.
         ended = true;
         stopMonitor?.();
       };
+      // A half-close ends the stream once the renewals already received are answered (etcd's
+      // leaseKeepAlive loop answers each request before it reads the next, then sees io.EOF).
       call.on('end', () => {
-        done();
-        call.end();
+        void chain.then(() => {
+          if (ended) return;
+          done();
+          call.end();
+        });
       });
       call.on('cancelled', done);
       call.on('close', done);

@@ -35,7 +35,6 @@ async function streamSnapshot(server: MaintenanceServer, call: grpc.ServerWritab
     }
     const fh = await fs.promises.open(file, 'r');
     try {
-      const header = server.header(server.revision());
       let cancelled = false;
       call.once('cancelled', () => (cancelled = true));
       const write = (msg: unknown): Promise<void> =>
@@ -58,9 +57,10 @@ async function streamSnapshot(server: MaintenanceServer, call: grpc.ServerWritab
         if (bytesRead !== blob.length) throw new Error('snapshot: short read of the temporary database');
         sent += blob.length;
         h.update(blob);
-        await write({ header, remaining_bytes: total - sent, blob });
+        // etcd 3.4 (v3rpc/maintenance.go): no header, remaining_bytes = total - sent, not counting the checksum.
+        await write({ remaining_bytes: total - sent, blob });
       }
-      if (!cancelled) await write({ header, remaining_bytes: 0, blob: h.digest() });
+      if (!cancelled) await write({ remaining_bytes: 0, blob: h.digest() });
       call.end();
     } finally {
       await fh.close();
@@ -102,13 +102,13 @@ export function maintenanceService(server: MaintenanceServer, metrics: ServerMet
       return { header: server.header(server.revision()) };
     }),
     Snapshot: (call: grpc.ServerWritableStream<unknown, unknown>) => {
-      metrics.grpcStarted.inc({ grpc_type: 'server_stream', grpc_service: 'etcdserverpb.Maintenance', grpc_method: 'Snapshot' });
       void streamSnapshot(server, call).catch((e: unknown) => call.emit('error', toServiceError(e)));
     },
     MoveLeader: u('MoveLeader', async (r: { targetID: string }) => {
       await server.moveLeader(BigInt(r.targetID));
       return { header: server.header(server.revision()) };
     }),
-    Alarm: u('Alarm', (r: AlarmRequest) => server.alarm(r)),
+    // etcd's AlarmResponse carries no header (the applier builds it bare, maintenanceServer passes it on).
+    Alarm: u('Alarm', async (r: AlarmRequest) => ({ alarms: (await server.alarm(r)).alarms })),
   };
 }

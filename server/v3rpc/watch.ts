@@ -91,7 +91,6 @@ export function watchService(server: ServerInfo, hub: WatchableStore, metrics: S
   });
   return {
     Watch: (call: grpc.ServerDuplexStream<WatchRequestMsg, Buffer>) => {
-      metrics.grpcStarted.inc({ grpc_type: 'bidi_stream', grpc_service: 'etcdserverpb.Watch', grpc_method: 'Watch' });
       const requireLeader = requiresLeader(call.metadata);
       if (requireLeader && server.leader === 0n) {
         call.emit('error', toServiceError(new ErrNoLeader()));
@@ -115,6 +114,7 @@ export function watchService(server: ServerInfo, hub: WatchableStore, metrics: S
         while (!ended && inflight < STREAM_INFLIGHT_WRITES) {
           const resp = stream.next();
           if (resp === undefined) return;
+          if (resp.events.length > 0) metrics.eventsTotal.inc(resp.events.length);
           for (const bytes of encoder.encode(resp, maxFragmentBytes)) {
             inflight++;
             call.write(bytes, written);

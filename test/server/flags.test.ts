@@ -38,8 +38,8 @@ describe('etcd flags and ETCD_* environment variables', () => {
   });
 
   it('accepts flags it does not implement yet and reports them, so manifests still start', () => {
-    const parsed = parseFlags(['--cert-file', '/x.pem', '--enable-pprof', '--auto-compaction-retention', '1'], { ETCD_UNKNOWN_THING: '1' });
-    expect(parsed.unimplemented).toEqual(expect.arrayContaining(['cert-file', 'enable-pprof']));
+    const parsed = parseFlags(['--max-snapshots', '3', '--enable-pprof', '--auto-compaction-retention', '1'], { ETCD_UNKNOWN_THING: '1' });
+    expect(parsed.unimplemented).toEqual(expect.arrayContaining(['max-snapshots', 'enable-pprof']));
     expect(parsed.unknownEnv).toEqual(['ETCD_UNKNOWN_THING']);
   });
 

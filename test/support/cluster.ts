@@ -1,3 +1,4 @@
+import * as grpc from '@grpc/grpc-js';
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
@@ -55,6 +56,32 @@ export interface ClusterOptions {
   env?: Record<string, string>;
   /** Extra node options for cairn members (e.g. --cpu-prof), placed before bin/cairn. */
   nodeArgs?: string[];
+  /** Client and peer mTLS: https:// URLs, etcd's TLS flags, and a TLS client for the harness's own calls. */
+  tls?: ClusterTls;
+}
+
+/** Certificate files for a TLS cluster (test/support/certs.ts makes them). */
+export interface ClusterTls {
+  ca: string;
+  /** The members' pair (serves client and peer ports, and dials peers). */
+  cert: string;
+  key: string;
+  /** The pair the harness's own gRPC client presents. */
+  clientCert: string;
+  clientKey: string;
+}
+
+/** etcd's flags for client and peer mTLS with one CA (kubeadm's layout). */
+export function tlsFlags(t: ClusterTls): string[] {
+  return [
+    '--cert-file', t.cert, '--key-file', t.key, '--trusted-ca-file', t.ca, '--client-cert-auth',
+    '--peer-cert-file', t.cert, '--peer-key-file', t.key, '--peer-trusted-ca-file', t.ca, '--peer-client-cert-auth',
+  ];
+}
+
+/** etcdctl's flags to reach a TLS cluster with the harness's client pair. */
+export function etcdctlTlsFlags(t: ClusterTls): string[] {
+  return [`--cacert=${t.ca}`, `--cert=${t.clientCert}`, `--key=${t.clientKey}`];
 }
 
 export interface MemberStatus {
@@ -113,8 +140,9 @@ export class ClusterMember {
     readonly clientPort: number,
     readonly peerPort: number,
   ) {
-    this.clientUrl = `http://127.0.0.1:${clientPort}`;
-    this.peerUrl = `http://127.0.0.1:${peerPort}`;
+    const scheme = cluster.opts.tls ? 'https' : 'http';
+    this.clientUrl = `${scheme}://127.0.0.1:${clientPort}`;
+    this.peerUrl = `${scheme}://127.0.0.1:${peerPort}`;
     this.endpoint = `127.0.0.1:${clientPort}`;
     this.dataDir = path.join(cluster.baseDir, name);
     this.logFile = path.join(cluster.baseDir, `${name}.log`);
@@ -130,7 +158,9 @@ export class ClusterMember {
 
   /** A gRPC client to this member (kept open across restarts). */
   get grpc(): EtcdClient {
-    this.client ??= connect(this.endpoint, { defaultDeadlineMs: 5_000 });
+    const t = this.cluster.opts.tls;
+    const credentials = t ? grpc.credentials.createSsl(fs.readFileSync(t.ca), fs.readFileSync(t.clientKey), fs.readFileSync(t.clientCert)) : undefined;
+    this.client ??= connect(this.endpoint, { defaultDeadlineMs: 5_000, credentials });
     return this.client;
   }
 
@@ -167,6 +197,7 @@ export class ClusterMember {
       if (this.cluster.kind === 'cairn') f.push('--snapshot-catchup-entries', String(o.snapshotCatchupEntries));
     }
     if (o.quotaBackendBytes !== undefined) f.push('--quota-backend-bytes', String(o.quotaBackendBytes));
+    if (o.tls) f.push(...tlsFlags(o.tls));
     return [...f, ...(o.extraArgs ?? [])];
   }
 
@@ -403,7 +434,9 @@ export interface LoadResult {
 /** Builds tools/etcdload (the repo's copy) once into .bench/etcdload (the same binary `npm run bench` uses). */
 export function buildEtcdload(): string {
   const out = path.join(REPO_ROOT_DIR, '.bench', 'etcdload');
-  if (fs.existsSync(out)) return out;
+  // Rebuilt when its source changed (a binary from before the TLS flags would not take -cacert).
+  const source = path.resolve(REPO_ROOT_DIR, 'tools/etcdload/main.go');
+  if (fs.existsSync(out) && fs.statSync(out).mtimeMs >= fs.statSync(source).mtimeMs) return out;
   fs.mkdirSync(path.dirname(out), { recursive: true });
   const script = path.resolve(REPO_ROOT_DIR, 'tools/etcdload/build.sh');
   execFileSync('bash', [script, out], { stdio: ['ignore', 'ignore', 'inherit'] });

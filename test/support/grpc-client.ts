@@ -44,10 +44,12 @@ export class EtcdClient {
   readonly defaultDeadlineMs: number;
   private readonly clients: Partial<Record<ServiceName, grpc.Client>> = {};
   private rawClient?: grpc.Client;
+  private readonly credentials: grpc.ChannelCredentials;
 
-  constructor(endpoint: string, opts: { defaultDeadlineMs?: number } = {}) {
+  constructor(endpoint: string, opts: { defaultDeadlineMs?: number; credentials?: grpc.ChannelCredentials } = {}) {
     this.endpoint = endpoint;
     this.defaultDeadlineMs = opts.defaultDeadlineMs ?? 10_000;
+    this.credentials = opts.credentials ?? grpc.credentials.createInsecure();
   }
 
   private client(service: ServiceName): grpc.Client {
@@ -55,7 +57,7 @@ export class EtcdClient {
     if (!c) {
       const pkg = loadEtcdServices().etcdserverpb as grpc.GrpcObject;
       const Ctor = pkg[service] as grpc.ServiceClientConstructor;
-      c = new Ctor(this.endpoint, grpc.credentials.createInsecure(), CHANNEL_OPTIONS);
+      c = new Ctor(this.endpoint, this.credentials, CHANNEL_OPTIONS);
       this.clients[service] = c;
     }
     return c;
@@ -80,7 +82,7 @@ export class EtcdClient {
    * tests. `path` is the full method path, e.g. `/etcdserverpb.KV/Put`.
    */
   raw(path: string, bytes: Buffer, opts: CallOptions = {}): Promise<CallResult<Buffer>> {
-    if (!this.rawClient) this.rawClient = new grpc.Client(this.endpoint, grpc.credentials.createInsecure(), CHANNEL_OPTIONS);
+    if (!this.rawClient) this.rawClient = new grpc.Client(this.endpoint, this.credentials, CHANNEL_OPTIONS);
     const deadline = Date.now() + (opts.deadlineMs ?? this.defaultDeadlineMs);
     const id = (b: Buffer): Buffer => b;
     return new Promise((resolve) => {
@@ -116,7 +118,7 @@ export class EtcdClient {
   }
 }
 
-export function connect(endpoint: string, opts?: { defaultDeadlineMs?: number }): EtcdClient {
+export function connect(endpoint: string, opts?: { defaultDeadlineMs?: number; credentials?: grpc.ChannelCredentials }): EtcdClient {
   return new EtcdClient(endpoint, opts);
 }
 

@@ -198,6 +198,8 @@ export class Applier implements ApplierV3 {
 
   /** Range against the current state or a past revision; header.revision is the current revision. */
   async range(r: RangeRequest, header: (rev: number) => ResponseHeader): Promise<RangeResponse> {
+    // A Range is one read txn with one range (etcd's metricsTxnWrite over KV().Read()).
+    this.store.recordRead({ ranges: 1, puts: 0, deletes: 0, putBytes: 0 });
     const rr = await this.rangeAt(r);
     return shapeRange(r, rr, header(rr.rev));
   }
@@ -217,8 +219,15 @@ export class Applier implements ApplierV3 {
   async readOnlyTxn(rt: TxnRequest, header: (rev: number) => ResponseHeader): Promise<TxnResponse> {
     const path = this.compareToPath(rt);
     const prefetched = await this.prefetchHistorical(rt, path);
-    const view: ReadView = { range: (k, e, o) => this.store.rangeCurrent(k, e, o) };
+    let ranges = rt.compare.length;
+    const view: ReadView = {
+      range: (k, e, o) => {
+        ranges++;
+        return this.store.rangeCurrent(k, e, o);
+      },
+    };
     const resp = this.execTxn(view, undefined, rt, path, { i: 0 }, prefetched, this.store.rev);
+    this.store.recordRead({ ranges, puts: 0, deletes: 0, putBytes: 0 });
     resp.header = header(this.store.rev);
     return resp;
   }

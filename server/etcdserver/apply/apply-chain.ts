@@ -10,7 +10,10 @@ import type { ServerMetrics } from '../metrics';
 import type { Proposer } from '../proposals';
 import type { AppliedIndexWait } from '../wait';
 import { applyAlarm } from './alarm';
-import type { ApplierV3, ApplyOutcome } from './applier';
+import type { ApplierV3, ApplyOutcome, ApplyResult } from './applier';
+
+/** etcd's warnApplyDuration: an apply taking longer counts in etcd_server_slow_apply_total. */
+export const WARN_APPLY_DURATION_MS = 100;
 
 /** The peers the transport dials, kept in step with the member list. */
 export interface PeerSet {
@@ -96,7 +99,11 @@ export class ApplyChain {
     const started = performance.now();
     const outcome = this.d.applier.apply(e.index, req, this.d.header);
     const complete = (o: ApplyOutcome): void => {
-      this.histogram(opName(req), 'ok' in o).observe((performance.now() - started) / 1000);
+      const seconds = (performance.now() - started) / 1000;
+      this.histogram(opName(req), 'ok' in o).observe(seconds);
+      // etcd's warnOfExpensiveRequest: an apply over warnApplyDuration (100 ms) is a slow apply.
+      if (seconds * 1000 > WARN_APPLY_DURATION_MS) this.d.metrics.slowApplies.inc();
+      if ('ok' in o) this.countLease(req, o.ok);
       this.d.proposals.trigger(req.header?.ID, o);
       this.finish(e.index);
     };
@@ -170,6 +177,16 @@ export class ApplyChain {
         }
         break;
       }
+    }
+  }
+
+  /** etcd's lessor counts every lease granted (with its TTL) and revoked, on every member. */
+  private countLease(req: InternalRaftRequest, r: ApplyResult): void {
+    if (req.lease_grant) {
+      this.d.metrics.leaseGranted.inc();
+      this.d.metrics.leaseTtl.observe(Number((r.response as { TTL?: number | string }).TTL ?? 0));
+    } else if (req.lease_revoke) {
+      this.d.metrics.leaseRevoked.inc();
     }
   }
 

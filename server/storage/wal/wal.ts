@@ -95,8 +95,12 @@ export interface WalTestingFaults {
   readonly unsafeNoFsync?: boolean;
 }
 
+/**
+ * The WAL's metrics hook (etcd_disk_wal_fsync_duration_seconds, etcd_disk_wal_write_bytes_total):
+ * called with each synced write's duration and the bytes of every write.
+ */
 export interface WalSyncObserver {
-  (durationSeconds: number): void;
+  (durationSeconds: number | undefined, bytesWritten: number): void;
 }
 
 export class Wal {
@@ -202,7 +206,9 @@ export class Wal {
     const sync = opts.sync && !this.faults.unsafeNoFsync;
     const started = process.hrtime.bigint();
     await this.write(ops, sync);
-    if (sync) this.onSync(Number(process.hrtime.bigint() - started) / 1e9);
+    let bytes = 0;
+    for (const op of ops) bytes += op.key.length + (op.type === 'put' ? op.value.length : 0);
+    this.onSync(sync ? Number(process.hrtime.bigint() - started) / 1e9 : undefined, bytes);
   }
 
   async saveMetadata(metadata: Uint8Array): Promise<void> {

@@ -1,0 +1,154 @@
+/**
+ * grpc_server_*_total as go-grpc-prometheus counts them on etcd's gRPC server, plus etcd's
+ * etcd_server_client_requests_total and etcd_network_client_grpc_{sent,received}_bytes_total.
+ * One grpc-js server interceptor sees every call, unary and streaming, so each is counted once:
+ * started when its metadata arrives, handled once with the status it ends with (a stream the client
+ * cancels included), and every message each way.
+ */
+import * as grpc from '@grpc/grpc-js';
+import type { ServerMetrics } from '../etcdserver/metrics';
+
+/** grpc-go's codes.Code.String(), indexed by status number: the grpc_code label values. */
+export const GRPC_CODE_NAMES = [
+  'OK', 'Canceled', 'Unknown', 'InvalidArgument', 'DeadlineExceeded', 'NotFound', 'AlreadyExists',
+  'PermissionDenied', 'ResourceExhausted', 'FailedPrecondition', 'Aborted', 'OutOfRange',
+  'Unimplemented', 'Internal', 'Unavailable', 'DataLoss', 'Unauthenticated',
+] as const;
+
+/** etcd clientv3 sends its API version under this metadata key (rpctypes.MetadataClientAPIVersionKey). */
+const CLIENT_API_VERSION_KEY = 'client-api-version';
+
+export type GrpcType = 'unary' | 'client_stream' | 'server_stream' | 'bidi_stream';
+
+export function grpcType(d: { requestStream: boolean; responseStream: boolean }): GrpcType {
+  if (d.requestStream) return d.responseStream ? 'bidi_stream' : 'client_stream';
+  return d.responseStream ? 'server_stream' : 'unary';
+}
+
+function codeName(code: number): string {
+  return GRPC_CODE_NAMES[code] ?? 'Unknown';
+}
+
+/**
+ * The code a call the client cancelled ends with in etcd. LeaseKeepAlive maps a cancelled context
+ * to ErrGRPCNoLeader (v3rpc/lease.go: "the only server-side cancellation is noleader for now"),
+ * so it is counted Unavailable; every other handler returns the context's Canceled.
+ */
+function cancelledCode(method: string): number {
+  return method === 'LeaseKeepAlive' ? grpc.status.UNAVAILABLE : grpc.status.CANCELLED;
+}
+
+function split(path: string): { service: string; method: string } {
+  const [, service = '', method = ''] = path.split('/');
+  return { service, method };
+}
+
+/** One method's series, resolved once: prom-client hashes a label object on every inc(). */
+interface MethodSeries {
+  readonly method: string;
+  readonly type: GrpcType;
+  readonly labels: { grpc_type: GrpcType; grpc_service: string; grpc_method: string };
+  readonly started: { inc(): void };
+  readonly received: { inc(): void };
+  readonly sent: { inc(): void };
+  readonly handled: Map<number, { inc(): void }>;
+}
+
+export function grpcMetricsInterceptor(m: ServerMetrics): grpc.ServerInterceptor {
+  const byPath = new Map<string, MethodSeries>();
+  const seriesOf = (desc: { path: string; requestStream: boolean; responseStream: boolean }): MethodSeries => {
+    let s = byPath.get(desc.path);
+    if (!s) {
+      const { service, method } = split(desc.path);
+      const type = grpcType(desc);
+      const labels = { grpc_type: type, grpc_service: service, grpc_method: method };
+      s = { method, type, labels, started: m.grpcStarted.labels(labels), received: m.grpcMsgReceived.labels(labels), sent: m.grpcMsgSent.labels(labels), handled: new Map() };
+      byPath.set(desc.path, s);
+    }
+    return s;
+  };
+  return (desc, call) => {
+    const s = seriesOf(desc);
+    let handled = false;
+    let started = 0;
+    const finish = (code: number): void => {
+      if (handled) return;
+      handled = true;
+      let h = s.handled.get(code);
+      if (!h) {
+        h = m.grpcHandled.labels({ ...s.labels, grpc_code: codeName(code) });
+        s.handled.set(code, h);
+      }
+      h.inc();
+      m.grpcHandlingSeconds?.observe(s.labels, (performance.now() - started) / 1000);
+    };
+    return new grpc.ServerInterceptingCall(call, {
+      start: (next) => {
+        next({
+          onReceiveMetadata: (md, nextMd) => {
+            started = performance.now();
+            s.started.inc();
+            const version = md.get(CLIENT_API_VERSION_KEY)[0];
+            m.clientRequests.inc({ type: s.type === 'unary' ? 'unary' : 'stream', client_api_version: version ? String(version) : 'unknown' });
+            nextMd(md);
+          },
+          onReceiveMessage: (msg, nextMsg) => {
+            s.received.inc();
+            nextMsg(msg);
+          },
+          onCancel: () => finish(cancelledCode(s.method)),
+        });
+      },
+      sendMessage: (msg, nextMsg) => {
+        s.sent.inc();
+        nextMsg(msg);
+      },
+      sendStatus: (status, nextStatus) => {
+        finish(status.code ?? grpc.status.UNKNOWN);
+        nextStatus(status);
+      },
+    });
+  };
+}
+
+/**
+ * Counts the wire bytes of every request and response of a service, where grpc-js decodes and
+ * encodes them (the interceptor only sees decoded messages).
+ */
+export function withByteCounters(def: grpc.ServiceDefinition, m: ServerMetrics): grpc.ServiceDefinition {
+  const out: Record<string, grpc.MethodDefinition<unknown, unknown>> = {};
+  for (const [name, d] of Object.entries(def)) {
+    out[name] = {
+      ...d,
+      requestDeserialize: (buf: Buffer) => {
+        m.clientGrpcReceivedBytes.inc(buf.length);
+        return d.requestDeserialize(buf);
+      },
+      responseSerialize: (value: unknown) => {
+        const buf = d.responseSerialize(value);
+        m.clientGrpcSentBytes.inc(buf.length);
+        return buf;
+      },
+    };
+  }
+  return out;
+}
+
+/**
+ * go-grpc-prometheus InitializeMetrics: every method of the services registered before it (etcd:
+ * KV, Watch, Lease, Cluster, Auth, Maintenance, Health; not Election and Lock) starts at 0 under
+ * every code, so rate() and absent() see the series before the first call.
+ */
+export function initializeGrpcMetrics(m: ServerMetrics, defs: readonly grpc.ServiceDefinition[]): void {
+  for (const def of defs) {
+    for (const d of Object.values(def)) {
+      const { service, method } = split(d.path);
+      const labels = { grpc_type: grpcType(d), grpc_service: service, grpc_method: method };
+      m.grpcStarted.inc(labels, 0);
+      m.grpcMsgReceived.inc(labels, 0);
+      m.grpcMsgSent.inc(labels, 0);
+      for (const code of GRPC_CODE_NAMES) m.grpcHandled.inc({ ...labels, grpc_code: code }, 0);
+      m.grpcHandlingSeconds?.zero(labels);
+    }
+  }
+}
