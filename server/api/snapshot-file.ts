@@ -3,12 +3,14 @@ import * as fs from 'node:fs';
 import type { Entry } from '../../mvcc/backend';
 
 /**
- * The snapshot format (Maintenance.Snapshot, `etcdctl snapshot save`): a consistent copy of every
- * backend entry, framed as MAGIC, u64 payload length, then [u32 key length][key][u32 value
- * length][value]..., zero padding to a 512-byte multiple, then, as
- * etcd does, the sha256 of everything before it as the last 32 bytes, so a truncated or corrupted
- * file is detected on restore. (etcd streams a bbolt file; cairn's backend is LevelDB, so the
- * payload is its own: `bin/cairn snapshot restore` reads it, etcd's tools do not.)
+ * cairn's *earlier* snapshot format, kept so backups taken before cairn spoke etcd's stay
+ * restorable (`bin/cairn snapshot restore` and `status` detect it by its MAGIC): a consistent copy
+ * of every LevelDB backend entry, framed as MAGIC, u64 payload length, then [u32 key length][key]
+ * [u32 value length][value]..., zero padding to a 512-byte multiple, then the sha256 of everything
+ * before it as the last 32 bytes.
+ *
+ * Maintenance.Snapshot no longer writes it: it streams a bbolt database in etcd's backend layout
+ * (server/storage/schema/etcd-snapshot.ts, server/storage/bbolt/), which etcdctl and etcd read.
  */
 export const SNAPSHOT_MAGIC = Buffer.from('CAIRNSNAP1\n');
 export const SHA256_BYTES = 32;

@@ -1,12 +1,15 @@
 import type * as grpc from '@grpc/grpc-js';
 import type { AlarmRequest } from '../../proto/etcd-types';
-import { SERVER_VERSION } from '../version';
+import { CLUSTER_VERSION, SERVER_VERSION } from '../version';
 import type { MaintenanceServer } from '../etcdserver/interfaces';
 import { unary } from './interceptor';
 import type { ServerMetrics } from '../etcdserver/metrics';
 import { toServiceError } from './grpc-errors';
-import { encodeEntries, frameSnapshot } from '../api/snapshot-file';
 import { createHash } from 'node:crypto';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { writeEtcdDb } from '../storage/schema/etcd-snapshot';
 import type { AuthServer } from '../etcdserver/interfaces';
 import type { AuthResolver } from './auth-interceptor';
 import { ErrInvalidAuthToken, ErrPermissionDenied, ErrUserEmpty, ErrUserNotFound, EtcdError } from '../etcdserver/errors';
@@ -34,31 +37,63 @@ async function checkAdmin(auth: AuthServer, resolver: AuthResolver, call: { meta
   }
 }
 
-/** Bytes per Snapshot response message (etcd: 32 KiB). */
+/** Bytes per Snapshot response message (etcd's snapshotSendBufferSize: 32 KiB). */
 export const SNAPSHOT_BLOB_BYTES = 32 * 1024;
 
 /**
- * Maintenance.Snapshot: a consistent copy of the whole backend (one LevelDB iterator snapshot),
- * streamed in 32 KiB blobs with remaining_bytes counting down, then the sha256 of the data as the
- * final blob, as etcd does. The copy is built in memory first so remaining_bytes is exact.
+ * Maintenance.Snapshot, as etcd's v3rpc/maintenance.go: the backend as a bbolt database in etcd's
+ * layout (so `etcdctl snapshot status/restore` and etcd itself read it), streamed in 32 KiB blobs
+ * with remaining_bytes counting down to 0 over the database, then its sha256 as one last blob.
+ * The database is first written to a temporary file from one consistent backend iteration (its
+ * size is needed up front for remaining_bytes), page by page, so memory stays small however large
+ * the backend is; the file is removed when the stream ends.
  */
 async function streamSnapshot(server: MaintenanceServer, call: grpc.ServerWritableStream<unknown, unknown>): Promise<void> {
-  const parts: Buffer[] = [];
-  for await (const chunk of server.snapshotEntries()) parts.push(encodeEntries(chunk));
-  const data = frameSnapshot(Buffer.concat(parts));
-  const sum = createHash('sha256').update(data).digest();
-  const write = (msg: unknown): Promise<void> =>
-    new Promise((resolve) => {
-      if (call.write(msg)) resolve();
-      else call.once('drain', () => resolve());
-    });
-  for (let o = 0; o < data.length; o += SNAPSHOT_BLOB_BYTES) {
-    const blob = data.subarray(o, o + SNAPSHOT_BLOB_BYTES);
-    // etcd 3.4 (v3rpc/maintenance.go): no header, remaining_bytes = total - sent, not counting the checksum.
-    await write({ remaining_bytes: data.length - o - blob.length, blob });
+  const dir = await fs.promises.mkdtemp(path.join(os.tmpdir(), 'cairn-snapshot-'));
+  try {
+    const file = path.join(dir, 'db');
+    const fd = fs.openSync(file, 'w', 0o600);
+    let total: number;
+    try {
+      total = await writeEtcdDb(server.snapshotEntries(), fd, CLUSTER_VERSION);
+    } finally {
+      fs.closeSync(fd);
+    }
+    const fh = await fs.promises.open(file, 'r');
+    try {
+      let cancelled = false;
+      call.once('cancelled', () => (cancelled = true));
+      const write = (msg: unknown): Promise<void> =>
+        new Promise((resolve) => {
+          if (call.write(msg)) resolve();
+          else {
+            const done = (): void => {
+              call.off('drain', done);
+              call.off('cancelled', done);
+              resolve();
+            };
+            call.once('drain', done);
+            call.once('cancelled', done);
+          }
+        });
+      const h = createHash('sha256');
+      for (let sent = 0; sent < total && !cancelled; ) {
+        const blob = Buffer.allocUnsafe(Math.min(SNAPSHOT_BLOB_BYTES, total - sent));
+        const { bytesRead } = await fh.read(blob, 0, blob.length, sent);
+        if (bytesRead !== blob.length) throw new Error('snapshot: short read of the temporary database');
+        sent += blob.length;
+        h.update(blob);
+        // etcd 3.4 (v3rpc/maintenance.go): no header, remaining_bytes = total - sent, not counting the checksum.
+        await write({ remaining_bytes: total - sent, blob });
+      }
+      if (!cancelled) await write({ remaining_bytes: 0, blob: h.digest() });
+      call.end();
+    } finally {
+      await fh.close();
+    }
+  } finally {
+    await fs.promises.rm(dir, { recursive: true, force: true });
   }
-  await write({ remaining_bytes: 0, blob: sum });
-  call.end();
 }
 
 /** etcdserverpb.Maintenance. Snapshot, MoveLeader and Downgrade come with the cluster work. */
