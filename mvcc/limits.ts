@@ -33,7 +33,7 @@ export const RANGE_FETCH_CHUNK = 1_000;
 
 /**
  * LevelDB's block cache (uncompressed blocks of recently read tables), in bytes. cairn-only
- * (etcd's bbolt relies on the page cache): `--experimental-backend-leveldb-cache-bytes`. LevelDB's
+ * (etcd's bbolt relies on the page cache): `--backend-leveldb-cache-bytes`. LevelDB's
  * own default is 8 MiB; values are no longer cached by the store, so a larger cache keeps hot
  * values in process memory at a bounded cost.
  */

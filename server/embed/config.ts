@@ -123,6 +123,8 @@ export const FLAGS: Record<string, FlagSpec> = {
   'v2-deprecation': S('not-yet', false),
   // cairn's own: dial a peer at host:port instead of its advertised URL (fault-injection proxies).
   'peer-dial-override': S(''),
+  // cairn's own: LevelDB's block cache, in bytes (etcd's bbolt has none; values live on disk).
+  'backend-leveldb-cache-bytes': I(33554432),
 };
 
 export interface ParsedFlags {
@@ -236,6 +238,8 @@ export interface ServerConfig {
   logLevel: string;
   /** member name → host:port to dial instead of its advertised peer URL. */
   peerDialOverride: Map<string, string>;
+  /** LevelDB block cache bytes (cairn's --backend-leveldb-cache-bytes); absent = mvcc's default. */
+  backendLevelDbCacheBytes?: number;
 }
 
 /** etcd's default backend quota when --quota-backend-bytes is 0: 2 GiB. */
@@ -280,6 +284,10 @@ export function buildConfig(flags: ParsedFlags): ServerConfig {
   let initialClusterSpec = v('initial-cluster');
   // etcd derives the default initial cluster from the member's own name and advertised peer URLs.
   if (initialClusterSpec === '') initialClusterSpec = initialAdvertisePeerUrls.map((u) => `${name}=${u}`).join(',');
+  const levelDbCacheBytes = int('backend-leveldb-cache-bytes');
+  if (!Number.isSafeInteger(levelDbCacheBytes) || levelDbCacheBytes < 0) {
+    throw new FlagError(`invalid value "${v('backend-leveldb-cache-bytes')}" for flag -backend-leveldb-cache-bytes: must be a non-negative byte count`);
+  }
   const state = v('initial-cluster-state');
   if (state !== 'new' && state !== 'existing') {
     throw new FlagError(`invalid value "${state}" for flag -initial-cluster-state: valid values are "new", "existing"`);
@@ -321,6 +329,7 @@ export function buildConfig(flags: ParsedFlags): ServerConfig {
     preVote: v('pre-vote') === 'true',
     strictReconfigCheck: v('strict-reconfig-check') === 'true',
     logLevel: v('debug') === 'true' ? 'debug' : v('log-level'),
+    backendLevelDbCacheBytes: levelDbCacheBytes,
     peerDialOverride: new Map(
       v('peer-dial-override')
         .split(',')

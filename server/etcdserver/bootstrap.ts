@@ -76,6 +76,7 @@ export async function bootstrap(cfg: ServerConfig, log: Logger, metrics: ServerM
   const contents = await wal.readAll();
   const store = await KvStore.open(path.join(memberDir, 'snap', 'db'), {
     loseUnsyncedWrites: testingSwitches.loseUnsyncedWrites,
+    cacheBytes: cfg.backendLevelDbCacheBytes,
     onFatal: (e) => failStop('backend write failed', e),
   });
   const lessor = new Lessor(leasePersistence(store), minLeaseTtlSeconds(cfg.electionTimeoutMs));
