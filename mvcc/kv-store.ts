@@ -157,6 +157,8 @@ export class KvStore {
         // A compaction above readRev that ran meanwhile may have deleted a revision we picked (it
         // was superseded): read again at the newer current revision, as a later read would.
         if (allPresent(kvs)) return { kvs, count, rev: readRev };
+        // A compaction at or below readRev keeps every picked revision: anything else is damage.
+        assert(this.compactMainRev > readRev, 'indexed revision missing from the backend');
         this.assertOpen();
       }
     }

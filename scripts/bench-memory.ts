@@ -83,6 +83,7 @@ interface Row {
   kind: MemberKind;
   loadS: number;
   rssLoadedMb: number;
+  stopS: number;
   restartS: number;
   rssRestartedMb: number;
   fullRangeS: number;
@@ -97,14 +98,16 @@ async function measure(kind: MemberKind, n: number, concurrency: number): Promis
     const rssLoadedMb = rssMb(m.pid);
     c.close();
     const t0 = Date.now();
-    await m.restart();
+    await m.stop(60_000);
+    const stopS = (Date.now() - t0) / 1000;
+    await m.restart(); // the member is stopped: this only starts it and waits for a Range
     const restartS = (Date.now() - t0) / 1000;
     const rssRestartedMb = rssMb(m.pid);
     c = connect(m.endpoint);
     const fullRangeS = await fullRange(c, n);
     const paginatedS = await paginatedList(c, n);
     c.close();
-    return { kind, loadS, rssLoadedMb, restartS, rssRestartedMb, fullRangeS, paginatedS };
+    return { kind, loadS, rssLoadedMb, stopS, restartS, rssRestartedMb, fullRangeS, paginatedS };
   } finally {
     await m.cleanup();
   }
@@ -131,7 +134,8 @@ async function main(): Promise<void> {
   };
   line('load (puts, concurrency ' + concurrency + ')', (r) => r.loadS, 's');
   line('RSS after loading', (r) => r.rssLoadedMb, 'MB', 0);
-  line('restart to healthy', (r) => r.restartS, 's');
+  line('restart to healthy (SIGTERM to first Range)', (r) => r.restartS, 's');
+  line('  of which stopping', (r) => r.stopS, 's');
   line('RSS after restart', (r) => r.rssRestartedMb, 'MB', 0);
   line('one unpaginated range', (r) => r.fullRangeS, 's', 2);
   line(`paginated list, ${PAGE} per page`, (r) => r.paginatedS, 's', 2);
