@@ -15,11 +15,13 @@ import { decodeKeyValue } from './kv-codec';
 import { RANGE_FETCH_CHUNK } from './limits';
 import type { LiveKeys } from './live-keys';
 import type { KeyRange, TreeIndex } from './tree-index';
+import type { ValueCache } from './value-cache';
 
 export interface ReadContext {
   readonly index: TreeIndex;
   readonly live: LiveKeys;
   readonly backend: Backend;
+  readonly cache: ValueCache;
   /** The full backend key of revision (main, sub) in the key bucket. */
   readonly revisionKey: (main: number, sub: number) => Buffer;
 }
@@ -27,6 +29,8 @@ export interface ReadContext {
 /** The revisions a range returns (at most `limit`, none when countOnly) and the range's count. */
 export interface Picks {
   readonly revs: IndexedRevision[];
+  /** The latin1 key of each picked revision. */
+  readonly keys: string[];
   readonly count: number;
 }
 
@@ -36,14 +40,18 @@ export interface Picks {
  */
 export function pickCurrent(ctx: ReadContext, range: KeyRange, limit: number, countOnly: boolean): Picks {
   const revs: IndexedRevision[] = [];
-  if (countOnly) return { revs, count: ctx.live.count(range) };
-  ctx.index.forRangeWhile(range, (_latin1, ki) => {
+  const keys: string[] = [];
+  if (countOnly) return { revs, keys, count: ctx.live.count(range) };
+  ctx.index.forRangeWhile(range, (latin1, ki) => {
     const latest = ki.latest;
-    if (latest !== undefined && !latest.tombstone) revs.push(latest);
+    if (latest !== undefined && !latest.tombstone) {
+      revs.push(latest);
+      keys.push(latin1);
+    }
     return revs.length < limit;
   });
   // Without a limit the walk visited the whole range; its length is the count.
-  return { revs, count: limit === Infinity ? revs.length : ctx.live.count(range) };
+  return { revs, keys, count: limit === Infinity ? revs.length : ctx.live.count(range) };
 }
 
 /**
@@ -52,42 +60,62 @@ export function pickCurrent(ctx: ReadContext, range: KeyRange, limit: number, co
  */
 export function pickAt(ctx: ReadContext, range: KeyRange, rev: number, limit: number, countOnly: boolean): Picks {
   const revs: IndexedRevision[] = [];
+  const keys: string[] = [];
   let count = 0;
-  ctx.index.forRange(range, (_latin1, ki) => {
+  ctx.index.forRange(range, (latin1, ki) => {
     const at = ki.revisionAt(rev);
     if (at === undefined) return;
     count++;
-    if (!countOnly && revs.length < limit) revs.push(at);
+    if (!countOnly && revs.length < limit) {
+      revs.push(at);
+      keys.push(latin1);
+    }
   });
-  return { revs, count };
+  return { revs, keys, count };
 }
 
-/** The KeyValues at `revs`, in order; undefined where a racing compaction deleted one. */
-export async function fetchRevisions(ctx: ReadContext, revs: readonly IndexedRevision[]): Promise<Array<KeyValue | undefined>> {
+/**
+ * The KeyValues of the picks, in order (from the value cache, else LevelDB); undefined where a
+ * racing compaction deleted one. Results are not added to the cache, so a large range does not
+ * evict the hot keys.
+ */
+export async function fetchRevisions(ctx: ReadContext, picks: Picks): Promise<Array<KeyValue | undefined>> {
+  const { revs, keys } = picks;
   const out: Array<KeyValue | undefined> = new Array(revs.length);
   for (let start = 0; start < revs.length; start += RANGE_FETCH_CHUNK) {
     const end = Math.min(revs.length, start + RANGE_FETCH_CHUNK);
-    const keys: Buffer[] = new Array(end - start);
-    for (let i = start; i < end; i++) keys[i - start] = ctx.revisionKey(revs[i].main, revs[i].sub);
-    const records = await ctx.backend.getManyKeys(keys);
+    const missAt: number[] = [];
+    const missKeys: Buffer[] = [];
     for (let i = start; i < end; i++) {
-      const record = records[i - start];
-      out[i] = record === undefined ? undefined : decodeKeyValue(record);
+      out[i] = ctx.cache.get(keys[i], revs[i].main);
+      if (out[i] !== undefined) continue;
+      missAt.push(i);
+      missKeys.push(ctx.revisionKey(revs[i].main, revs[i].sub));
+    }
+    if (missKeys.length === 0) continue;
+    const records = await ctx.backend.getManyKeys(missKeys);
+    for (let j = 0; j < missAt.length; j++) {
+      const record = records[j];
+      out[missAt[j]] = record === undefined ? undefined : decodeKeyValue(record);
     }
   }
   return out;
 }
 
 /** As fetchRevisions, synchronously (the apply loop's txn reads; LevelDB getSync). */
-export function fetchRevisionsSync(ctx: ReadContext, revs: readonly IndexedRevision[]): KeyValue[] {
-  return revs.map((rev) => readRevisionSync(ctx, rev));
+export function fetchRevisionsSync(ctx: ReadContext, picks: Picks): KeyValue[] {
+  return picks.revs.map((rev, i) => ctx.cache.get(picks.keys[i], rev.main) ?? readRevisionSync(ctx, rev));
 }
 
-/** The live key's latest KeyValue, synchronously. */
-export function readLatestSync(ctx: ReadContext, ki: KeyIndex): KeyValue {
+/** The live key's latest KeyValue, synchronously; kept in the value cache. */
+export function readLatestSync(ctx: ReadContext, latin1Key: string, ki: KeyIndex): KeyValue {
   const latest = ki.latest;
   assert(latest !== undefined && !latest.tombstone, 'reading the value of a key that is not live');
-  return readRevisionSync(ctx, latest);
+  const cached = ctx.cache.get(latin1Key, latest.main);
+  if (cached !== undefined) return cached;
+  const kv = readRevisionSync(ctx, latest);
+  ctx.cache.set(latin1Key, kv);
+  return kv;
 }
 
 function readRevisionSync(ctx: ReadContext, rev: IndexedRevision): KeyValue {

@@ -42,7 +42,7 @@ export interface TxnHost {
   /** A read at rev < currentRev, synchronously (rare inside a txn; may touch LevelDB). */
   rangeHistoricalSync(range: KeyRange, rev: number, limit: number, countOnly: boolean): { kvs: KeyValue[]; count: number };
   /** The live key's latest KeyValue (read from the backend, synchronously). */
-  readLatest(ki: KeyIndex): KeyValue;
+  readLatest(latin1: string, ki: KeyIndex): KeyValue;
   commit(changes: readonly StagedChange[], consistentIndex: number, events: readonly Event[]): void;
   release(txn: TxnWrite): void;
 }
@@ -136,8 +136,8 @@ export class TxnWrite {
     }
     const kvs: KeyValue[] = [];
     if (!countOnly) {
-      this.forEachLive(range, (_latin1, ki, staged) => {
-        kvs.push(staged !== undefined ? (staged.kv as KeyValue) : this.host.readLatest(ki as KeyIndex));
+      this.forEachLive(range, (latin1, ki, staged) => {
+        kvs.push(staged !== undefined ? (staged.kv as KeyValue) : this.host.readLatest(latin1, ki as KeyIndex));
         return kvs.length < limit;
       });
     }
@@ -169,7 +169,7 @@ export class TxnWrite {
     let staged = this.staged.get(latin1);
     if (staged === undefined) {
       const ki = this.host.index.get(latin1);
-      staged = { latin1, ki, kv: ki?.isLive === true ? this.host.readLatest(ki) : undefined };
+      staged = { latin1, ki, kv: ki?.isLive === true ? this.host.readLatest(latin1, ki) : undefined };
       this.staged.set(latin1, staged);
     }
     return staged;

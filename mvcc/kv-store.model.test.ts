@@ -76,7 +76,8 @@ async function runSeed(seed: number, ops: number): Promise<void> {
     return a <= b2 ? [a, b2] : [b2, a];
   };
   const path = tempDir();
-  const opts = { compactionBatchLimit: 3, batchIntervalMs: 5, batchLimit: 64 };
+  // A value cache of a few entries: reads take both paths (cache, LevelDB); the twin has the default.
+  const opts = { compactionBatchLimit: 3, batchIntervalMs: 5, batchLimit: 64, valueCacheBytes: 600 };
   let store = await KvStore.open(path, opts);
   const twin = await KvStore.open(tempDir()); // same history, never restarted, default limits
   const model = new Model();

@@ -20,7 +20,8 @@ import { type CompactionContext, compactBackend, compactIndex } from './kv-store
 import { type StagedChange, type TxnHost, TxnWrite } from './kv-store-txn';
 
 export { TxnWrite };
-import { COMPACTION_BATCH_LIMIT, WATCH_BATCH_MAX_REVS } from './limits';
+import { COMPACTION_BATCH_LIMIT, DEFAULT_VALUE_CACHE_BYTES, WATCH_BATCH_MAX_REVS } from './limits';
+import { ValueCache } from './value-cache';
 import { LiveKeys } from './live-keys';
 import { REVISION_BYTES, readMainRevision, writeRevision } from './revision';
 import { TreeIndex, resolveRange } from './tree-index';
@@ -28,6 +29,8 @@ import { TreeIndex, resolveRange } from './tree-index';
 export interface KvStoreOptions extends BackendOptions {
   /** Keys / revisions per compaction chunk (default COMPACTION_BATCH_LIMIT). */
   readonly compactionBatchLimit?: number;
+  /** Bytes of recently written and point-read values kept in memory (default DEFAULT_VALUE_CACHE_BYTES). */
+  readonly valueCacheBytes?: number;
 }
 
 export interface HashKVResult {
@@ -90,7 +93,8 @@ export class KvStore {
     this.compactionBatchLimit = opts.compactionBatchLimit ?? COMPACTION_BATCH_LIMIT;
     assert(this.compactionBatchLimit > 0);
     this.txnHost = this.makeTxnHost();
-    this.reads = { index: this.index, live: this.live, backend, revisionKey: (main, sub) => this.revisionKey(main, sub) };
+    const cache = new ValueCache(opts.valueCacheBytes ?? DEFAULT_VALUE_CACHE_BYTES);
+    this.reads = { index: this.index, live: this.live, backend, cache, revisionKey: (main, sub) => this.revisionKey(main, sub) };
   }
 
   /** Opens (or creates) the store at `path`, restoring its exact state from disk. */
@@ -134,8 +138,8 @@ export class KvStore {
    */
   rangeCurrent(key: Buffer, end: Buffer | null | undefined, opts: RangeOptions = {}): RangeResult {
     this.assertOpen();
-    const { revs, count } = pickCurrent(this.reads, resolveRange(key, end), normaliseLimit(opts.limit), opts.countOnly === true);
-    return { kvs: fetchRevisionsSync(this.reads, revs), count, rev: this.currentRev };
+    const picks = pickCurrent(this.reads, resolveRange(key, end), normaliseLimit(opts.limit), opts.countOnly === true);
+    return { kvs: fetchRevisionsSync(this.reads, picks), count: picks.count, rev: this.currentRev };
   }
 
   /**
@@ -152,8 +156,9 @@ export class KvStore {
     if (rev <= 0 || rev === this.currentRev) {
       for (;;) {
         const readRev = this.currentRev;
-        const { revs, count } = pickCurrent(this.reads, range, limit, countOnly);
-        const kvs = await fetchRevisions(this.reads, revs);
+        const picks = pickCurrent(this.reads, range, limit, countOnly);
+        const kvs = await fetchRevisions(this.reads, picks);
+        const count = picks.count;
         // A compaction above readRev that ran meanwhile may have deleted a revision we picked (it
         // was superseded): read again at the newer current revision, as a later read would.
         if (allPresent(kvs)) return { kvs, count, rev: readRev };
@@ -163,8 +168,9 @@ export class KvStore {
       }
     }
     this.checkRevision(rev);
-    const { revs, count } = pickAt(this.reads, range, rev, limit, countOnly);
-    const kvs = await fetchRevisions(this.reads, revs);
+    const picks = pickAt(this.reads, range, rev, limit, countOnly);
+    const kvs = await fetchRevisions(this.reads, picks);
+    const count = picks.count;
     // A compaction that started meanwhile may have deleted what we read.
     if (rev < this.compactMainRev) throw new ErrCompacted();
     assert(allPresent(kvs), 'indexed revision missing from the backend');
@@ -377,8 +383,13 @@ export class KvStore {
         }
         ki.append(main, change.sub, change.tombstone);
         ki.lease = change.tombstone ? NO_LEASE : change.kv.lease;
-        if (change.tombstone) this.live.delete(staged.latin1);
-        else this.live.add(staged.latin1);
+        if (change.tombstone) {
+          this.live.delete(staged.latin1);
+          this.reads.cache.delete(staged.latin1);
+        } else {
+          this.live.add(staged.latin1);
+          this.reads.cache.set(staged.latin1, change.kv);
+        }
       }
       this.currentRev = main;
     }
@@ -399,11 +410,11 @@ export class KvStore {
         return store.compactMainRev;
       },
       rangeHistoricalSync(range, rev, limit, countOnly) {
-        const { revs, count } = pickAt(store.reads, range, rev, limit, countOnly);
-        return { kvs: fetchRevisionsSync(store.reads, revs), count };
+        const picks = pickAt(store.reads, range, rev, limit, countOnly);
+        return { kvs: fetchRevisionsSync(store.reads, picks), count: picks.count };
       },
-      readLatest(ki) {
-        return readLatestSync(store.reads, ki);
+      readLatest(latin1, ki) {
+        return readLatestSync(store.reads, latin1, ki);
       },
       commit(changes, consistentIndex, events) {
         store.commit(changes, consistentIndex);
@@ -455,6 +466,7 @@ export class KvStore {
     await this.backend.replaceAll(chunks);
     this.index.clear();
     this.live.clear();
+    this.reads.cache.clear();
     this.currentRev = 1;
     this.compactMainRev = -1;
     await this.restore();

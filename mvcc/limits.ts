@@ -32,6 +32,13 @@ export const ITERATOR_CHUNK_ENTRIES = 1_000;
 export const RANGE_FETCH_CHUNK = 1_000;
 
 /**
+ * The store's LRU of recently written and point-read values (mvcc/value-cache.ts), in bytes. It
+ * saves the LevelDB read of the previous value on a put to a hot key; etcd needs no such read
+ * (its keyIndex keeps create_revision and version, and prev_kv is read when sent).
+ */
+export const DEFAULT_VALUE_CACHE_BYTES = 64 * 1024 * 1024;
+
+/**
  * LevelDB's block cache (uncompressed blocks of recently read tables), in bytes. cairn-only
  * (etcd's bbolt relies on the page cache): `--backend-leveldb-cache-bytes`. LevelDB's
  * own default is 8 MiB; values are no longer cached by the store, so a larger cache keeps hot
