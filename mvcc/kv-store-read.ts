@@ -31,6 +31,8 @@ export interface Picks {
   readonly revs: IndexedRevision[];
   /** The latin1 key of each picked revision. */
   readonly keys: string[];
+  /** True when every picked revision is its key's latest (a read at the current revision). */
+  readonly latest: boolean;
   readonly count: number;
 }
 
@@ -41,7 +43,7 @@ export interface Picks {
 export function pickCurrent(ctx: ReadContext, range: KeyRange, limit: number, countOnly: boolean): Picks {
   const revs: IndexedRevision[] = [];
   const keys: string[] = [];
-  if (countOnly) return { revs, keys, count: ctx.live.count(range) };
+  if (countOnly) return { revs, keys, latest: true, count: ctx.live.count(range) };
   ctx.index.forRangeWhile(range, (latin1, ki) => {
     const latest = ki.latest;
     if (latest !== undefined && !latest.tombstone) {
@@ -51,7 +53,7 @@ export function pickCurrent(ctx: ReadContext, range: KeyRange, limit: number, co
     return revs.length < limit;
   });
   // Without a limit the walk visited the whole range; its length is the count.
-  return { revs, keys, count: limit === Infinity ? revs.length : ctx.live.count(range) };
+  return { revs, keys, latest: true, count: limit === Infinity ? revs.length : ctx.live.count(range) };
 }
 
 /**
@@ -71,13 +73,13 @@ export function pickAt(ctx: ReadContext, range: KeyRange, rev: number, limit: nu
       keys.push(latin1);
     }
   });
-  return { revs, keys, count };
+  return { revs, keys, latest: false, count };
 }
 
 /**
  * The KeyValues of the picks, in order (from the value cache, else LevelDB); undefined where a
- * racing compaction deleted one. Results are not added to the cache, so a large range does not
- * evict the hot keys.
+ * racing compaction deleted one. Only a single-key read of a key's latest revision is added to
+ * the cache, so a large range does not evict the hot keys.
  */
 export async function fetchRevisions(ctx: ReadContext, picks: Picks): Promise<Array<KeyValue | undefined>> {
   const { revs, keys } = picks;
@@ -98,6 +100,9 @@ export async function fetchRevisions(ctx: ReadContext, picks: Picks): Promise<Ar
       const record = records[j];
       out[missAt[j]] = record === undefined ? undefined : decodeKeyValue(record);
     }
+    // A point read of a key's latest value is what the next Get or put of that key needs.
+    const only = out[0];
+    if (revs.length === 1 && only !== undefined && picks.latest) ctx.cache.set(keys[0], only);
   }
   return out;
 }
