@@ -12,11 +12,13 @@ import { promises as fs } from 'node:fs';
 import { join } from 'node:path';
 import { Level } from 'level';
 import { ErrBackend, ErrClosed } from './errors';
-import { BATCH_INTERVAL_MS, BATCH_LIMIT, ITERATOR_CHUNK_ENTRIES } from './limits';
+import { BATCH_INTERVAL_MS, BATCH_LIMIT, DEFAULT_LEVELDB_CACHE_BYTES, ITERATOR_CHUNK_ENTRIES } from './limits';
 
 export interface BackendOptions {
   readonly batchIntervalMs?: number;
   readonly batchLimit?: number;
+  /** LevelDB's block cache in bytes (default DEFAULT_LEVELDB_CACHE_BYTES; cairn's own flag). */
+  readonly cacheBytes?: number;
   /**
    * Test-only fault (cluster-tests' power-loss scenario): keep writes that would go to LevelDB
    * without fsync in process memory until the next synced write, so SIGKILL loses them as a power
@@ -121,7 +123,9 @@ export class Backend {
     // `level` resolves to classic-level on Node; its typings omit the LevelDB-only methods we use.
     const db = new Level<Buffer, Buffer>(path, { keyEncoding: 'buffer', valueEncoding: 'buffer' }) as LevelDb;
     assert(typeof db.compactRange === 'function' && typeof db.getSync === 'function', 'level must be classic-level');
-    await db.open();
+    const cacheSize = opts.cacheBytes ?? DEFAULT_LEVELDB_CACHE_BYTES;
+    assert(Number.isSafeInteger(cacheSize) && cacheSize >= 0, 'LevelDB cache size must be a non-negative integer');
+    await db.open({ cacheSize } as Parameters<typeof db.open>[0]);
     return new Backend(db, path, opts);
   }
 

@@ -1,13 +1,16 @@
 /**
- * The revision history of one key (etcd mvcc/key_index.go), plus its current value.
+ * The revision history of one key (etcd mvcc/key_index.go).
  *
  * etcd keeps a list of generations, each a run of puts ended by a tombstone. We keep the same
  * information as one ascending list of revisions with a tombstone flag: a tombstone ends a
  * generation, and the next put starts a new one. create_revision and version live in the stored
- * KeyValue, so the index does not need per-generation counters.
+ * KeyValue, so the index does not need per-generation counters. Values are not kept here: they are
+ * read from the backend by revision (etcd keeps only revisions in its treeIndex too).
  */
 import assert from 'node:assert/strict';
-import type { KeyValue } from './kv';
+
+/** The lease of a key without one; shared so a key index costs no BigInt of its own. */
+export const NO_LEASE = 0n;
 
 export interface IndexedRevision {
   readonly main: number;
@@ -19,10 +22,10 @@ export class KeyIndex {
   /** Ascending by (main, sub). */
   private revs: IndexedRevision[] = [];
   /**
-   * The key's latest KeyValue while it is live, undefined after a tombstone. This is the
-   * current-value cache that makes reads at the current revision synchronous.
+   * The lease of the key's latest put while it is live (NO_LEASE otherwise), so a restart can
+   * re-attach leases without reading values (etcd's restore collects keyToLease the same way).
    */
-  current: KeyValue | undefined = undefined;
+  lease: bigint = NO_LEASE;
 
   get revisionCount(): number {
     return this.revs.length;
@@ -35,6 +38,12 @@ export class KeyIndex {
   /** The newest revision, or undefined when the history is empty. */
   get latest(): IndexedRevision | undefined {
     return this.revs[this.revs.length - 1];
+  }
+
+  /** True when the newest revision is a put (the key exists at the current revision). */
+  get isLive(): boolean {
+    const last = this.latest;
+    return last !== undefined && !last.tombstone;
   }
 
   /** Records a put or tombstone at (main, sub); revisions only grow. */

@@ -83,3 +83,16 @@ export function decodeKeyValue(record: Buffer): KeyValue {
     lease: hasLease ? record.readBigInt64BE(HEADER_BYTES) : 0n,
   };
 }
+
+/**
+ * The key (as a latin1 string, which copies it) and lease of a stored record, without building a
+ * KeyValue: what the restore scan needs, so it holds on to no record.
+ */
+export function decodeKeyAndLease(record: Buffer): { latin1Key: string; lease: bigint } {
+  assert(record.length >= HEADER_BYTES && record[0] === FORMAT_V1, 'malformed KeyValue record');
+  const hasLease = (record[1] & FLAG_LEASE) !== 0;
+  const keyOffset = HEADER_BYTES + (hasLease ? LEASE_BYTES : 0);
+  const valueOffset = keyOffset + record.readUInt32BE(26);
+  assert(valueOffset <= record.length, 'malformed KeyValue record');
+  return { latin1Key: record.toString('latin1', keyOffset, valueOffset), lease: hasLease ? record.readBigInt64BE(HEADER_BYTES) : 0n };
+}

@@ -2,7 +2,7 @@
  * The write transaction (etcd mvcc/kvstore_txn.go storeTxnWrite).
  *
  * Used only by the server's single apply loop, and fully synchronous. Changes are staged inside the
- * txn and become visible (index, current-value cache, pending backend batch) at `end()`. Reads in
+ * txn and become visible (index, live-key set, pending backend batch) at `end()`. Reads in
  * the txn see its own earlier writes: once it has a change they read at beginRev+1, which is the
  * revision every change of this txn gets (sub 0, 1, 2, …).
  */
@@ -11,6 +11,7 @@ import { ErrCompacted, ErrFutureRev } from './errors';
 import type { KeyIndex } from './key-index';
 import { EMPTY_BUFFER, type Event, type KeyValue, type RangeResult, type RevRangeOptions } from './kv';
 import { encodeKeyValue } from './kv-codec';
+import type { LiveKeys } from './live-keys';
 import { type KeyRange, type TreeIndex, inRange, resolveRange } from './tree-index';
 import { noTxnOps, type TxnOps } from './metrics-hooks';
 
@@ -36,10 +37,13 @@ export interface StagedChange {
 /** What a txn needs from its store; implemented privately by KvStore. */
 export interface TxnHost {
   readonly index: TreeIndex;
+  readonly live: LiveKeys;
   readonly currentRev: number;
   readonly compactRev: number;
   /** A read at rev < currentRev, synchronously (rare inside a txn; may touch LevelDB). */
   rangeHistoricalSync(range: KeyRange, rev: number, limit: number, countOnly: boolean): { kvs: KeyValue[]; count: number };
+  /** The live key's latest KeyValue (read from the backend, synchronously). */
+  readLatest(latin1: string, ki: KeyIndex): KeyValue;
   commit(changes: readonly StagedChange[], consistentIndex: number, events: readonly Event[], ops: TxnOps): void;
   release(txn: TxnWrite): void;
 }
@@ -102,9 +106,7 @@ export class TxnWrite {
     this.assertActive();
     this.ops.deletes++;
     const victims: string[] = [];
-    this.forEachLive(resolveRange(key, end), (latin1) => {
-      victims.push(latin1);
-    });
+    this.forEachLive(resolveRange(key, end), (latin1) => victims.push(latin1) > 0);
     const main = this.beginRev + 1;
     const deleted: KeyValue[] = [];
     for (const latin1 of victims) {
@@ -140,11 +142,14 @@ export class TxnWrite {
       return { kvs, count, rev: viewRev };
     }
     const kvs: KeyValue[] = [];
-    let count = 0;
-    this.forEachLive(range, (_latin1, kv) => {
-      count++;
-      if (!countOnly && kvs.length < limit) kvs.push(kv);
-    });
+    if (!countOnly) {
+      this.forEachLive(range, (latin1, ki, staged) => {
+        kvs.push(staged !== undefined ? (staged.kv as KeyValue) : this.host.readLatest(latin1, ki as KeyIndex));
+        return kvs.length < limit;
+      });
+    }
+    // Without a limit the walk saw every live key; otherwise count from the live-key set.
+    const count = !countOnly && limit === Infinity ? kvs.length : this.countLive(range);
     return { kvs, count, rev: viewRev };
   }
 
@@ -171,7 +176,7 @@ export class TxnWrite {
     let staged = this.staged.get(latin1);
     if (staged === undefined) {
       const ki = this.host.index.get(latin1);
-      staged = { latin1, ki, kv: ki?.current };
+      staged = { latin1, ki, kv: ki?.isLive === true ? this.host.readLatest(latin1, ki) : undefined };
       this.staged.set(latin1, staged);
     }
     return staged;
@@ -181,40 +186,52 @@ export class TxnWrite {
     this.staging.push({ sub: this.staging.length, tombstone, record, kv, key });
   }
 
-  /** Visits live keys of the txn's view in key order: the index merged with staged writes. */
-  private forEachLive(range: KeyRange, visit: (latin1: string, kv: KeyValue) => void): void {
+  /** Live keys of the txn's view in the range: the store's live set corrected by staged writes. */
+  private countLive(range: KeyRange): number {
+    let count = this.host.live.count(range);
+    for (const staged of this.staged.values()) {
+      if (!inRange(range, staged.latin1)) continue;
+      count += (staged.kv !== undefined ? 1 : 0) - (staged.ki?.isLive === true ? 1 : 0);
+    }
+    return count;
+  }
+
+  /**
+   * Visits live keys of the txn's view in key order (the index merged with staged writes), with the
+   * key's index entry or, for a key this txn wrote, its staged state; stops when `visit` returns
+   * false. No values are read here.
+   */
+  private forEachLive(range: KeyRange, visit: (latin1: string, ki: KeyIndex | undefined, staged: StagedKey | undefined) => boolean): void {
     const index = this.host.index;
     if (this.staged.size === 0) {
-      index.forRange(range, (latin1, ki) => {
-        if (ki.current !== undefined) visit(latin1, ki.current);
-      });
+      index.forRangeWhile(range, (latin1, ki) => !ki.isLive || visit(latin1, ki, undefined));
       return;
     }
     if (range.high === undefined) {
       const staged = this.staged.get(range.low);
-      const kv = staged !== undefined ? staged.kv : index.get(range.low)?.current;
-      if (kv !== undefined) visit(range.low, kv);
+      if (staged !== undefined) {
+        if (staged.kv !== undefined) visit(range.low, staged.ki, staged);
+      } else {
+        const ki = index.get(range.low);
+        if (ki?.isLive === true) visit(range.low, ki, undefined);
+      }
       return;
     }
     const overlay: StagedKey[] = [];
     for (const staged of this.staged.values()) if (inRange(range, staged.latin1)) overlay.push(staged);
     overlay.sort((a, b) => (a.latin1 < b.latin1 ? -1 : 1));
     let j = 0;
-    index.forRange(range, (latin1, ki) => {
-      while (j < overlay.length && overlay[j].latin1 < latin1) {
-        const s = overlay[j++];
-        if (s.kv !== undefined) visit(s.latin1, s.kv);
-      }
-      if (j < overlay.length && overlay[j].latin1 === latin1) {
-        const s = overlay[j++];
-        if (s.kv !== undefined) visit(latin1, s.kv);
-        return;
-      }
-      if (ki.current !== undefined) visit(latin1, ki.current);
+    let go = true;
+    const visitStaged = (s: StagedKey): void => {
+      if (go && s.kv !== undefined) go = visit(s.latin1, s.ki, s);
+    };
+    index.forRangeWhile(range, (latin1, ki) => {
+      while (go && j < overlay.length && overlay[j].latin1 < latin1) visitStaged(overlay[j++]);
+      if (!go) return false;
+      if (j < overlay.length && overlay[j].latin1 === latin1) visitStaged(overlay[j++]);
+      else if (ki.isLive) go = visit(latin1, ki, undefined);
+      return go;
     });
-    for (; j < overlay.length; j++) {
-      const s = overlay[j];
-      if (s.kv !== undefined) visit(s.latin1, s.kv);
-    }
+    while (go && j < overlay.length) visitStaged(overlay[j++]);
   }
 }

@@ -1,32 +1,39 @@
 /**
  * The revisioned keyspace (etcd mvcc/kvstore.go). See docs/mvcc.md for the layout.
  *
- * In memory: the key index (every key's revision history) and each live key's latest KeyValue, so
- * reads at the current revision are synchronous. On disk (LevelDB via Backend): every revision's
- * KeyValue in the "key" bucket, and consistentIndex / compaction progress in "meta".
+ * In memory: the key index (every key's revision history) and the order-statistic set of live keys
+ * (range counts). On disk (LevelDB via Backend): every revision's KeyValue in the "key" bucket, read
+ * by revision when a range returns it, and consistentIndex / compaction progress in "meta".
  */
 import assert from 'node:assert/strict';
 import { Backend, type Entry, type BackendOptions, type Bucket } from './backend';
 import { crc32cUpdate } from './crc32c';
 import { ErrClosed, ErrCompacted, ErrFutureRev } from './errors';
-import { KeyIndex } from './key-index';
-import type { IndexedRevision } from './key-index';
+import { KeyIndex, NO_LEASE } from './key-index';
 import type { Event, KeyValue, RangeOptions, RangeResult, RevRangeOptions } from './kv';
 import { decodeKeyValue } from './kv-codec';
+import {
+  type ReadContext, fetchRevisions, fetchRevisionsSync, pickAt, pickCurrent, readLatestSync,
+} from './kv-store-read';
+import { restoreIndex } from './kv-store-restore';
 import { type CompactionContext, type CompactionStats, compactBackend, compactIndex } from './kv-store-compaction';
 import type { StoreMetricsHooks, TxnOps } from './metrics-hooks';
 import { type StagedChange, type TxnHost, TxnWrite } from './kv-store-txn';
 
 export { TxnWrite };
-import { COMPACTION_BATCH_LIMIT, WATCH_BATCH_MAX_REVS } from './limits';
-import { REVISION_BYTES, decodeRevision, readMainRevision, writeRevision } from './revision';
-import { type KeyRange, TreeIndex, resolveRange } from './tree-index';
+import { COMPACTION_BATCH_LIMIT, DEFAULT_VALUE_CACHE_BYTES, WATCH_BATCH_MAX_REVS } from './limits';
+import { ValueCache } from './value-cache';
+import { LiveKeys } from './live-keys';
+import { REVISION_BYTES, readMainRevision, writeRevision } from './revision';
+import { TreeIndex, resolveRange } from './tree-index';
 
 export interface KvStoreOptions extends BackendOptions {
   /** etcd's mvcc and backend metrics (see metrics-hooks.ts). */
   readonly metrics?: StoreMetricsHooks;
   /** Keys / revisions per compaction chunk (default COMPACTION_BATCH_LIMIT). */
   readonly compactionBatchLimit?: number;
+  /** Bytes of recently written and point-read values kept in memory (default DEFAULT_VALUE_CACHE_BYTES). */
+  readonly valueCacheBytes?: number;
 }
 
 export interface HashKVResult {
@@ -48,11 +55,6 @@ const META_CONSISTENT_INDEX = 'consistent_index';
 const META_SCHEDULED_COMPACT = 'scheduledCompactRev';
 const META_FINISHED_COMPACT = 'finishedCompactRev';
 
-interface Pick {
-  readonly ki: KeyIndex;
-  readonly rev: IndexedRevision;
-}
-
 /**
  * Told of every committed write txn, in revision order, right after it became readable, and of a
  * replaced backend (a leader's snapshot). The watch hub implements it (mvcc/watchable-store.ts).
@@ -64,6 +66,9 @@ export interface CommitObserver {
 
 export class KvStore {
   private readonly index = new TreeIndex();
+  /** Keys live at the current revision, for O(log n) range counts. */
+  private readonly live = new LiveKeys();
+  private readonly reads: ReadContext;
   private readonly keyBucket: Bucket;
   private readonly metaBucket: Bucket;
   private readonly keyPrefixBytes: number;
@@ -78,7 +83,6 @@ export class KvStore {
   private activeTxn: TxnWrite | null = null;
   private readsOpen = 0;
   /** Keys with a current value (etcd's keysGauge: +1 on a new key's put, -1 on a delete). */
-  private liveKeys = 0;
   /** Compactions run one after another (etcd's FIFO compaction scheduler). */
   private compactionTail: Promise<void> = Promise.resolve();
   private compactionsRunning = 0;
@@ -96,6 +100,8 @@ export class KvStore {
     assert(this.compactionBatchLimit > 0);
     this.txnHost = this.makeTxnHost();
     this.metrics = opts.metrics ?? {};
+    const cache = new ValueCache(opts.valueCacheBytes ?? DEFAULT_VALUE_CACHE_BYTES);
+    this.reads = { index: this.index, live: this.live, backend, cache, revisionKey: (main, sub) => this.revisionKey(main, sub) };
   }
 
   /** Opens (or creates) the store at `path`, restoring its exact state from disk. */
@@ -133,7 +139,7 @@ export class KvStore {
 
   /** Keys that currently have a value (etcd_debugging_mvcc_keys_total). */
   get liveKeyCount(): number {
-    return this.liveKeys;
+    return this.live.size;
   }
 
   /** Number of keys in the index (live keys plus deleted keys not yet compacted away). */
@@ -143,40 +149,63 @@ export class KvStore {
 
   // ---------------------------------------------------------------- reads
 
-  /** A read at the current revision: synchronous, served from memory. */
+  /**
+   * A read at the current revision, synchronously (txn compares and reads on the apply loop): the
+   * values come from LevelDB with getSync. Prefer `range`, which does not block the event loop.
+   */
   rangeCurrent(key: Buffer, end: Buffer | null | undefined, opts: RangeOptions = {}): RangeResult {
     this.assertOpen();
-    const limit = normaliseLimit(opts.limit);
-    const countOnly = opts.countOnly === true;
-    const kvs: KeyValue[] = [];
-    let count = 0;
-    this.index.forRange(resolveRange(key, end), (_latin1, ki) => {
-      const kv = ki.current;
-      if (kv === undefined) return;
-      count++;
-      if (!countOnly && kvs.length < limit) kvs.push(kv);
-    });
-    return { kvs, count, rev: this.currentRev };
+    const picks = pickCurrent(this.reads, resolveRange(key, end), normaliseLimit(opts.limit), opts.countOnly === true);
+    return { kvs: fetchRevisionsSync(this.reads, picks), count: picks.count, rev: this.currentRev };
   }
 
   /**
-   * A read at any revision (`rev` 0 = current, served synchronously). rev > current →
-   * ErrFutureRev; 0 < rev < compactRev → ErrCompacted (a read at compactRev itself is allowed).
+   * A read at any revision (`rev` 0 = current). rev > current → ErrFutureRev; 0 < rev < compactRev
+   * → ErrCompacted (a read at compactRev itself is allowed). Values are fetched from LevelDB in
+   * chunks without blocking the event loop.
    */
   async range(key: Buffer, end: Buffer | null | undefined, opts: RevRangeOptions = {}): Promise<RangeResult> {
     this.assertOpen();
     const rev = opts.rev ?? 0;
-    if (rev <= 0 || rev === this.currentRev) return this.rangeCurrent(key, end, opts);
-    this.checkRevision(rev);
+    const range = resolveRange(key, end);
+    const limit = normaliseLimit(opts.limit);
     const countOnly = opts.countOnly === true;
-    const { picks, count } = this.collectAt(resolveRange(key, end), rev, normaliseLimit(opts.limit), countOnly);
-    // A past revision is read from LevelDB: the one kind of read that stays open across turns.
+    // Reads stay open across event-loop turns while their values come from LevelDB
+    // (etcd_mvcc_db_open_read_transactions).
     this.readsOpen++;
-    const kvs = await this.materialise(picks).finally(() => this.readsOpen--);
-    // A compaction that started meanwhile may have deleted what we read.
-    if (rev < this.compactMainRev) throw new ErrCompacted();
-    assert(kvs.every((kv) => kv !== undefined), 'indexed revision missing from the backend');
-    return { kvs: kvs as KeyValue[], count, rev: this.currentRev };
+    try {
+      if (rev <= 0 || rev === this.currentRev) {
+        for (;;) {
+          const readRev = this.currentRev;
+          const picks = pickCurrent(this.reads, range, limit, countOnly);
+          const kvs = await fetchRevisions(this.reads, picks);
+          const count = picks.count;
+          // A compaction above readRev that ran meanwhile may have deleted a revision we picked (it
+          // was superseded): read again at the newer current revision, as a later read would.
+          if (allPresent(kvs)) return { kvs, count, rev: readRev };
+          // A compaction at or below readRev keeps every picked revision: anything else is damage.
+          assert(this.compactMainRev > readRev, 'indexed revision missing from the backend');
+          this.assertOpen();
+        }
+      }
+      this.checkRevision(rev);
+      const picks = pickAt(this.reads, range, rev, limit, countOnly);
+      const kvs = await fetchRevisions(this.reads, picks);
+      const count = picks.count;
+      // A compaction that started meanwhile may have deleted what we read.
+      if (rev < this.compactMainRev) throw new ErrCompacted();
+      assert(allPresent(kvs), 'indexed revision missing from the backend');
+      return { kvs, count, rev: this.currentRev };
+    } finally {
+      this.readsOpen--;
+    }
+  }
+
+  /** Calls `visit` with each live key that has a lease (the lessor's re-attach after restart). */
+  forEachLiveLease(visit: (latin1Key: string, lease: bigint) => void): void {
+    this.index.forRange(resolveRange(Buffer.from([0]), Buffer.from([0])), (latin1, ki) => {
+      if (ki.isLive && ki.lease !== NO_LEASE) visit(latin1, ki.lease);
+    });
   }
 
   /** The key's KeyValue as of `rev`; undefined if it did not exist then or `rev` is compacted. */
@@ -379,58 +408,6 @@ export class KvStore {
     this.backend.putKey(this.consistentIndexKey, encodeUint64(consistentIndex));
   }
 
-  /** Keys in range live at `rev`; the first `limit` (unless countOnly) with their revisions. */
-  private collectAt(range: KeyRange, rev: number, limit: number, countOnly: boolean): { picks: Pick[]; count: number } {
-    const picks: Pick[] = [];
-    let count = 0;
-    this.index.forRange(range, (_latin1, ki) => {
-      const at = ki.revisionAt(rev);
-      if (at === undefined) return;
-      count++;
-      if (!countOnly && picks.length < limit) picks.push({ ki, rev: at });
-    });
-    return { picks, count };
-  }
-
-  /** The cached KeyValue when `pick` is its key's latest revision; otherwise undefined. */
-  private cached(pick: Pick): KeyValue | undefined {
-    return pick.rev === pick.ki.latest ? pick.ki.current : undefined;
-  }
-
-  /** The KeyValues at the picked revisions; undefined where a racing compaction deleted one. */
-  private async materialise(picks: Pick[]): Promise<Array<KeyValue | undefined>> {
-    const kvs: Array<KeyValue | undefined> = new Array(picks.length);
-    const missIdx: number[] = [];
-    const missKeys: Buffer[] = [];
-    for (let i = 0; i < picks.length; i++) {
-      const kv = this.cached(picks[i]);
-      if (kv !== undefined) {
-        kvs[i] = kv;
-      } else {
-        missIdx.push(i);
-        missKeys.push(this.revisionKey(picks[i].rev.main, picks[i].rev.sub));
-      }
-    }
-    if (missKeys.length > 0) {
-      const records = await this.backend.getManyKeys(missKeys);
-      for (let j = 0; j < missIdx.length; j++) {
-        const record = records[j];
-        kvs[missIdx[j]] = record === undefined ? undefined : decodeKeyValue(record);
-      }
-    }
-    return kvs;
-  }
-
-  private materialiseSync(picks: Pick[]): KeyValue[] {
-    return picks.map((pick) => {
-      const kv = this.cached(pick);
-      if (kv !== undefined) return kv;
-      const record = this.backend.getKeySync(this.revisionKey(pick.rev.main, pick.rev.sub));
-      assert(record !== undefined, 'indexed revision missing from the backend');
-      return decodeKeyValue(record);
-    });
-  }
-
   private commit(changes: readonly StagedChange[], consistentIndex: number): void {
     if (changes.length > 0) {
       const main = this.currentRev + 1;
@@ -444,9 +421,14 @@ export class KvStore {
           this.index.set(staged.latin1, ki);
         }
         ki.append(main, change.sub, change.tombstone);
-        const wasLive = ki.current !== undefined;
-        ki.current = change.tombstone ? undefined : change.kv;
-        this.liveKeys += (ki.current !== undefined ? 1 : 0) - (wasLive ? 1 : 0);
+        ki.lease = change.tombstone ? NO_LEASE : change.kv.lease;
+        if (change.tombstone) {
+          this.live.delete(staged.latin1);
+          this.reads.cache.delete(staged.latin1);
+        } else {
+          this.live.add(staged.latin1);
+          this.reads.cache.set(staged.latin1, change.kv);
+        }
       }
       this.currentRev = main;
     }
@@ -459,6 +441,7 @@ export class KvStore {
     const store = this;
     return {
       index: this.index,
+      live: this.live,
       get currentRev() {
         return store.currentRev;
       },
@@ -466,8 +449,11 @@ export class KvStore {
         return store.compactMainRev;
       },
       rangeHistoricalSync(range, rev, limit, countOnly) {
-        const { picks, count } = store.collectAt(range, rev, limit, countOnly);
-        return { kvs: store.materialiseSync(picks), count };
+        const picks = pickAt(store.reads, range, rev, limit, countOnly);
+        return { kvs: fetchRevisionsSync(store.reads, picks), count: picks.count };
+      },
+      readLatest(latin1, ki) {
+        return readLatestSync(store.reads, latin1, ki);
       },
       commit(changes, consistentIndex, events, ops) {
         store.commit(changes, consistentIndex);
@@ -522,6 +508,8 @@ export class KvStore {
     await this.compactionIdle();
     await this.backend.replaceAll(chunks);
     this.index.clear();
+    this.live.clear();
+    this.reads.cache.clear();
     this.currentRev = 1;
     this.compactMainRev = -1;
     await this.restore();
@@ -539,31 +527,15 @@ export class KvStore {
     return this.backend.allEntries();
   }
 
-  /** Rebuilds index, cache and revision bookkeeping from disk (etcd kvstore.restore). */
+  /**
+   * Rebuilds the index and revision bookkeeping from disk (etcd kvstore.restore): one scan of the
+   * key bucket builds every key's revisions; values are not kept (ranges read them by revision).
+   */
   private async restore(): Promise<void> {
     this.appliedIndex = decodeUint64(await this.metaBucket.get(META_CONSISTENT_INDEX)) ?? 0;
     const scheduled = decodeUint64(await this.metaBucket.get(META_SCHEDULED_COMPACT));
     const finished = decodeUint64(await this.metaBucket.get(META_FINISHED_COMPACT));
-    let maxMain = 0;
-    for await (const chunk of this.keyBucket.iterateChunks()) {
-      for (const [revKey, record] of chunk) {
-        const rev = decodeRevision(revKey);
-        const kv = decodeKeyValue(record);
-        const latin1 = kv.key.toString('latin1');
-        let ki = this.index.get(latin1);
-        if (ki === undefined) {
-          ki = new KeyIndex();
-          this.index.set(latin1, ki);
-        }
-        ki.append(rev.main, rev.sub, rev.tombstone);
-        ki.current = rev.tombstone ? undefined : kv;
-        maxMain = Math.max(maxMain, rev.main);
-      }
-    }
-    this.liveKeys = 0;
-    this.index.forRange(resolveRange(Buffer.from([0]), Buffer.from([0])), (_latin1, ki) => {
-      if (ki.current !== undefined) this.liveKeys++;
-    });
+    const maxMain = await restoreIndex(this.keyBucket, this.index, this.live);
     this.compactMainRev = Math.max(scheduled ?? -1, finished ?? -1);
     // Compaction may have removed every revision up to compactMainRev (e.g. trailing tombstones).
     this.currentRev = Math.max(1, maxMain, this.compactMainRev);
@@ -571,6 +543,10 @@ export class KvStore {
       this.scheduleCompaction(scheduled).catch(() => undefined);
     }
   }
+}
+
+function allPresent(kvs: Array<KeyValue | undefined>): kvs is KeyValue[] {
+  return kvs.every((kv) => kv !== undefined);
 }
 
 function normaliseLimit(limit: number | undefined): number {

@@ -23,3 +23,25 @@ export const WATCH_BATCH_MAX_REVS = 1_000;
 
 /** Entries fetched from LevelDB per `nextv()` call when iterating. */
 export const ITERATOR_CHUNK_ENTRIES = 1_000;
+
+/**
+ * A Range reads the values it returns from LevelDB in getMany calls of at most this many revisions,
+ * so a large unpaginated range holds the result plus one chunk of keys, and LevelDB's thread pool
+ * serves other reads between chunks.
+ */
+export const RANGE_FETCH_CHUNK = 1_000;
+
+/**
+ * The store's LRU of recently written and point-read values (mvcc/value-cache.ts), in bytes. It
+ * saves the LevelDB read of the previous value on a put to a hot key; etcd needs no such read
+ * (its keyIndex keeps create_revision and version, and prev_kv is read when sent).
+ */
+export const DEFAULT_VALUE_CACHE_BYTES = 64 * 1024 * 1024;
+
+/**
+ * LevelDB's block cache (uncompressed blocks of recently read tables), in bytes. cairn-only
+ * (etcd's bbolt relies on the page cache): `--backend-leveldb-cache-bytes`. LevelDB's
+ * own default is 8 MiB; values are no longer cached by the store, so a larger cache keeps hot
+ * values in process memory at a bounded cost.
+ */
+export const DEFAULT_LEVELDB_CACHE_BYTES = 32 * 1024 * 1024;

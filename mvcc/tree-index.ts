@@ -10,6 +10,8 @@ import { KeyIndex } from './key-index';
 /** Greater than every latin1 string: the open upper bound of "all keys >= key". */
 const ABOVE_ALL_KEYS = '\u0100';
 
+const STOP = { break: true } as const;
+
 function compareStrings(a: string, b: string): number {
   return a < b ? -1 : a > b ? 1 : 0;
 }
@@ -68,6 +70,20 @@ export class TreeIndex {
     }
     if (range.high <= range.low) return;
     this.tree.forRange(range.low, range.high, false, visit);
+  }
+
+  /**
+   * As `forRange`, stopping as soon as `visit` returns false (a page of a large range costs the
+   * page, not the range). sorted-btree's forRange stops when its callback returns `{break}`; its
+   * typings only declare the void form.
+   */
+  forRangeWhile(range: KeyRange, visit: (latin1Key: string, ki: KeyIndex) => boolean): void {
+    if (range.high === undefined || range.high <= range.low) {
+      this.forRange(range, visit);
+      return;
+    }
+    const onFound = (k: string, ki: KeyIndex): { break: true } | undefined => (visit(k, ki) ? undefined : STOP);
+    this.tree.forRange(range.low, range.high, false, onFound as (k: string, ki: KeyIndex) => void);
   }
 
   /**

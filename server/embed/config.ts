@@ -126,6 +126,8 @@ export const FLAGS: Record<string, FlagSpec> = {
   'v2-deprecation': S('not-yet', false),
   // cairn's own: dial a peer at host:port instead of its advertised URL (fault-injection proxies).
   'peer-dial-override': S(''),
+  // cairn's own: LevelDB's block cache, in bytes (etcd's bbolt has none; values live on disk).
+  'backend-leveldb-cache-bytes': I(33554432),
 };
 
 /**
@@ -262,6 +264,8 @@ export interface ServerConfig {
   peerDialOverride: Map<string, string>;
   /** Client, peer (and metrics) TLS; validated by startMember (transport/tls/tls-info.ts). */
   tls: TLSConfig;
+  /** LevelDB block cache bytes (cairn's --backend-leveldb-cache-bytes); absent = mvcc's default. */
+  backendLevelDbCacheBytes?: number;
 }
 
 function tlsConfig(v: (n: string) => string): TLSConfig {
@@ -342,6 +346,10 @@ export function buildConfig(flags: ParsedFlags): ServerConfig {
   let initialClusterSpec = v('initial-cluster');
   // etcd derives the default initial cluster from the member's own name and advertised peer URLs.
   if (initialClusterSpec === '') initialClusterSpec = initialAdvertisePeerUrls.map((u) => `${name}=${u}`).join(',');
+  const levelDbCacheBytes = int('backend-leveldb-cache-bytes');
+  if (!Number.isSafeInteger(levelDbCacheBytes) || levelDbCacheBytes < 0) {
+    throw new FlagError(`invalid value "${v('backend-leveldb-cache-bytes')}" for flag -backend-leveldb-cache-bytes: must be a non-negative byte count`);
+  }
   const state = v('initial-cluster-state');
   if (state !== 'new' && state !== 'existing') {
     throw new FlagError(`invalid value "${state}" for flag -initial-cluster-state: valid values are "new", "existing"`);
@@ -388,6 +396,7 @@ export function buildConfig(flags: ParsedFlags): ServerConfig {
     authToken: v('auth-token'),
     bcryptCost: int('bcrypt-cost'),
     authTokenTtlSeconds: int('auth-token-ttl'),
+    backendLevelDbCacheBytes: levelDbCacheBytes,
     peerDialOverride: new Map(
       v('peer-dial-override')
         .split(',')

@@ -80,7 +80,5 @@ export async function restoreLessor(store: KvStore, lessor: Lessor): Promise<voi
   const records: LeaseRecord[] = [];
   for await (const [, v] of store.backend.bucket(LEASE_BUCKET).iterate()) records.push(decodeLease(v));
   lessor.restore(records);
-  for (const kv of store.rangeCurrent(Buffer.from([0]), Buffer.from([0]), {}).kvs) {
-    if (kv.lease !== 0n) lessor.attach(kv.lease, kv.key.toString('latin1'));
-  }
+  store.forEachLiveLease((latin1Key, lease) => lessor.attach(lease, latin1Key));
 }

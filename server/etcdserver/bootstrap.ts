@@ -82,6 +82,7 @@ export async function bootstrap(cfg: ServerConfig, log: Logger, metrics: ServerM
   const contents = await wal.readAll();
   const store = await KvStore.open(path.join(memberDir, 'snap', 'db'), {
     loseUnsyncedWrites: testingSwitches.loseUnsyncedWrites,
+    cacheBytes: cfg.backendLevelDbCacheBytes,
     onFatal: (e) => failStop('backend write failed', e),
     metrics: metrics.storeHooks(),
   });

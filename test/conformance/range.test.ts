@@ -48,6 +48,39 @@ const scenarios: Scenario[] = [
     ],
   },
   {
+    // count with a limit comes from the live-key tree at the current revision and from a walk at a
+    // past one (mvcc/live-keys.ts); both must equal etcd's count of keys live at the revision.
+    name: 'range-paginated-count-after-deletes',
+    steps: [
+      ...['a', 'b', 'c', 'd', 'e', 'f', 'g', 'h'].map((k) => put(K(k), `v-${k}`)), // B+1..B+8
+      { label: 'delete c', rpc: 'DeleteRange', req: (c) => ({ key: c.k('c') }) }, // B+9
+      { label: 'delete [f, h)', rpc: 'DeleteRange', req: (c) => ({ key: c.k('f'), range_end: c.k('h') }) }, // B+10
+      put(K('c'), 'v-c2'), // B+11: c comes back
+      ...['', 'b', 'd', 'h'].map((after): Step => ({
+        label: `page of 2 after "${after}"`,
+        rpc: 'Range',
+        req: (c) => ({ key: after === '' ? c.k() : c.k(`${after}\0`), range_end: prefixEnd(c.k()), limit: 2 }),
+      })),
+      ...[8, 9, 10].map((n): Step => ({
+        label: `page of 2 after "b" at B+${n}`,
+        rpc: 'Range',
+        req: (c) => ({ key: c.k('b\0'), range_end: prefixEnd(c.k()), limit: 2, revision: c.rev(n) }),
+      })),
+      {
+        label: 'txn: put i and delete a, then a page of 2 in the same txn',
+        rpc: 'Txn',
+        req: (c) => ({
+          success: [
+            { request_put: { key: c.k('i'), value: b('v-i') } },
+            { request_delete_range: { key: c.k('a') } },
+            { request_range: { key: c.k(), range_end: prefixEnd(c.k()), limit: 2 } },
+            { request_range: { key: c.k(), range_end: prefixEnd(c.k()), count_only: true } },
+          ],
+        }),
+      },
+    ],
+  },
+  {
     name: 'range-count-only-keys-only',
     steps: [
       ...['a', 'b', 'c'].map((k) => put(K(k), `value-${k}`)),

@@ -49,6 +49,12 @@ describe('etcd flags and ETCD_* environment variables', () => {
     expect(() => parseFlags(['--name'], {})).toThrow('flag needs an argument: -name');
   });
 
+  it("takes cairn's --backend-leveldb-cache-bytes (LevelDB block cache) and refuses a negative size", () => {
+    expect(buildConfig(parseFlags([], {})).backendLevelDbCacheBytes).toBe(32 * 1024 * 1024);
+    expect(buildConfig(parseFlags(['--backend-leveldb-cache-bytes', '1048576'], {})).backendLevelDbCacheBytes).toBe(1048576);
+    expect(() => buildConfig(parseFlags(['--backend-leveldb-cache-bytes', '-1'], {}))).toThrow(FlagError);
+  });
+
   it('checks the election timeout against the heartbeat as etcd does', () => {
     expect(() => buildConfig(parseFlags(['--heartbeat-interval', '300', '--election-timeout', '1000'], {}))).toThrow(/at least as 5 times/);
   });

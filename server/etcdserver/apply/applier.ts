@@ -207,9 +207,7 @@ export class Applier implements ApplierV3 {
   private rangeAt(r: RangeRequest): RangeResult | Promise<RangeResult> {
     const rev = Number(r.revision);
     const opts = { limit: storeLimit(r), countOnly: r.count_only };
-    if (rev <= 0 || rev === this.store.rev) {
-      return this.store.rangeCurrent(r.key, rangeEnd(r.range_end), opts);
-    }
+    // Values are read from the backend without blocking the apply loop (mvcc/kv-store-read.ts).
     return this.store.range(r.key, rangeEnd(r.range_end), { ...opts, rev }).catch((e: unknown) => {
       throw toEtcdError(e);
     });
