@@ -2,14 +2,18 @@
  * npm run bench: the same Go clientv3 load (tools/etcdload) against the real etcd and cairn,
  * back to back in one run, so the figures that matter are the ratios (this machine is noisy).
  *
- *   npm run bench -- [--duration 10s] [--rounds 1] [--only put1,put100,range-l,range-s,txn] [--skip-watch]
+ *   npm run bench -- [--duration 10s] [--rounds 1] [--only put1,put100,range-l,range-s,txn] [--skip-watch] [--tls]
+ *
+ * --tls: both members serve client mTLS with the same certificates (kubeadm's layout: one CA,
+ * --client-cert-auth), and etcdload dials them with a client certificate, as kube-apiserver does.
  *
  * Each target is a fresh single member with its data on the same disk. Results are printed as a
  * markdown table for BENCHMARKS.md.
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { startMember, type Member } from '../test/support/member';
+import { startMember, type Member, type MemberTls } from '../test/support/member';
+import { makePki } from '../cluster-tests/pki';
 import { buildEtcdload, runEtcdload, type LoadResult } from '../test/support/cluster';
 
 interface Scenario {
@@ -39,8 +43,15 @@ async function main(): Promise<void> {
   const rounds = Number(arg('rounds', '1'));
   const only = arg('only', SCENARIOS.map((s) => s.id).join(',')).split(',');
   buildEtcdload();
-  const etcd = await startMember({ kind: 'etcd', name: 'bench-etcd' });
-  const cairn = await startMember({ kind: 'cairn', name: 'bench-cairn' });
+  let tls: MemberTls | undefined;
+  let loadTlsArgs: string[] = [];
+  if (process.argv.includes('--tls')) {
+    const pki = makePki();
+    tls = { ca: pki.ca, serverCert: pki.server.cert, serverKey: pki.server.key, clientCert: pki.client.cert, clientKey: pki.client.key };
+    loadTlsArgs = ['-cacert', pki.ca, '-cert', pki.client.cert, '-key', pki.client.key];
+  }
+  const etcd = await startMember({ kind: 'etcd', name: 'bench-etcd', tls });
+  const cairn = await startMember({ kind: 'cairn', name: 'bench-cairn', tls });
   const targets: Member[] = [etcd, cairn];
   const rows: string[] = [];
   try {
@@ -49,7 +60,7 @@ async function main(): Promise<void> {
       for (let r = 0; r < rounds; r++) {
         // Alternate who goes first so drift in the machine's load does not favour one side.
         const order = r % 2 === 0 ? targets : [...targets].reverse();
-        for (const t of order) acc.get(t.kind)?.push(await runEtcdload(t.endpoint, s.args, duration));
+        for (const t of order) acc.get(t.kind)?.push(await runEtcdload(t.endpoint, [...s.args, ...loadTlsArgs], duration));
       }
       const mean = (xs: LoadResult[], k: 'qps' | 'p50' | 'p99' | 'errors'): number => xs.reduce((a, x) => a + x[k], 0) / xs.length;
       const e = acc.get('etcd') ?? [];
@@ -63,7 +74,7 @@ async function main(): Promise<void> {
     await cairn.cleanup();
   }
   const header = [
-    `Single member, Go clientv3 (etcdload), ${duration} per run, ${rounds} round(s), ${new Date().toISOString().slice(0, 10)}, ${process.version}.`,
+    `Single member${tls ? ', client mTLS' : ''}, Go clientv3 (etcdload), ${duration} per run, ${rounds} round(s), ${new Date().toISOString().slice(0, 10)}, ${process.version}.`,
     '',
     '| scenario | etcd ops/s | cairn ops/s | throughput ratio | etcd p50 ms | cairn p50 ms | p50 ratio | etcd p99 ms | cairn p99 ms | errors |',
     '|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|',

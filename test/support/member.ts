@@ -1,3 +1,4 @@
+import * as grpc from '@grpc/grpc-js';
 import { spawn, type ChildProcess } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
@@ -27,6 +28,17 @@ export interface StartMemberOptions {
   readyTimeoutMs?: number;
   /** Extra environment variables. */
   env?: Record<string, string>;
+  /** Client mTLS: an https:// client URL served with this pair, client certificates verified against `ca`. */
+  tls?: MemberTls;
+}
+
+/** Certificate files for a member's client mTLS, and the pair its clients (the readiness probe) use. */
+export interface MemberTls {
+  ca: string;
+  serverCert: string;
+  serverKey: string;
+  clientCert: string;
+  clientKey: string;
 }
 
 export interface Member {
@@ -80,8 +92,9 @@ export function trackChild(child: ChildProcess): void {
   child.once('exit', () => live.delete(child));
 }
 
-function memberFlags(name: string, dataDir: string, client: number, peer: number): string[] {
-  const clientUrl = `http://127.0.0.1:${client}`;
+function memberFlags(name: string, dataDir: string, client: number, peer: number, tls?: MemberTls): string[] {
+  const clientUrl = `${tls ? 'https' : 'http'}://127.0.0.1:${client}`;
+  const tlsFlags = tls ? ['--cert-file', tls.serverCert, '--key-file', tls.serverKey, '--trusted-ca-file', tls.ca, '--client-cert-auth'] : [];
   const peerUrl = `http://127.0.0.1:${peer}`;
   return [
     '--name', name,
@@ -91,6 +104,7 @@ function memberFlags(name: string, dataDir: string, client: number, peer: number
     '--listen-peer-urls', peerUrl,
     '--initial-advertise-peer-urls', peerUrl,
     '--initial-cluster', `${name}=${peerUrl}`,
+    ...tlsFlags,
   ];
 }
 
@@ -132,8 +146,9 @@ class MemberImpl implements Member {
     private readonly extraArgs: string[],
     private readonly env: Record<string, string>,
     private readonly readyTimeoutMs: number,
+    readonly tls?: MemberTls,
   ) {
-    this.clientUrl = `http://127.0.0.1:${clientPort}`;
+    this.clientUrl = `${tls ? 'https' : 'http'}://127.0.0.1:${clientPort}`;
     this.endpoint = `127.0.0.1:${clientPort}`;
     this.peerUrl = `http://127.0.0.1:${peerPort}`;
     this.logFile = path.join(tmpDir, 'member.log');
@@ -157,7 +172,7 @@ class MemberImpl implements Member {
 
   /** Spawn and wait until ready. Throws (with the log tail) on early exit or timeout. */
   async launch(): Promise<void> {
-    const flags = [...memberFlags(this.name, this.dataDir, this.clientPort, this.peerPort), ...this.extraArgs];
+    const flags = [...memberFlags(this.name, this.dataDir, this.clientPort, this.peerPort, this.tls), ...this.extraArgs];
     const { cmd, args } = commandFor(this.kind, flags);
     const fd = fs.openSync(this.logFile, 'a');
     fs.writeSync(fd, `\n=== ${new Date().toISOString()} ${cmd} ${args.join(' ')}\n`);
@@ -175,7 +190,9 @@ class MemberImpl implements Member {
     let spawnError: Error | undefined;
     child.once('error', (e) => (spawnError = e));
 
-    const client = connect(this.endpoint, { defaultDeadlineMs: 1000 });
+    const t = this.tls;
+    const credentials = t ? grpc.credentials.createSsl(fs.readFileSync(t.ca), fs.readFileSync(t.clientKey), fs.readFileSync(t.clientCert)) : undefined;
+    const client = connect(this.endpoint, { defaultDeadlineMs: 1000, credentials });
     const started = Date.now();
     try {
       for (;;) {
@@ -239,7 +256,7 @@ export async function startMember(opts: StartMemberOptions): Promise<Member> {
     const tmpDir = fs.mkdtempSync(path.join(os.tmpdir(), `cairn-test-${opts.kind}-`));
     const dataDir = opts.dataDir ?? path.join(tmpDir, 'data');
     const { client, peer } = await memberPorts();
-    const m = new MemberImpl(opts.kind, name, tmpDir, dataDir, client, peer, opts.extraArgs ?? [], opts.env ?? {}, opts.readyTimeoutMs ?? 20_000);
+    const m = new MemberImpl(opts.kind, name, tmpDir, dataDir, client, peer, opts.extraArgs ?? [], opts.env ?? {}, opts.readyTimeoutMs ?? 20_000, opts.tls);
     try {
       await m.launch();
       return m;
