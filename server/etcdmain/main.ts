@@ -6,6 +6,7 @@ import { restoreSnapshot } from './snapshot-restore';
 import { readSnapshotFile } from '../api/snapshot-file';
 import { exitFatal, failStopOnUnhandledErrors, setFatalLogger } from '../etcdserver/fatal';
 import { DataDirLockedError } from '../storage/datadir-lock';
+import { WalCorruptionError } from '../storage/wal/wal';
 
 const SNAPSHOT_USAGE = `usage:
   cairn snapshot restore <file> --data-dir <dir> [--name ...]   restore into a new data dir
@@ -63,6 +64,8 @@ export async function main(argv: string[] = process.argv.slice(2)): Promise<void
   } catch (e) {
     // etcd's line for a data dir in use, and nothing else (not a LevelDB stack trace).
     if (e instanceof DataDirLockedError) exitFatal(e.message, { 'data-dir': e.dataDir, lock: e.lockPath, err: String(e.cause) });
+    // A damaged WAL refuses to start, naming where (etcd: "failed to read WAL" ... "walpb: crc mismatch").
+    if (e instanceof WalCorruptionError) exitFatal(e.message, { file: e.file, offset: e.offset });
     throw e;
   }
   let stopping = false;
