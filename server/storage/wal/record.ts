@@ -73,7 +73,7 @@ export function encodeRecord(out: Buffer, off: number, type: RecordType, parts: 
   const rec = RECORD_HEADER_BYTES + dataBytes;
   const pad = paddingBytes(rec);
   out.writeUInt32LE(rec % 0x1_0000_0000, off);
-  out.writeUInt32LE(Math.floor(rec / 0x1_0000_0000) | (pad ? (0x80 | pad) << 24 : 0), off + 4);
+  out.writeUInt32LE((Math.floor(rec / 0x1_0000_0000) | (pad ? (0x80 | pad) << 24 : 0)) >>> 0, off + 4);
   const body = off + FRAME_BYTES;
   out[body] = type;
   out[body + 1] = 0;
