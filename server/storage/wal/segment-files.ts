@@ -118,8 +118,12 @@ async function allocate(file: string, sizeBytes: number): Promise<string> {
   const h = await fs.promises.open(file, 'w', 0o600);
   try {
     await preallocate(h, 0, sizeBytes);
-  } finally {
+  } catch (e) {
+    // A full disk: give back what the partial file took (the cut reports the error).
     await h.close();
+    await fs.promises.rm(file, { force: true });
+    throw e;
   }
+  await h.close();
   return file;
 }
