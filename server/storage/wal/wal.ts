@@ -157,7 +157,9 @@ export class Wal {
       recs.push({ type: RecordType.State, parts: [data], dataBytes: data.length, state: opts.hardState });
     }
     if (recs.length === 0) return;
-    await this.enqueue(recs, opts.sync);
+    // unsafeNoFsync, a test-only bug cluster-tests' self-test must catch: Raft is told the Ready is
+    // durable although nothing was fsynced (with loseUnsyncedWrites, it stays in memory).
+    await this.enqueue(recs, opts.sync && !this.opts.faults?.unsafeNoFsync);
   }
 
   async saveMetadata(metadata: Uint8Array): Promise<void> {
@@ -215,9 +217,7 @@ export class Wal {
       this.pending = [];
       this.waiters = [];
       try {
-        // unsafeNoFsync, a test-only bug cluster-tests' self-test must catch: Raft is told the
-        // Ready is durable although nothing was fsynced.
-        await this.writeBatch(recs, waiters.some((w) => w.sync) && !this.opts.faults?.unsafeNoFsync);
+        await this.writeBatch(recs, waiters.some((w) => w.sync));
       } catch (e) {
         for (const w of waiters) w.reject(e);
         this.failed(e);
