@@ -93,15 +93,15 @@ export class Wal {
     private crc: number,
     private lastEntryIndex: number,
     private readonly segments: SegmentName[],
-    private readonly contents: WalContents,
+    private contents: WalContents | undefined,
   ) {
     this.segmentSizeBytes = opts.segmentSizeBytes ?? SEGMENT_SIZE_BYTES;
     this.maxWalFiles = opts.maxWalFiles ?? DEFAULT_MAX_WAL_FILES;
     this.pipeline = new FilePipeline(dir, this.segmentSizeBytes);
-    this.metadata = contents.metadata ? Buffer.from(contents.metadata) : undefined;
-    this.lastSnapshot = contents.snapshot;
-    this.durableSnapshotIndex = contents.snapshot?.index ?? 0;
-    this.lastState = contents.hardState;
+    this.metadata = contents?.metadata ? Buffer.from(contents.metadata) : undefined;
+    this.lastSnapshot = contents?.snapshot;
+    this.durableSnapshotIndex = contents?.snapshot?.index ?? 0;
+    this.lastState = contents?.hardState;
   }
 
   /**
@@ -115,7 +115,8 @@ export class Wal {
     const r = await replay(dir, o.segments);
     const tail = await fs.promises.open(path.join(dir, o.segments[o.segments.length - 1].name), 'r+');
     try {
-      await zeroToEnd(tail, r.tailOffset, size);
+      // A segment just created is zeros after its crc record already.
+      if (!o.created) await zeroToEnd(tail, r.tailOffset, size);
     } catch (e) {
       await tail.close();
       throw e;
@@ -135,9 +136,15 @@ export class Wal {
     }
   }
 
-  /** Everything needed to rebuild Raft's in-memory storage after a restart or crash (read at open). */
+  /**
+   * Everything needed to rebuild Raft's in-memory storage after a restart or crash (read at open).
+   * Once: the WAL does not keep a second copy of the log in memory.
+   */
   async readAll(): Promise<WalContents> {
-    return this.contents;
+    const c = this.contents;
+    if (!c) throw new Error('wal: readAll called twice');
+    this.contents = undefined;
+    return c;
   }
 
   /**
