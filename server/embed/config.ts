@@ -106,7 +106,7 @@ export const FLAGS: Record<string, FlagSpec> = {
   'force-new-cluster': B(false),
   'unsafe-no-fsync': B(false, false),
   'max-snapshots': I(5, false),
-  'max-wals': I(5, false),
+  'max-wals': I(5),
   'initial-election-tick-advance': B(true, false),
   discovery: S('', false),
   'discovery-fallback': S('proxy', false),
@@ -241,6 +241,8 @@ export interface ServerConfig {
   electionTimeoutMs: number;
   snapshotCount: number;
   snapshotCatchupEntries: number;
+  /** --max-wals: WAL segments kept although a snapshot covers them (0: all). */
+  maxWals: number;
   quotaBackendBytes: number;
   maxRequestBytes: number;
   maxTxnOps: number;
@@ -379,6 +381,7 @@ export function buildConfig(flags: ParsedFlags): ServerConfig {
     electionTimeoutMs,
     snapshotCount: int('snapshot-count'),
     snapshotCatchupEntries: int('snapshot-catchup-entries'),
+    maxWals: int('max-wals'),
     quotaBackendBytes: int('quota-backend-bytes') || DEFAULT_QUOTA_BACKEND_BYTES,
     maxRequestBytes: int('max-request-bytes'),
     maxTxnOps: int('max-txn-ops'),

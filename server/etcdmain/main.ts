@@ -8,6 +8,7 @@ import { restoreSnapshot } from './snapshot-restore';
 import { formatStatus, snapshotStatus } from './snapshot-status';
 import { exitFatal, failStopOnUnhandledErrors, setFatalLogger } from '../etcdserver/fatal';
 import { DataDirLockedError } from '../storage/datadir-lock';
+import { WalCorruptionError } from '../storage/wal/wal';
 
 const SNAPSHOT_USAGE = `usage:
   cairn snapshot restore <file> --data-dir <dir> [--name ...] [--skip-hash-check]   restore into a new data dir
@@ -105,6 +106,8 @@ export async function main(argv: string[] = process.argv.slice(2)): Promise<void
     if (e instanceof TlsConfigError) exitFatal('failed to start etcd', { error: e.message });
     // etcd refuses a bad --auth-token with this one line (etcdmain: auth: invalid auth options).
     if (e instanceof InvalidAuthOptionsError) exitFatal(e.message, { 'auth-token': cfg.authToken.split(',')[0], detail: e.detail });
+    // A damaged WAL refuses to start, naming where (etcd: "failed to read WAL" ... "walpb: crc mismatch").
+    if (e instanceof WalCorruptionError) exitFatal(e.message, { file: e.file, offset: e.offset });
     throw e;
   }
   let stopping = false;

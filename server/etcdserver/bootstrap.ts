@@ -72,12 +72,11 @@ export async function bootstrap(cfg: ServerConfig, log: Logger, metrics: ServerM
   const memberDir = path.join(cfg.dataDir, 'member');
   fs.mkdirSync(path.join(memberDir, 'snap'), { recursive: true, mode: 0o700 });
   logTestingSwitches(log);
-  const wal = await Wal.open(path.join(memberDir, 'wal'), (seconds, bytes) => {
-    if (seconds !== undefined) metrics.walFsyncSeconds.observe(seconds);
-    metrics.walWriteBytes.inc(bytes);
-  }, {
-    loseUnsyncedWrites: testingSwitches.loseUnsyncedWrites,
-    unsafeNoFsync: testingSwitches.unsafeNoFsync,
+  const wal = await Wal.open(path.join(memberDir, 'wal'), {
+    observer: { fsyncSeconds: (s) => metrics.walFsyncSeconds.observe(s), writeBytes: (b) => metrics.walWriteBytes.inc(b) },
+    faults: { loseUnsyncedWrites: testingSwitches.loseUnsyncedWrites, unsafeNoFsync: testingSwitches.unsafeNoFsync },
+    maxWalFiles: cfg.maxWals,
+    log,
   });
   const contents = await wal.readAll();
   const store = await KvStore.open(path.join(memberDir, 'snap', 'db'), {
@@ -154,7 +153,6 @@ async function bootstrapNewCluster(cfg: ServerConfig, log: Logger, { wal, store,
     entries: [],
     hardState: { term: 1, vote: 0n, commit: 1 },
     snapshot: { index: 1, term: 1, data: encodeConfStateRecord(confState) },
-    previousLastIndex: 0,
     sync: true,
   });
   await wal.saveMetadata(encodeIdentity(identity));

@@ -119,12 +119,14 @@ export async function forceNewCluster(wal: Wal, contents: WalContents, self: Mem
   // them, so a crash right after still restarts as a single-member cluster.
   if (appended.length > 0 || walLastIndex > commit) {
     if (appended.length > 0 || committed.length > 0) {
-      // With nothing to append (already alone), re-saving the last committed entry drops the suffix.
+      // The WAL replaces everything after an entry saved again at its index (docs/wal.md), so the
+      // appended entries drop the discarded suffix; with nothing to append (already alone),
+      // re-saving the last committed entry does.
       const toSave = appended.length > 0 ? appended : [committed[committed.length - 1]];
-      await wal.save({ entries: toSave, hardState, previousLastIndex: walLastIndex, sync: true });
+      await wal.save({ entries: toSave, hardState, sync: true });
     } else if (contents.snapshot) {
       // Every committed entry is in the snapshot: re-saving it resets the log to it.
-      await wal.save({ entries: [], hardState, snapshot: contents.snapshot, previousLastIndex: walLastIndex, sync: true });
+      await wal.save({ entries: [], hardState, snapshot: contents.snapshot, sync: true });
     }
   }
   log.info({ 'cluster-id': clusterId.toString(16), 'local-member-id': self.id.toString(16), 'commit-index': hardState.commit }, 'forcing restart member');

@@ -46,7 +46,6 @@ export class RaftNode {
   private ticker: NodeJS.Timeout | undefined;
   private lead = 0n;
   private raftState: StateType = StateType.Follower;
-  private lastIndexPersisted: number;
   /** When the last heartbeat went to each peer (etcd's contention.TimeoutDetector). */
   private readonly heartbeatSentAt = new Map<bigint, number>();
 
@@ -66,7 +65,6 @@ export class RaftNode {
       random: opts.random,
       logger: { info: (m) => opts.log.info({ raft: true }, m), warn: (m) => opts.log.warn({ raft: true }, m), debug: (m) => opts.log.debug({ raft: true }, m) },
     });
-    this.lastIndexPersisted = opts.storage.lastIndex();
     this.loop = new ReadyLoop(this.node, opts.storage, {
       persist: (batch, done) => this.persist(batch, done),
       installSnapshot: (snap, done) => settle(() => opts.installSnapshot(snap), done),
@@ -206,15 +204,10 @@ export class RaftNode {
         entries: batch.entries,
         hardState: hs ? { term: hs.term, vote: hs.vote, commit: hs.commit } : undefined,
         snapshot: snap ? { index: snap.metadata.index, term: snap.metadata.term, data: encodeConfStateRecord(snap.metadata.confState) } : undefined,
-        previousLastIndex: this.lastIndexPersisted,
         sync: batch.mustSync,
       })
       .then(
-        () => {
-          if (snap) this.lastIndexPersisted = snap.metadata.index;
-          if (batch.entries.length > 0) this.lastIndexPersisted = batch.entries[batch.entries.length - 1].index;
-          return true;
-        },
+        () => true,
         (e: unknown) => {
           done(e ?? new Error('wal save rejected without a reason'));
           return false;

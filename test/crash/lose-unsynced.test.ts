@@ -33,10 +33,10 @@ describe('the lose-unsynced fault layer', () => {
     runChild(`
       const { Wal } = require('./dist/server/storage/wal/wal.js');
       (async () => {
-        const wal = await Wal.open(${JSON.stringify(dir)}, () => {}, { loseUnsyncedWrites: true });
-        await wal.save({ entries: [${entry(1)}], previousLastIndex: 0, sync: false });
-        await wal.save({ entries: [${entry(2)}], hardState: { term: 1, vote: 0n, commit: 2 }, previousLastIndex: 1, sync: true });
-        await wal.save({ entries: [${entry(3)}], hardState: { term: 1, vote: 0n, commit: 3 }, previousLastIndex: 2, sync: false });
+        const wal = await Wal.open(${JSON.stringify(dir)}, { faults: { loseUnsyncedWrites: true } });
+        await wal.save({ entries: [${entry(1)}], sync: false });
+        await wal.save({ entries: [${entry(2)}], hardState: { term: 1, vote: 0n, commit: 2 }, sync: true });
+        await wal.save({ entries: [${entry(3)}], hardState: { term: 1, vote: 0n, commit: 3 }, sync: false });
         process.kill(process.pid, 'SIGKILL');
       })();
     `);
@@ -44,6 +44,25 @@ describe('the lose-unsynced fault layer', () => {
     const c = await wal.readAll();
     await wal.close();
     // Entry 1 was held, then written ahead of the synced batch; entry 3 and commit 3 were lost.
+    expect(c.entries.map((e) => e.index)).toEqual([1, 2]);
+    expect(c.hardState?.commit).toBe(2);
+  });
+
+  it('WAL without the layer: the same kill keeps the unsynced batches (written, in the page cache)', async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'cairn-keep-wal-'));
+    dirs.push(dir);
+    runChild(`
+      const { Wal } = require('./dist/server/storage/wal/wal.js');
+      (async () => {
+        const wal = await Wal.open(${JSON.stringify(dir)});
+        await wal.save({ entries: [${entry(1)}], hardState: { term: 1, vote: 0n, commit: 1 }, sync: true });
+        await wal.save({ entries: [${entry(2)}], hardState: { term: 1, vote: 0n, commit: 2 }, sync: false });
+        process.kill(process.pid, 'SIGKILL');
+      })();
+    `);
+    const wal = await Wal.open(dir);
+    const c = await wal.readAll();
+    await wal.close();
     expect(c.entries.map((e) => e.index)).toEqual([1, 2]);
     expect(c.hardState?.commit).toBe(2);
   });

@@ -14,15 +14,18 @@ import { fatalLines, killIfRunning, spawnCairn, tail, waitExit, waitFor, type Pr
  * fatal line naming the failed write and ENOSPC, instead of serving on with a store it can no
  * longer persist (etcd panics / Fatals on a failed WAL save or bbolt commit). Everything it
  * acknowledged was fsynced first, so a member started on a copy of the dir on a normal disk has
- * every acknowledged write. Two disks fill: the whole data dir's (the WAL's fsynced write usually
- * fails first), and the backend's alone (member/snap on the tmpfs, the WAL on a normal disk), where
+ * every acknowledged write. Two disks fill: the whole data dir's (writes inside the WAL's
+ * preallocated segment cannot fail for space, so the backend or the WAL's next segment fails), and the backend's alone (member/snap on the tmpfs, the WAL on a normal disk), where
  * the first failure is the backend's background, unsynced batch commit that no caller waits for.
  *
  * Needs root to mount the tmpfs (CI runs as root): without it the test fails, loudly.
  */
 
-/** Small enough to fill in seconds, large enough for both LevelDBs to open and take writes. */
-const TMPFS_SIZE = '24m';
+/**
+ * Small enough to fill in seconds, large enough for the backend's LevelDB to open and take writes,
+ * and, for the whole data dir, for the WAL's first segment (preallocated to 64 MB) besides.
+ */
+const TMPFS_SIZE: Record<Full, string> = { 'data dir': '88m', backend: '24m' };
 /** Incompressible values (LevelDB compresses tables with snappy), so the disk fills quickly. */
 const VALUE_BYTES = 2048;
 const WRITERS = 8;
@@ -77,7 +80,7 @@ describe('disk full', () => {
     const dataDir = path.join(base, 'data');
     const mnt = full === 'data dir' ? dataDir : path.join(dataDir, 'member', 'snap');
     fs.mkdirSync(mnt, { recursive: true });
-    execFileSync('mount', ['-t', 'tmpfs', '-o', `size=${TMPFS_SIZE}`, 'tmpfs', mnt]);
+    execFileSync('mount', ['-t', 'tmpfs', '-o', `size=${TMPFS_SIZE[full]}`, 'tmpfs', mnt]);
     mountPoints.add(mnt);
 
     const [clientPort, peerPort] = await freePorts(2);

@@ -1,0 +1,125 @@
+import * as path from 'node:path';
+import { SegmentDecoder, WalCorruptionError, isSegmentEnd } from './decoder';
+import { SNAPSHOT_REPLACES_LOG, decodeEntry, decodeHardState, decodeSnapshot, type WalEntry, type WalHardState, type WalSnapshotMeta } from './payload';
+import { RecordType, type DecodedRecord } from './record';
+import type { SegmentName } from './segment-files';
+
+/**
+ * Replay (etcd's WAL.ReadAll): every segment in sequence order, every record's crc checked. The
+ * result is Raft's durable state, plus where the tail ends so appending can continue the chain.
+ */
+
+export interface WalContents {
+  hardState?: WalHardState;
+  snapshot?: WalSnapshotMeta;
+  /** The entries after the snapshot, contiguous, later records replacing earlier ones at the same index. */
+  entries: WalEntry[];
+  /** Member metadata written once at bootstrap (member ID, cluster ID). */
+  metadata?: Uint8Array;
+}
+
+export interface Replayed {
+  contents: WalContents;
+  /** Offset after the last valid record of the last segment: appending starts here. */
+  tailOffset: number;
+  /** Set when the last segment ended in a torn write at `tailOffset` (to be zeroed). */
+  torn: boolean;
+  /** Chain crc after the last valid record. */
+  crc: number;
+  /** Index of the last entry record read (etcd's enti): names the next segment. */
+  lastEntryIndex: number;
+}
+
+/** Accumulates records into Raft's state; memory stays bounded by the entries after the latest snapshot. */
+class ReplayState {
+  hardState: WalHardState | undefined;
+  snapshot: WalSnapshotMeta | undefined;
+  metadata: Buffer | undefined;
+  entries: WalEntry[] = [];
+  lastEntryIndex = 0;
+
+  apply(rec: DecodedRecord, file: string, offset: number): void {
+    switch (rec.type) {
+      case RecordType.Entry:
+        return this.entry(decodeEntry(rec.data), file, offset);
+      case RecordType.State:
+        this.hardState = decodeHardState(rec.data);
+        return;
+      case RecordType.Metadata:
+        if (this.metadata && !this.metadata.equals(rec.data)) throw new WalCorruptionError('wal: conflicting metadata found', file, offset);
+        this.metadata = Buffer.from(rec.data);
+        return;
+      case RecordType.Snapshot:
+        return this.snapshotRecord(rec.data);
+      case RecordType.Crc:
+        return;
+    }
+  }
+
+  private entry(e: WalEntry, file: string, offset: number): void {
+    this.lastEntryIndex = e.index;
+    // Covered by the snapshot already (a marker copied to a segment's head precedes older entries).
+    if (this.snapshot && e.index <= this.snapshot.index) return;
+    const ents = this.entries;
+    if (ents.length === 0 || e.index < ents[0].index) {
+      this.entries = [e];
+      return;
+    }
+    const last = ents[ents.length - 1].index;
+    // etcd's ErrSliceOutOfRange: an entry beyond the one after the last means entries are missing.
+    if (e.index > last + 1) throw new WalCorruptionError(`wal: slice bounds out of range (entry ${e.index} after ${last})`, file, offset);
+    // A later record at an index replaces the suffix from it (Raft overwrote a conflicting tail).
+    ents.length = e.index - ents[0].index;
+    ents.push(e);
+  }
+
+  private snapshotRecord(data: Buffer): void {
+    const { snapshot, flags } = decodeSnapshot(data);
+    this.snapshot = snapshot;
+    // A snapshot from the leader replaced the whole log; any other drops only what it covers.
+    if (flags & SNAPSHOT_REPLACES_LOG) this.entries = [];
+    else if (this.entries.length > 0) this.entries = this.entries.slice(Math.max(0, snapshot.index + 1 - this.entries[0].index));
+  }
+}
+
+export async function replay(dir: string, segments: readonly SegmentName[]): Promise<Replayed> {
+  const state = new ReplayState();
+  let crc = 0;
+  let tailOffset = 0;
+  let torn = false;
+  let firstEntryAt: { file: string; offset: number } | undefined;
+  for (let i = 0; i < segments.length; i++) {
+    const last = i === segments.length - 1;
+    const file = path.join(dir, segments[i].name);
+    const d = await SegmentDecoder.open(file, crc);
+    try {
+      for (;;) {
+        const at = d.offset;
+        const r = await d.next(last);
+        if (isSegmentEnd(r)) {
+          tailOffset = r.offset;
+          torn = r.kind === 'torn';
+          break;
+        }
+        if (r.type === RecordType.Entry && !firstEntryAt) firstEntryAt = { file, offset: at };
+        state.apply(r, file, at);
+      }
+      crc = d.crc;
+    } finally {
+      await d.close();
+    }
+  }
+  const { snapshot, entries } = state;
+  // Entries must follow the snapshot without a hole (a segment lost between them).
+  if (snapshot && entries.length > 0 && entries[0].index !== snapshot.index + 1) {
+    const where = firstEntryAt ?? { file: path.join(dir, segments[0].name), offset: 0 };
+    throw new WalCorruptionError(`wal: entries start at ${entries[0].index}, after snapshot ${snapshot.index}`, where.file, where.offset);
+  }
+  return {
+    contents: { hardState: state.hardState, snapshot, entries, metadata: state.metadata },
+    tailOffset,
+    torn,
+    crc,
+    lastEntryIndex: state.lastEntryIndex,
+  };
+}

@@ -1,0 +1,151 @@
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { Wal } from '../../server/storage/wal/wal';
+import { TEST_SEGMENT_BYTES, entries, entry, plain, removeTmpDirs, segmentPaths, tmpWalDir } from './support';
+
+/**
+ * The WAL's durable contents survive reopening across segment cuts: entries (later records
+ * replacing a conflicting suffix), the hard state, snapshot markers (a leader's replacing the log,
+ * a local one not) and metadata, which every new segment's head repeats so older segments can go.
+ */
+
+afterAll(removeTmpDirs);
+
+const firstIndex = (file: string): number => parseInt(path.basename(file).slice(17, 33), 16);
+const open = (dir: string, maxWalFiles?: number): Promise<Wal> => Wal.open(dir, { segmentSizeBytes: TEST_SEGMENT_BYTES, maxWalFiles });
+const meta = Buffer.from('member-7-cluster-9');
+const confState = Buffer.from('{"voters":["1","2","3"]}');
+
+describe('WAL round trip', () => {
+  it('keeps entries, hard state, snapshot and metadata across segment cuts and reopen', async () => {
+    const dir = tmpWalDir();
+    let w = await open(dir);
+    await w.save({ entries: [], snapshot: { index: 1, term: 1, data: confState }, hardState: { term: 1, vote: 0n, commit: 1 }, sync: true });
+    await w.saveMetadata(meta);
+    const written = entries(2, 1501, 2, 200);
+    for (let i = 0; i < written.length; i += 10) {
+      const batch = written.slice(i, i + 10);
+      await w.save({ entries: batch, hardState: { term: 2, vote: 3n, commit: batch[batch.length - 1].index }, sync: true });
+    }
+    await w.close();
+    const segs = segmentPaths(dir);
+    // 1500 × ~232 bytes over 64 KiB segments: several cuts, consecutive sequence numbers.
+    expect(segs.length).toBeGreaterThanOrEqual(5);
+    expect(segs.map((s) => parseInt(path.basename(s).slice(0, 16), 16))).toEqual(segs.map((_, i) => i));
+
+    w = await open(dir);
+    const c = await w.readAll();
+    expect(c.metadata && Buffer.from(c.metadata).equals(meta)).toBe(true);
+    expect(c.snapshot?.index).toBe(1);
+    expect(Buffer.from(c.snapshot?.data ?? []).equals(confState)).toBe(true);
+    expect(c.hardState).toEqual({ term: 2, vote: 3n, commit: 1501 });
+    expect(plain(c.entries)).toEqual(plain(written));
+    // Appending continues the chain: a second reopen still verifies.
+    await w.save({ entries: [entry(1502, 2)], sync: true });
+    await w.close();
+    w = await open(dir);
+    expect((await w.readAll()).entries.map((e) => e.index).slice(-2)).toEqual([1501, 1502]);
+    await w.close();
+  });
+
+  it('a later entry at an index replaces the suffix from it (Raft overwrote a conflicting tail)', async () => {
+    const dir = tmpWalDir();
+    let w = await open(dir);
+    await w.save({ entries: entries(1, 10, 1), sync: true });
+    await w.save({ entries: entries(6, 7, 2), hardState: { term: 2, vote: 1n, commit: 5 }, sync: true });
+    await w.close();
+    w = await open(dir);
+    const c = await w.readAll();
+    await w.close();
+    expect(plain(c.entries)).toEqual(plain([...entries(1, 5, 1), ...entries(6, 7, 2)]));
+  });
+
+  it("a leader's snapshot replaces the whole log; a local snapshot keeps the entries after it", async () => {
+    const dir = tmpWalDir();
+    let w = await open(dir);
+    await w.save({ entries: entries(1, 20, 1), sync: true });
+    await w.saveSnapshot({ index: 12, term: 1, data: confState });
+    let c = await reopen();
+    expect(c.snapshot?.index).toBe(12);
+    expect(c.entries.map((e) => e.index)).toEqual(entries(13, 20).map((e) => e.index));
+
+    // From the leader, at 15 with another term: entries 16..20 of the old log must not come back.
+    await w.save({ entries: [], snapshot: { index: 15, term: 3, data: confState }, hardState: { term: 3, vote: 0n, commit: 15 }, sync: true });
+    c = await reopen();
+    expect(c.snapshot).toMatchObject({ index: 15, term: 3 });
+    expect(c.entries).toEqual([]);
+    await w.save({ entries: entries(16, 17, 3), sync: true });
+    c = await reopen();
+    expect(plain(c.entries)).toEqual(plain(entries(16, 17, 3)));
+    await w.close();
+
+    async function reopen(): Promise<Awaited<ReturnType<Wal['readAll']>>> {
+      await w.close();
+      w = await open(dir);
+      return w.readAll();
+    }
+  });
+
+  it('groups saves issued while a sync runs into the next write and fsync', async () => {
+    const dir = tmpWalDir();
+    let fsyncs = 0;
+    const w = await Wal.open(dir, { segmentSizeBytes: TEST_SEGMENT_BYTES, observer: { fsyncSeconds: () => fsyncs++ } });
+    const saves = entries(1, 50).map((e) => w.save({ entries: [e], sync: true }));
+    await Promise.all(saves);
+    // The first save's sync is running while the other 49 queue: they share one more write + fsync.
+    expect(fsyncs).toBe(2);
+    await w.close();
+    const r = await Wal.open(dir, { segmentSizeBytes: TEST_SEGMENT_BYTES });
+    expect((await r.readAll()).entries.map((e) => e.index)).toEqual(entries(1, 50).map((e) => e.index));
+    await r.close();
+  });
+});
+
+describe('segment release', () => {
+  it('removes segments wholly covered by a durable snapshot and the compaction, keeping --max-wals', async () => {
+    const dir = tmpWalDir();
+    let w = await open(dir, 2);
+    await w.save({ entries: [], snapshot: { index: 0, term: 0, data: confState }, sync: true });
+    const written = entries(1, 2000, 1, 200);
+    for (let i = 0; i < written.length; i += 20) await w.save({ entries: written.slice(i, i + 20), hardState: { term: 1, vote: 0n, commit: i + 20 }, sync: true });
+    const before = segmentPaths(dir);
+    expect(before.length).toBeGreaterThan(4);
+
+    // Compaction without a snapshot that covers it releases nothing.
+    await w.compact(1500);
+    expect(segmentPaths(dir)).toEqual(before);
+
+    await w.saveSnapshot({ index: 1800, term: 1, data: confState });
+    await w.compact(1500);
+    // Kept from the segment holding entry 1501 on (its name says the first index it was cut for).
+    const holds1501 = before.findIndex((_, i) => i + 1 === before.length || firstIndex(before[i + 1]) > 1501);
+    expect(holds1501).toBeGreaterThan(0);
+    expect(segmentPaths(dir)).toEqual(before.slice(holds1501));
+    for (const gone of before.slice(0, holds1501)) expect(fs.existsSync(gone)).toBe(false);
+
+    // Compacted further, down to --max-wals segments (the tail and one before it).
+    await w.compact(1990);
+    expect(segmentPaths(dir)).toEqual(before.slice(-2));
+    await w.close();
+
+    w = await open(dir, 2);
+    const c = await w.readAll();
+    await w.close();
+    expect(c.snapshot?.index).toBe(1800);
+    expect(c.hardState?.commit).toBe(2000);
+    expect(plain(c.entries)).toEqual(plain(written.slice(1800)));
+  });
+
+  it('keeps every segment the snapshot does not cover, whatever --max-wals says', async () => {
+    const dir = tmpWalDir();
+    const w = await open(dir, 1);
+    await w.save({ entries: [], snapshot: { index: 0, term: 0, data: confState }, sync: true });
+    for (let i = 1; i <= 1000; i += 20) await w.save({ entries: entries(i, i + 19, 1, 200), sync: true });
+    const before = segmentPaths(dir);
+    await w.saveSnapshot({ index: 10, term: 1, data: confState });
+    await w.compact(10);
+    expect(segmentPaths(dir)).toEqual(before);
+    await w.close();
+  });
+});
