@@ -6,7 +6,7 @@ export const TOKEN_FIELD_GRPC = 'token';
 export const TOKEN_FIELD_SWAGGER = 'authorization';
 
 /** A call of any kind: what is needed to find who makes it. */
-type AnyCall = { metadata: grpc.Metadata; getAuthContext?: () => { sslPeerCertificate?: { subject?: { CN?: string | string[] } } } | undefined };
+type AnyCall = { metadata: grpc.Metadata; getAuthContext?: () => { transportSecurityType?: string; sslPeerCertificate?: { subject?: { CN?: string | string[] } } } | undefined };
 
 export interface AuthResolver {
   /** Who makes this call: from its token, else (with --client-cert-auth) its certificate's CN; undefined = nobody. */
@@ -21,7 +21,11 @@ export interface AuthResolver {
  * a verified one, which is why the resolver reads it only with clientCertAuth set.
  */
 export function userFromCertificate(call: AnyCall): string | undefined {
-  const cn = call.getAuthContext?.()?.sslPeerCertificate?.subject?.CN;
+  const ctx = call.getAuthContext?.();
+  // Only a TLS connection's certificate (transport/tls/peer-identity.ts: the client listener hands
+  // grpc-js the TLSSocket itself, so grpc-js reports what the handshake verified).
+  if (ctx?.transportSecurityType !== 'ssl') return undefined;
+  const cn = ctx.sslPeerCertificate?.subject?.CN;
   const name = Array.isArray(cn) ? cn[0] : cn;
   return name ? name : undefined;
 }

@@ -10,8 +10,8 @@ import { authResolver, userFromCertificate } from '../../server/v3rpc/auth-inter
 
 /**
  * With --client-cert-auth, etcd takes the user from the verified client certificate's CN when a
- * call has no token. cairn's listeners are not TLS yet, so this drives the resolver through a
- * grpc-js TLS server of its own, with certificates made by openssl: it pins the grpc-js API the
+ * call has no token. This drives the resolver through a grpc-js TLS server of its own (the
+ * process-level comparison with etcd is cert-cn-etcdctl.test.ts), with certificates made by openssl: it pins the grpc-js API the
  * resolver relies on (getAuthContext().sslPeerCertificate) and the token-first order.
  */
 
