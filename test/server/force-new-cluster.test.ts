@@ -32,9 +32,11 @@ async function walWith(snapConf: ConfState, entries: WalEntry[], commit: number,
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'cairn-fnc-'));
   dirs.push(dir);
   const wal = await Wal.open(path.join(dir, 'wal'));
-  await wal.save({ entries: [], snapshot: { index: 1, term: 1, data: encodeConfStateRecord(snapConf) }, hardState: { term: 1, vote: 0n, commit: 1 }, previousLastIndex: 0, sync: true });
-  await wal.save({ entries, hardState: { term, vote: 0xbbn, commit }, previousLastIndex: 1, sync: true });
-  return wal;
+  await wal.save({ entries: [], snapshot: { index: 1, term: 1, data: encodeConfStateRecord(snapConf) }, hardState: { term: 1, vote: 0n, commit: 1 }, sync: true });
+  await wal.save({ entries, hardState: { term, vote: 0xbbn, commit }, sync: true });
+  // A WAL hands over what it replayed at open (readAll, once), as a restarting member reads it.
+  await wal.close();
+  return Wal.open(path.join(dir, 'wal'));
 }
 
 function changes(entries: WalEntry[]): { type: ConfChangeType; nodeId: bigint }[] {
@@ -100,16 +102,20 @@ describe('--force-new-cluster rewrites the WAL as etcd does', () => {
     const forced = await forceNewCluster(wal, await wal.readAll(), SELF, CLUSTER_ID, 0, log);
     expect(forced.appended).toEqual([]);
     expect(forced.contents.entries.map((e) => e.index)).toEqual([2]);
-    const back = await wal.readAll();
     await wal.close();
+    const reopened = await Wal.open(path.join(dirs[dirs.length - 1], 'wal'));
+    const back = await reopened.readAll();
+    await reopened.close();
     expect(back.entries.map((e) => e.index)).toEqual([2]);
   });
 
   it('with every committed entry in the snapshot, the log is reset to the snapshot', async () => {
     const wal = await walWith(conf([0xaan]), [normal(2, 2), normal(3, 2)], 1);
     await forceNewCluster(wal, await wal.readAll(), SELF, CLUSTER_ID, 0, log);
-    const back = await wal.readAll();
     await wal.close();
+    const reopened = await Wal.open(path.join(dirs[dirs.length - 1], 'wal'));
+    const back = await reopened.readAll();
+    await reopened.close();
     expect(back.entries).toEqual([]);
     expect(back.snapshot?.index).toBe(1);
   });
