@@ -16,7 +16,7 @@ import { setFatalLogger } from '../etcdserver/fatal';
 import { acquireDataDirLock } from '../storage/datadir-lock';
 import { MemberLifecycle } from './lifecycle';
 import { listenMetrics, resolveTls } from './tls-setup';
-import { grpcMetricsInterceptor, initializeGrpcMetrics, withByteCounters } from '../v3rpc/grpc-metrics';
+import { callCounter, grpcMetricsInterceptor, initializeGrpcMetrics, withByteCounters } from '../v3rpc/grpc-metrics';
 import { authResolver } from '../v3rpc/auth-interceptor';
 
 /** gRPC's own receive limit sits 512 KiB above --max-request-bytes, as in etcd (v3rpc/grpc.go). */
@@ -77,7 +77,12 @@ export async function startMember(config: ServerConfig, log: Logger = pino({ lev
     if (s.name !== 'v3electionpb.Election' && s.name !== 'v3lockpb.Lock') initializeGrpcMetrics(metrics, [s.definition]);
     grpcServer.addService(withByteCounters(s.definition, metrics), s.implementation);
   }
-  const gateway = new Gateway(services, { maxMessageBytes: cfg.maxRequestBytes + GRPC_OVERHEAD_BYTES, log });
+  // The gateway's calls are counted as gRPC calls, as etcd's gateway (a gRPC client of its member) is.
+  const gateway = new Gateway(services.map((sv) => ({ ...sv, definition: withByteCounters(sv.definition, metrics) })), {
+    maxMessageBytes: cfg.maxRequestBytes + GRPC_OVERHEAD_BYTES,
+    log,
+    countCall: callCounter(metrics),
+  });
   const injector = grpcServer.createConnectionInjector(grpc.ServerCredentials.createInsecure());
   const httpServer = http.createServer(httpHandler(server, metrics, gateway));
 

@@ -54,9 +54,30 @@ interface MethodSeries {
   readonly handled: Map<number, { inc(): void }>;
 }
 
-export function grpcMetricsInterceptor(m: ServerMetrics): grpc.ServerInterceptor {
+/** One call's counting: started at creation; then messages each way, and the status it ends with (once). */
+export interface CallCounts {
+  received(): void;
+  sent(): void;
+  finish(code: number): void;
+  /** The client went away: the code etcd's handler returns for a cancelled context. */
+  cancelled(): void;
+}
+
+/** A method's description, as grpc-js gives it to interceptors and as its MethodDefinition has it. */
+export interface MethodDesc {
+  path: string;
+  requestStream: boolean;
+  responseStream: boolean;
+}
+
+/**
+ * The counting of every client call, whichever front end it arrives through: the grpc-js
+ * interceptor below, and the JSON gateway (etcd's gateway is a gRPC client of its own member, so
+ * its requests are counted as gRPC calls there too).
+ */
+export function callCounter(m: ServerMetrics): (desc: MethodDesc, md: grpc.Metadata) => CallCounts {
   const byPath = new Map<string, MethodSeries>();
-  const seriesOf = (desc: { path: string; requestStream: boolean; responseStream: boolean }): MethodSeries => {
+  const seriesOf = (desc: MethodDesc): MethodSeries => {
     let s = byPath.get(desc.path);
     if (!s) {
       const { service, method } = split(desc.path);
@@ -67,10 +88,13 @@ export function grpcMetricsInterceptor(m: ServerMetrics): grpc.ServerInterceptor
     }
     return s;
   };
-  return (desc, call) => {
+  return (desc, md) => {
     const s = seriesOf(desc);
+    const started = performance.now();
+    s.started.inc();
+    const version = md.get(CLIENT_API_VERSION_KEY)[0];
+    m.clientRequests.inc({ type: s.type === 'unary' ? 'unary' : 'stream', client_api_version: version ? String(version) : 'unknown' });
     let handled = false;
-    let started = 0;
     const finish = (code: number): void => {
       if (handled) return;
       handled = true;
@@ -82,29 +106,39 @@ export function grpcMetricsInterceptor(m: ServerMetrics): grpc.ServerInterceptor
       h.inc();
       m.grpcHandlingSeconds?.observe(s.labels, (performance.now() - started) / 1000);
     };
+    return {
+      received: () => s.received.inc(),
+      sent: () => s.sent.inc(),
+      finish,
+      cancelled: () => finish(cancelledCode(s.method)),
+    };
+  };
+}
+
+export function grpcMetricsInterceptor(m: ServerMetrics): grpc.ServerInterceptor {
+  const count = callCounter(m);
+  return (desc, call) => {
+    let counts: CallCounts | undefined;
     return new grpc.ServerInterceptingCall(call, {
       start: (next) => {
         next({
           onReceiveMetadata: (md, nextMd) => {
-            started = performance.now();
-            s.started.inc();
-            const version = md.get(CLIENT_API_VERSION_KEY)[0];
-            m.clientRequests.inc({ type: s.type === 'unary' ? 'unary' : 'stream', client_api_version: version ? String(version) : 'unknown' });
+            counts = count(desc, md);
             nextMd(md);
           },
           onReceiveMessage: (msg, nextMsg) => {
-            s.received.inc();
+            counts?.received();
             nextMsg(msg);
           },
-          onCancel: () => finish(cancelledCode(s.method)),
+          onCancel: () => counts?.cancelled(),
         });
       },
       sendMessage: (msg, nextMsg) => {
-        s.sent.inc();
+        counts?.sent();
         nextMsg(msg);
       },
       sendStatus: (status, nextStatus) => {
-        finish(status.code ?? grpc.status.UNKNOWN);
+        counts?.finish(status.code ?? grpc.status.UNKNOWN);
         nextStatus(status);
       },
     });

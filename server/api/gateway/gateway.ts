@@ -10,6 +10,7 @@ import { StringDecoder } from 'node:string_decoder';
 import type * as grpc from '@grpc/grpc-js';
 import { status } from '@grpc/grpc-js';
 import type { Logger } from 'pino';
+import type { CallCounts, MethodDesc } from '../../v3rpc/grpc-metrics';
 import * as protobuf from 'protobufjs';
 import { protoRoot } from '../../../proto';
 import { BadMetadataError, GatewayCall, grpcTimeoutMs, metadataFromHeaders, type CallSink } from './call';
@@ -29,6 +30,11 @@ export interface GatewayOptions {
   /** gRPC's receive limit (--max-request-bytes + 512 KiB): the gateway's messages are held to it too. */
   maxMessageBytes: number;
   log: Logger;
+  /**
+   * Counts each call as a gRPC call (grpc_server_*, etcd_server_client_requests_total): etcd's
+   * gateway is a gRPC client of its own member, so its requests show there (v3rpc/grpc-metrics.ts).
+   */
+  countCall?: (desc: MethodDesc, md: grpc.Metadata) => CallCounts;
 }
 
 /**
@@ -119,12 +125,32 @@ export class Gateway {
     const start = (request: unknown, sink: CallSink): GatewayCall => {
       const deadline = timeoutMs === undefined ? Infinity : new Date(Date.now() + timeoutMs);
       const encode = (msg: unknown): string => toJson(m.responseType, m.responseType.decode(def!.responseSerialize(msg)));
-      const call = new GatewayCall(request, md, peerOf(req), deadline, m.fullName, encode, sink);
+      const counts = def ? this.opts.countCall?.(def, md) : undefined;
+      const counted: CallSink = !counts
+        ? sink
+        : {
+            message: (json) => {
+              counts.sent();
+              return sink.message(json);
+            },
+            onceDrained: (fn) => sink.onceDrained(fn),
+            finish: (st, fromServer) => {
+              counts.finish(st?.code ?? status.OK);
+              sink.finish(st, fromServer);
+            },
+          };
+      const call = new GatewayCall(request, md, peerOf(req), deadline, m.fullName, encode, counted);
+      if (counts) {
+        if (request !== undefined) counts.received();
+        call.on('data', () => counts.received());
+        call.on('cancelled', () => counts.cancelled());
+      }
       res.on('close', () => call.cancel());
       if (timeoutMs !== undefined) {
         const timer = setTimeout(() => {
-          // The gateway's context expired: answered by the gateway, not the server (no trailer).
-          sink.finish(DEADLINE_EXCEEDED, false);
+          // The gateway's context expired: answered by the gateway, not the server (no trailer);
+          // the server's handler sees its deadline pass (grpc-go: DeadlineExceeded).
+          counted.finish(DEADLINE_EXCEEDED, false);
           call.cancel();
         }, timeoutMs);
         res.on('close', () => clearTimeout(timer));
