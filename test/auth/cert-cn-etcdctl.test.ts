@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { makePki, type TestPki } from '../../cluster-tests/pki';
+import { makePki, type CertPair, type TestPki } from '../../cluster-tests/pki';
 import { etcdctl } from '../support/etcdctl';
 import { startMember, type Member } from '../support/member';
 
@@ -10,13 +10,13 @@ import { startMember, type Member } from '../support/member';
  * the transcripts must be equal.
  */
 let pki: TestPki;
+let pairs: Record<'client' | 'alice' | 'nobody', CertPair>;
 let etcd: Member;
 let cairn: Member;
 
 beforeAll(async () => {
   pki = makePki();
-  pki.issue('alice', { cn: 'alice' });
-  pki.issue('nobody', { cn: 'nobody' });
+  pairs = { client: pki.client, alice: pki.issue('alice', { cn: 'alice' }), nobody: pki.issue('nobody', { cn: 'nobody' }) };
   const tls = { ca: pki.ca, serverCert: pki.server.cert, serverKey: pki.server.key, clientCert: pki.client.cert, clientKey: pki.client.key };
   [etcd, cairn] = await Promise.all([startMember({ kind: 'etcd', name: 'cn', tls }), startMember({ kind: 'cairn', name: 'cn', tls })]);
 }, 60_000);
@@ -29,7 +29,7 @@ afterAll(async () => {
 async function session(m: Member): Promise<string[]> {
   const out: string[] = [];
   const as = async (cert: 'client' | 'alice' | 'nobody', args: string[]): Promise<void> => {
-    const pair = cert === 'client' ? pki.client : { cert: `${pki.dir}/${cert}.crt`, key: `${pki.dir}/${cert}.key` };
+    const pair = pairs[cert];
     const r = await etcdctl(`https://${m.endpoint}`, ['--cacert', pki.ca, '--cert', pair.cert, '--key', pair.key, ...args]);
     // clientv3's retry-interceptor warnings carry timestamps and ports: keep etcdctl's own lines.
     const stderr = r.stderr.split('\n').filter((l) => !l.startsWith('{"level"')).join('\n').trim();

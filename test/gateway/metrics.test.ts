@@ -40,12 +40,12 @@ async function moved(m: Member): Promise<number[]> {
   // Two keepalives in one body, both answered; the stream ends with the body.
   const ka = await StreamCall.open(m.clientUrl, '/v3/lease/keepalive', '{"ID":"500"} {"ID":"500"}');
   await ka.rest();
-  const after = await pollUntilSettled(m, before);
+  const after = await scrapeOnceKeepaliveHandled(m, before);
   return SERIES.map(([name, labels]) => valueOf(after, name, labels) - (valueOf(before, name, labels) || 0));
 }
 
 /** The keepalive stream is counted handled when the server sees it end: poll for that (bounded). */
-async function pollUntilSettled(m: Member, before: Scrape): Promise<Scrape> {
+async function scrapeOnceKeepaliveHandled(m: Member, before: Scrape): Promise<Scrape> {
   const handled = (x: Scrape): number => valueOf(x, 'grpc_server_handled_total', { grpc_method: 'LeaseKeepAlive' }) || 0;
   const deadline = Date.now() + 10_000;
   for (;;) {

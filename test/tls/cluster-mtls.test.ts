@@ -7,6 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { etcdctl, etcdctlReconfig } from '../support/etcdctl';
 import { etcdctlTlsFlags, runEtcdload, startCluster, waitFor, type Cluster, type ClusterTls } from '../support/cluster';
 import { fingerprint256, makePki, type TestPki } from '../support/certs';
+import { b64 } from '../gateway/gateway-client';
 
 /**
  * A 3-member cairn cluster with client and peer mTLS (kubeadm's layout: one CA, --client-cert-auth
@@ -113,7 +114,6 @@ describe('3-member cluster with client and peer mTLS', () => {
         child.stderr.on('data', (b: Buffer) => (out += b.toString()));
         child.on('close', (code) => resolve({ code, out }));
       });
-    const b64 = (x: string): string => Buffer.from(x).toString('base64');
     const mask = (out: string): string => out.replace(/"(cluster_id|member_id|raft_term|revision|create_revision|mod_revision)":"\d+"/g, '"$1":"X"');
     const run = async (url: string): Promise<string[]> => [
       mask((await curl(url, '/v3/kv/put', { key: b64('gw-tls'), value: b64('over https') })).out),
