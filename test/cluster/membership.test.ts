@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import * as fs from 'node:fs';
-import { FAST_ELECTION_MS, FAST_HEARTBEAT_MS, runEtcdload, sleep, startCluster, waitFor, type Cluster, type ClusterMember } from '../support/cluster';
+import { startCluster, startEtcdload, waitFor, type Cluster, type ClusterMember } from '../support/cluster';
 import { etcdctl, etcdctlReconfig } from '../support/etcdctl';
 
 /**
@@ -8,14 +8,24 @@ import { etcdctl, etcdctlReconfig } from '../support/etcdctl';
  * start it with --initial-cluster-state existing, promote it, remove another member.
  */
 
-/** How long the background write load runs; the reconfiguration must finish inside it. */
-const LOAD_DURATION_S = 12;
+/**
+ * The background write load runs until the reconfiguration is done and is then stopped; this is
+ * only its upper bound, so a slow machine cannot end it before the reconfiguration finishes.
+ */
+const LOAD_MAX_DURATION = '180s';
+
+/**
+ * Both clusters run at etcd's default timing (100 ms heartbeat, 1 s election timeout): the first
+ * test requires that the reconfiguration causes no election, and the second that every put
+ * succeeds, which a CI machine starving a member for half a second would break at the faster
+ * timing the other cluster tests use, for reasons that have nothing to do with membership.
+ */
 
 describe('membership changes under load (process level)', () => {
   let c: Cluster;
 
   beforeAll(async () => {
-    c = await startCluster({ kind: 'cairn', heartbeatIntervalMs: FAST_HEARTBEAT_MS, electionTimeoutMs: FAST_ELECTION_MS });
+    c = await startCluster({ kind: 'cairn' });
   });
   afterAll(async () => {
     await c?.cleanup();
@@ -32,9 +42,8 @@ describe('membership changes under load (process level)', () => {
     const d = await c.newMember('d');
     const add = await etcdctlReconfig(leader.endpoint, ['member', 'add', 'd', `--peer-urls=${d.peerUrl}`, '--learner']);
     expect(add.stderr).toBe('');
-    const loadStarted = Date.now();
-    const load = runEtcdload(c.endpoints([leader, keeper]), ['-op', 'put', '-clients', '10', '-conns', '2', '-keys', '5000'], `${LOAD_DURATION_S}s`);
-    await sleep(500);
+    const load = startEtcdload(c.endpoints([leader, keeper]), ['-op', 'put', '-clients', '10', '-conns', '2', '-keys', '5000'], LOAD_MAX_DURATION);
+    await load.started;
     // etcdctl prints IDs with %16x: a 15-digit ID comes with a leading space.
     const newId = /Member\s+(\w+) added to cluster/.exec(add.stdout)?.[1];
     expect(newId, add.stdout).toBeTruthy();
@@ -67,12 +76,11 @@ describe('membership changes under load (process level)', () => {
     const victimId = (await victim.status())!.id;
     const rm = await etcdctlReconfig(leader.endpoint, ['member', 'remove', victimId]);
     expect(rm.stdout).toMatch(new RegExp(`Member\\s+${victimId} removed from cluster`));
-    const reconfiguredAfterMs = Date.now() - loadStarted;
-    expect(reconfiguredAfterMs, 'the reconfiguration must finish while the load still runs').toBeLessThan(LOAD_DURATION_S * 1000);
+    expect(load.running, 'the reconfiguration must finish while the load still runs').toBe(true);
 
-    const result = await load;
+    const result = await load.stop();
     const termAfter = (await leader.status())!.raftTerm;
-    console.log(`membership: reconfigured in ${reconfiguredAfterMs} ms under load: ${result.line}; term ${termBefore} -> ${termAfter}`);
+    console.log(`membership: reconfigured under load: ${result.line}; term ${termBefore} -> ${termAfter}`);
     expect(termAfter, 'no leader change was expected').toBe(termBefore);
     expect(result.errors).toBe(0);
     expect(result.ops).toBeGreaterThan(100);
@@ -126,14 +134,17 @@ describe('member replace of every member, the leader last (process level)', () =
   let c: Cluster;
 
   beforeAll(async () => {
-    c = await startCluster({ kind: 'cairn', heartbeatIntervalMs: FAST_HEARTBEAT_MS, electionTimeoutMs: FAST_ELECTION_MS, snapshotCount: 100, snapshotCatchupEntries: 10 });
+    c = await startCluster({ kind: 'cairn', snapshotCount: 100, snapshotCatchupEntries: 10 });
   });
   afterAll(async () => {
     await c?.cleanup();
   });
 
   const writes = async (n: number, tag: string): Promise<void> => {
-    for (let i = 0; i < n; i++) expect((await etcdctl(c.endpoints(), ['put', `k${i % 30}`, `${tag}-${i}`])).code).toBe(0);
+    for (let i = 0; i < n; i++) {
+      const put = await etcdctl(c.endpoints(), ['put', `k${i % 30}`, `${tag}-${i}`]);
+      expect(put.code, `put ${tag}-${i}: ${put.stderr}`).toBe(0);
+    }
   };
 
   /** Remove `m` through `via`, wait for it to exit on its own, wipe it, add it back and start it. */

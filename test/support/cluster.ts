@@ -448,20 +448,54 @@ export function parseLoadLine(line: string): LoadResult {
   return { ops: field('ops'), errors: field('errors'), qps: field('qps'), p50: field('p50_ms'), p99: field('p99_ms'), max: field('max_ms'), line: line.trim() };
 }
 
-/** Runs etcdload in the background (`-endpoints eps -duration d ...args`); resolves with its summary. */
-export function runEtcdload(endpoints: string, args: string[], duration: string): Promise<LoadResult> {
+/** A running etcdload: `started` once its connections are up, `stop()` ends it early (SIGINT). */
+export interface LoadRun {
+  started: Promise<void>;
+  done: Promise<LoadResult>;
+  /** Whether the load still runs (it ends at `stop()` or after its maximum duration). */
+  readonly running: boolean;
+  stop(): Promise<LoadResult>;
+}
+
+/** Starts etcdload (`-endpoints eps -duration maxDuration ...args`) in the background. */
+export function startEtcdload(endpoints: string, args: string[], maxDuration: string): LoadRun {
   const bin = buildEtcdload();
-  return new Promise((resolve, reject) => {
-    const child = spawn(bin, ['-endpoints', endpoints, '-duration', duration, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
-    trackChild(child);
-    let out = '';
-    let err = '';
-    child.stdout!.on('data', (b: Buffer) => (out += b.toString()));
-    child.stderr!.on('data', (b: Buffer) => (err += b.toString()));
+  const child = spawn(bin, ['-endpoints', endpoints, '-duration', maxDuration, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+  trackChild(child);
+  let out = '';
+  let err = '';
+  let running = true;
+  let markStarted: () => void = () => undefined;
+  const started = new Promise<void>((resolve) => (markStarted = resolve));
+  child.stdout!.on('data', (b: Buffer) => {
+    out += b.toString();
+    if (/^started$/m.test(out)) markStarted();
+  });
+  child.stderr!.on('data', (b: Buffer) => (err += b.toString()));
+  const done = new Promise<LoadResult>((resolve, reject) => {
     child.once('error', reject);
     child.once('close', (code) => {
+      running = false;
       if (code !== 0 || !/ops=/.test(out)) reject(new Error(`etcdload exited ${code}: ${out}${err}`));
-      else resolve(parseLoadLine(out));
+      else resolve(parseLoadLine(out.slice(out.indexOf('op='))));
     });
   });
+  // A load that fails before it started must fail the waiter on `started` too.
+  const startedOrFailed = Promise.race([started, done.then(() => undefined)]);
+  return {
+    started: startedOrFailed,
+    done,
+    get running() {
+      return running;
+    },
+    stop() {
+      if (running) child.kill('SIGINT');
+      return done;
+    },
+  };
+}
+
+/** Runs etcdload in the background (`-endpoints eps -duration d ...args`); resolves with its summary. */
+export function runEtcdload(endpoints: string, args: string[], duration: string): Promise<LoadResult> {
+  return startEtcdload(endpoints, args, duration).done;
 }
