@@ -1104,6 +1104,7 @@ export class Raft {
       this.becomeFollower(this.term, None);
       return cs;
     }
+    if (this.state !== StateType.Leader && this.lead !== None && !this.trk.isVoter(this.lead)) this.onLeaderRemoved();
     if (this.state !== StateType.Leader || cs.voters.length === 0) return cs;
     // The quorum may have shrunk: maybe more entries are now committed.
     if (this.maybeCommit()) {
@@ -1117,6 +1118,26 @@ export class Raft {
     }
     if (this.leadTransferee !== None && !this.trk.isVoter(this.leadTransferee)) this.abortLeaderTransfer();
     return cs;
+  }
+
+  /**
+   * A configuration without our leader was applied: the leader removed itself (member replace,
+   * `etcdctl member remove <leader>`) and steps down once it applies the same entry. Waiting out
+   * an election timeout for a leader that is gone only lengthens the leaderless window (finding 11
+   * in docs/verification.md), and worse, its lease would make us ignore the other survivors'
+   * pre-votes (thesis §4.2.3 stickiness protects a live leader of our configuration, which it no
+   * longer is) until our own timer ran out. So: forget the leader, and let the lowest-ID voter of
+   * the new configuration campaign on its next tick, so that the survivors do not split the vote by
+   * all campaigning at once. The others keep their timers as the fallback (say the lowest-ID voter
+   * is behind and loses). etcd-io/raft leaves this to the election timeout; campaigning is always
+   * safe in Raft, only its timing changes. The campaign waits for the next tick because the entry
+   * being applied still counts as an unapplied configuration change in `hup`.
+   */
+  private onLeaderRemoved(): void {
+    this.lead = None;
+    const voters = this.trk.confState().voters;
+    const first = voters.reduce<NodeId | undefined>((min, id) => (min === undefined || id < min ? id : min), undefined);
+    if (first === this.id && this.promotable()) this.electionElapsed = Math.max(this.electionElapsed, this.randomizedElectionTimeout - 1);
   }
 
   /**

@@ -13,8 +13,15 @@ import { ConfChangeType, type NodeId } from '../types';
  */
 const ELECTION_TICK = 10;
 const SEEDS = 300;
-/** Liveness bound, in election timeouts: over 2,000 seeds at 10 % loss the worst case was 11.3. */
-const BOUND_ELECTION_TIMEOUTS = 15;
+/**
+ * Liveness bounds, in election timeouts. With a clean link the survivors elect at once: on applying
+ * the removal they forget the leader (no lease left to make them ignore each other's pre-votes) and
+ * the lowest-ID survivor campaigns on its next tick (Raft.onLeaderRemoved); over 2,000 seeds the
+ * worst case was 0.5, where waiting out the timeout as etcd-io/raft does took up to 5.5. With 10 %
+ * loss each two-voter election needs four messages through, and the worst of 2,000 seeds was 13.7.
+ */
+const BOUND_ELECTION_TIMEOUTS_CLEAN = 1;
+const BOUND_ELECTION_TIMEOUTS_LOSSY = 15;
 
 function ticksToNewLeader(seed: number, loss: number, stopDelayTicks: number): number {
   const h = new Harness({ voters: [1, 2, 3], seed, config: { preVote: true, checkQuorum: true, electionTick: ELECTION_TICK, heartbeatTick: 1 } });
@@ -45,7 +52,8 @@ describe('after the leader removes itself from three voters', () => {
       it(`the other two elect a leader (loss ${loss * 100} %, removed leader runs ${stopDelayTicks} ticks more)`, () => {
         let worst = 0;
         for (let seed = 1; seed <= SEEDS; seed++) worst = Math.max(worst, ticksToNewLeader(seed, loss, stopDelayTicks));
-        expect(worst).toBeLessThanOrEqual(BOUND_ELECTION_TIMEOUTS * ELECTION_TICK);
+        const bound = loss === 0 ? BOUND_ELECTION_TIMEOUTS_CLEAN : BOUND_ELECTION_TIMEOUTS_LOSSY;
+        expect(worst).toBeLessThanOrEqual(bound * ELECTION_TICK);
       });
     }
   }

@@ -5,13 +5,14 @@ import { retryWhileUnhealthy, UNHEALTHY_CLUSTER } from '../support/etcdctl';
 
 /**
  * MemberRemove of the current leader (the leader removes itself), repeated: the two remaining
- * members must elect a leader and take a write within a bound etcd meets. etcd's removed leader
- * keeps leading for up to 1 s (EtcdServer.stopWithDelay after applying its own RemoveNode), then
- * the others elect after one randomized election timeout, so three election timeouts is generous.
+ * members must elect a leader and take a write. etcd's survivors wait out an election timeout for
+ * the removed leader first (1.1–1.7 s here at etcd's timing); cairn's forget it when they apply the
+ * removal and the lowest-ID one campaigns on its next tick (raft Raft.onLeaderRemoved), which
+ * took 77–141 ms. The bound stays at three election timeouts: it guards liveness on a loaded CI
+ * machine, and raft/sim/self-removal.test.ts pins the faster election deterministically.
  *
  * A regression guard for docs/verification.md finding 11 (a long Jepsen run was leaderless for
- * more than 10 s after the leader removed itself). It does not reproduce that run: it passes on
- * the code the finding was seen on. It pins the healthy behaviour at etcd's timing (100 / 1000 ms).
+ * more than 10 s after the leader removed itself).
  */
 
 const HEARTBEAT_MS = 100;
@@ -51,7 +52,9 @@ describe('removing the leader (process level)', () => {
         const put = await others[0].grpc.put({ key: Buffer.from(`after-removal-${round}`), value: Buffer.from('v') }, { deadlineMs: PUT_DEADLINE_MS });
         return put.err ? undefined : true;
       });
-      expect(Date.now() - t0).toBeLessThanOrEqual(NEW_LEADER_BOUND_MS);
+      const elapsedMs = Date.now() - t0;
+      console.log(`leader removal round ${round}: a new leader took a write ${elapsedMs} ms after MemberRemove answered`);
+      expect(elapsedMs).toBeLessThanOrEqual(NEW_LEADER_BOUND_MS);
       // The removed member stops by itself (etcd exits); bring it back as a new member.
       await waitFor('the removed leader to exit', 10_000, () => !leader.running);
       fs.rmSync(leader.dataDir, { recursive: true, force: true });
