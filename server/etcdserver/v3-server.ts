@@ -45,11 +45,11 @@ export class V3Server {
 
   put(r: PutRequest, ai?: AuthInfo) {
     this.d.parts.quota.check(r.key.length + r.value.length);
-    return this.raftRequest({ put: r }, ai);
+    return this.proposeFor({ put: r }, ai);
   }
 
   deleteRange(r: DeleteRangeRequest, ai?: AuthInfo) {
-    return this.raftRequest({ delete_range: r }, ai);
+    return this.proposeFor({ delete_range: r }, ai);
   }
 
   async txn(r: TxnRequest, ai?: AuthInfo) {
@@ -59,7 +59,7 @@ export class V3Server {
       return auth.serialize(ai, (who) => auth.checkTxn(who, r), () => applier.readOnlyTxn(r, this.d.header));
     }
     quota.check(txnCost(r));
-    return this.raftRequest({ txn: r }, ai);
+    return this.proposeFor({ txn: r }, ai);
   }
 
   async compact(r: CompactionRequest, ai?: AuthInfo) {
@@ -85,11 +85,11 @@ export class V3Server {
     // etcd picks a positive ID from the member-scoped generator when the client leaves it 0.
     if (id === 0n) id = this.d.parts.ids.nextId() & ((1n << 63n) - 1n);
     this.d.parts.quota.check(LEASE_COST_BYTES);
-    return this.raftRequest({ lease_grant: { ID: id.toString(), TTL: r.TTL } }, ai);
+    return this.proposeFor({ lease_grant: { ID: id.toString(), TTL: r.TTL } }, ai);
   }
 
   leaseRevoke(id: bigint, ai?: AuthInfo) {
-    return this.raftRequest({ lease_revoke: { ID: id.toString() } }, ai);
+    return this.proposeFor({ lease_revoke: { ID: id.toString() } }, ai);
   }
 
   leaseRenew(id: bigint): Promise<{ ttl: number; notFound: boolean }> {
@@ -100,8 +100,8 @@ export class V3Server {
     return this.d.parts.leases.timeToLive(id, keys);
   }
 
-  /** etcd's raftRequest: through auth (which stamps the caller) into the log, answered once applied. */
-  private async raftRequest(req: InternalRaftRequest, ai?: AuthInfo) {
+  /** Into the log through auth-server.ts raftRequest (which stamps the caller), answered once applied. */
+  private async proposeFor(req: InternalRaftRequest, ai?: AuthInfo) {
     return (await this.d.parts.auth.raftRequest(req, ai)).response;
   }
 }
