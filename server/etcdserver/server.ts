@@ -1,60 +1,44 @@
 import type { Logger } from 'pino';
-import { RaftError, type Message, type Snapshot } from '../../raft';
+import type { Message, Snapshot } from '../../raft';
 import type { KvStore } from '../../mvcc/kv-store';
 import type { Lessor } from '../../mvcc/lessor';
 import { WatchableStore } from '../../mvcc/watchable-store';
-import {
-  AlarmAction,
-  AlarmType,
-  type AlarmRequest,
-  type AlarmMember,
-  type CompactionRequest,
-  type DeleteRangeRequest,
-  type InternalRaftRequest,
-  type LeaseGrantRequest,
-  type PutRequest,
-  type RangeRequest,
-  type RangeResponse,
-  type ResponseHeader,
-  type TxnRequest,
-} from '../../proto/etcd-types';
+import type { ResponseHeader } from '../../proto/etcd-types';
 import type { ServerConfig } from '../embed/config';
 import type { PeerTransport } from '../rafthttp/transport';
 import type { Wal } from '../storage/wal/wal';
-import { AlarmStore, type Alarm } from './alarms';
+import type { AlarmStore } from './alarms';
 import { readAlarms } from './backend-schema';
 import { bootstrap, type Bootstrapped } from './bootstrap';
 import { buildComponents, type Components } from './components';
-import { ErrBadLeaderTransferee, ErrFutureRev, ErrNoLeader, ErrNotLeader, ErrStopped, ErrTimeoutLeaderTransfer } from './errors';
+import { ErrStopped } from './errors';
 import { failStop } from './fatal';
-import type { Member, Membership } from './membership/membership';
-import { storageSource, type ServerMetrics } from './metrics';
-import { LEASE_COST_BYTES, txnCost } from './quota';
+import type { AuthServer, ClusterServer, HealthServer, KvServer, LeaseServer, MaintenanceServer } from './interfaces';
 import { LeadershipEvents } from './leadership-events';
+import { Maintenance } from './maintenance';
+import type { Member, Membership } from './membership/membership';
+import type { Reconfig } from './membership/reconfig';
+import { storageSource, type ServerMetrics } from './metrics';
+import { PeerTraffic } from './peer-traffic';
+import { raftNodeOptions } from './raft-config';
 import { RaftNode } from './raft-node';
-import { testingSwitches } from './testing-switches';
-import type { AuthInfo, AuthServer, ClusterServer, HealthServer, KvServer, LeaseServer, MaintenanceServer } from './interfaces';
-import { isTxnReadOnly, isTxnSerializable } from './txn-kind';
+import { V3Server } from './v3-server';
 
 /** How often a restarting single voter checks whether the WAL replay has been applied. */
 const REPLAY_POLL_MS = 5;
 /** How often a member retries announcing its name and client URLs until it is applied (etcd's publish retry). */
 export const PUBLISH_RETRY_MS = 500;
-/** etcd's maxSizePerMsg and maxInflightMsgs (4096 / 8) for the Raft node. */
-export const MAX_SIZE_PER_MSG_BYTES = 1024 * 1024;
-export const MAX_INFLIGHT_MSGS = 512;
-/** etcd's maxUncommittedEntriesSize for the server's Raft node: 1 GiB. */
-export const MAX_UNCOMMITTED_ENTRIES_BYTES = 1 << 30;
 
 export type Header = (revision: number) => ResponseHeader;
 
 /**
- * One member (etcd's EtcdServer), as orchestration only: it wires the Raft node (raft-node.ts),
- * proposals (proposals.ts), the apply chain (apply/), linearizable reads (read-index.ts), snapshots
- * (snapshot.ts), the leader's lease duties (lease-loop.ts), the backend quota (quota.ts) and
- * membership changes (membership/reconfig.ts), and exposes the operations the front ends call
- * (see interfaces.ts). Writes are proposed and answered after apply; reads run after ReadIndex,
- * or locally when serializable.
+ * One member (etcd's EtcdServer, server.go), as orchestration only: it starts and stops the Raft
+ * node (raft-node.ts, configured by raft-config.ts) over the parts components.ts wires (proposals,
+ * the apply chain, ReadIndex, snapshots, lease duties, the quota, reconfig), publishes itself, and
+ * handles its own removal. Each operation the front ends (interfaces.ts) and the peer transport
+ * call is forwarded to the module that serves it: KV and lease requests to v3-server.ts (etcd's
+ * v3_server.go), Maintenance and alarms to maintenance.ts, membership changes to
+ * membership/reconfig.ts, Raft traffic to peer-traffic.ts.
  */
 export class EtcdServer implements KvServer, LeaseServer, ClusterServer, MaintenanceServer, HealthServer {
   readonly memberId: bigint;
@@ -69,6 +53,12 @@ export class EtcdServer implements KvServer, LeaseServer, ClusterServer, Mainten
   readonly leadership = new LeadershipEvents();
   /** The parts this member is made of (components.ts). */
   private readonly c: Components;
+  /** The KV and lease request paths (v3-server.ts). */
+  private readonly kv: V3Server;
+  /** The Maintenance API's server side (maintenance.ts). */
+  private readonly maintenance: Maintenance;
+  /** Raft messages and reports from the peer transport (peer-traffic.ts). */
+  private readonly peers: PeerTraffic;
   private readonly memberIdStr: string;
   private readonly clusterIdStr: string;
   private readonly wal: Wal;
@@ -96,16 +86,32 @@ export class EtcdServer implements KvServer, LeaseServer, ClusterServer, Mainten
     this.lessor = lessor;
     this.membership = membership;
     this.wal = boot.wal;
+    const stopped = (): boolean => this.stopped;
+    const transport = (): PeerTransport | undefined => this.transport;
+    const raft = (): RaftNode => this.raft;
     const c: Components = buildComponents(cfg, log, metrics, boot, {
-      raft: () => this.raft,
-      transport: () => this.transport,
+      raft,
+      transport,
       header: this.header,
       removedFromCluster: (why, stopDelayMs) => this.removedFromCluster(why, stopDelayMs),
-      forwardToLeader: (path, body) => this.forwardToLeader(path, body),
+      forwardToLeader: (path, body) => this.peers.forwardToLeader(path, body),
     });
     this.c = c;
     this.alarms = c.alarms;
     this.watchable = c.watchable;
+    this.peers = new PeerTraffic({ raft, transport, stopped, snapshots: c.snapshots, log });
+    this.kv = new V3Server({ store, parts: c, header: this.header, stopped });
+    this.maintenance = new Maintenance({
+      memberId: this.memberId,
+      store,
+      membership,
+      parts: c,
+      metrics,
+      header: this.header,
+      raft,
+      linearizableReadNotify: () => this.kv.linearizableReadNotify(),
+      heartbeatIntervalMs: cfg.heartbeatIntervalMs,
+    });
   }
 
   /** Opens (or bootstraps) the data directory; `start` then replays the WAL into the store. */
@@ -122,21 +128,15 @@ export class EtcdServer implements KvServer, LeaseServer, ClusterServer, Mainten
   start(transport?: PeerTransport): void {
     this.transport = transport;
     for (const m of this.membership.list()) if (m.id !== this.memberId) transport?.addPeer(m.id, m.peerUrls);
-    const tickMs = this.cfg.heartbeatIntervalMs;
-    this.raft = new RaftNode({
+    const raftLog = {
       id: this.memberId,
       storage: this.boot.storage,
       wal: this.wal,
       // Raft replays every committed entry after the last snapshot, even those the backend already
       // holds (the apply chain skips them), so its configuration sees every conf change.
       applied: this.c.snapshots.snapshotIndex,
-      electionTicks: Math.max(1, Math.round(this.cfg.electionTimeoutMs / tickMs)),
-      heartbeatTicks: 1,
-      tickMs,
-      preVote: this.cfg.preVote,
-      maxSizePerMsgBytes: MAX_SIZE_PER_MSG_BYTES,
-      maxInflightMsgs: MAX_INFLIGHT_MSGS,
-      maxUncommittedEntriesSizeBytes: MAX_UNCOMMITTED_ENTRIES_BYTES,
+    };
+    this.raft = new RaftNode(raftNodeOptions(this.cfg, raftLog, {
       send: (messages: Message[]) => transport?.send(messages),
       apply: (entries) => this.c.applyChain.applyEntries(entries),
       onLeaderChange: (lead, term) => this.onLeaderChange(lead, term),
@@ -146,11 +146,7 @@ export class EtcdServer implements KvServer, LeaseServer, ClusterServer, Mainten
       // is in flight a follower may have applied entries that MemoryStorage does not hold yet, or
       // still holds a stale entry of an older term at the applied index.
       onAdvanced: () => this.c.snapshots.maybeSnapshot(),
-      // Election timeouts are randomized (thesis §3.4); raft/ takes its randomness from the caller.
-      random: Math.random,
-      log: this.log,
-      metrics: this.metrics,
-    });
+    }, this.log, this.metrics));
     this.metrics.serverId.set({ server_id: this.memberId.toString(16) }, 1);
     this.raft.start();
     if (this.membership.isRemoved(this.memberId)) {
@@ -165,7 +161,7 @@ export class EtcdServer implements KvServer, LeaseServer, ClusterServer, Mainten
     this.c.quota.start();
     // etcd's revokeExpiredLeases counts each expired lease the leader revoked; expired leases are
     // revoked as root (etcd's WithRoot), whoever attached keys to them.
-    this.c.leases.start((id) => this.leaseRevoke(id, this.c.auth.rootAuthInfo()).then((r) => {
+    this.c.leases.start((id) => this.kv.leaseRevoke(id, this.c.auth.rootAuthInfo()).then((r) => {
       this.metrics.leaseExpired.inc();
       return r;
     }));
@@ -212,49 +208,12 @@ export class EtcdServer implements KvServer, LeaseServer, ClusterServer, Mainten
     this.leadership.emit(lead, term);
   }
 
-  // ---------------------------------------------------------------- peer traffic
+  // ---------------------------------------------------------------- peer traffic (peer-traffic.ts)
 
-  reportUnreachable(id: bigint): void {
-    this.raft?.reportUnreachable(id);
-  }
-
-  reportSnapshot(id: bigint, ok: boolean): void {
-    this.raft?.reportSnapshot(id, ok);
-  }
-
-  /** Incoming traffic from the peer transport. */
-  stepMessages(messages: Message[]): void {
-    // Peers may dial before start() has created the Raft node (or after stop): Raft retransmits.
-    if (!this.raft || this.stopped) return;
-    for (const m of messages) {
-      try {
-        this.raft.step(m);
-      } catch (e) {
-        // etcd-io/raft's Step returns an error only for messages it may ignore (a local message
-        // type, a response from a peer it no longer tracks); anything else thrown while stepping
-        // is a broken invariant ("conflict with a committed entry", "commitTo beyond lastIndex"),
-        // on which etcd-io/raft panics: this member's log can no longer be trusted.
-        if (e instanceof RaftError) {
-          this.log.debug({ err: e.message, type: m.type, from: m.from.toString(16) }, 'dropped raft message');
-          continue;
-        }
-        failStop('raft invariant violated', e);
-      }
-    }
-  }
-
-  /** A MsgSnap with the leader's backend: kept by index until Raft accepts that snapshot. */
-  receiveSnapshot(m: Message, entries: [Buffer, Buffer][]): void {
-    if (!m.snapshot || !this.raft || this.stopped) return;
-    this.c.snapshots.keepReceived(m.snapshot.metadata.index, entries);
-    this.stepMessages([m]);
-  }
-
-  private forwardToLeader(path: string, body: Uint8Array): Promise<Buffer> {
-    const leader = this.raft.leader;
-    if (leader === 0n || !this.transport) throw new ErrNoLeader();
-    return this.transport.forward(leader, path, body);
-  }
+  readonly reportUnreachable: PeerTraffic['reportUnreachable'] = (id) => this.peers.reportUnreachable(id);
+  readonly reportSnapshot: PeerTraffic['reportSnapshot'] = (id, ok) => this.peers.reportSnapshot(id, ok);
+  readonly stepMessages: PeerTraffic['stepMessages'] = (messages) => this.peers.stepMessages(messages);
+  readonly receiveSnapshot: PeerTraffic['receiveSnapshot'] = (m, entries) => this.peers.receiveSnapshot(m, entries);
 
   // ---------------------------------------------------------------- identity and status
 
@@ -306,144 +265,44 @@ export class EtcdServer implements KvServer, LeaseServer, ClusterServer, Mainten
     return this.lessor.ids();
   }
 
-  raisedAlarms(): Alarm[] {
-    return this.alarms.get(AlarmType.NONE);
-  }
-
-  // ---------------------------------------------------------------- maintenance
-
-  async backendSize(): Promise<{ dbSize: number; dbSizeInUse: number }> {
-    const [dbSize, approxInUse] = await Promise.all([this.store.backend.sizeBytes(), this.store.backend.sizeInUseBytes()]);
-    // LevelDB's estimate covers only compacted tables; data still in its log is in use too.
-    return { dbSize, dbSizeInUse: approxInUse > 0 ? Math.min(approxInUse, dbSize) : dbSize };
-  }
-
-  hash(): Promise<number> {
-    return this.store.hash();
-  }
-
-  async hashKV(rev: number): Promise<{ hash: number; compactRev: number; hashRev: number }> {
-    if (rev > this.store.rev) throw new ErrFutureRev();
-    return this.store.hashKV(rev);
-  }
-
-  async defragment(): Promise<void> {
-    // A compaction still deleting holds a LevelDB iterator, which pins the files a defragment
-    // would drop; wait for it, as etcd's defrag waits for the backend lock.
-    await this.store.compactionIdle();
-    await this.store.defragment();
-    await this.c.quota.refresh();
-  }
-
-  snapshotEntries(): AsyncIterable<[Buffer, Buffer][]> {
-    return timedSnapshot(this.store.snapshotEntries(), (seconds) => this.metrics.backendSnapshotSeconds.observe(seconds));
-  }
-
-  // ---------------------------------------------------------------- KV
-
   /** The Auth service's side of this member (auth-server.ts). */
   get auth(): AuthServer {
     return this.c.auth;
   }
 
-  async range(r: RangeRequest, ai?: AuthInfo): Promise<RangeResponse> {
-    if (!r.serializable) await this.linearizableReadNotify();
-    // Reads are served here, not applied, so they are checked here (etcd's doSerialize).
-    return this.c.auth.serialize(ai, (who) => this.c.auth.store.isRangePermitted(who, r.key, r.range_end), () => this.c.applier.range(r, this.header));
-  }
+  // ---------------------------------------------------------------- KV and leases (v3-server.ts)
 
-  put(r: PutRequest, ai?: AuthInfo) {
-    this.c.quota.check(r.key.length + r.value.length);
-    return this.proposeFor({ put: r }, ai);
-  }
+  readonly range: V3Server['range'] = (r, ai) => this.kv.range(r, ai);
+  readonly put: V3Server['put'] = (r, ai) => this.kv.put(r, ai);
+  readonly deleteRange: V3Server['deleteRange'] = (r, ai) => this.kv.deleteRange(r, ai);
+  readonly txn: V3Server['txn'] = (r, ai) => this.kv.txn(r, ai);
+  readonly compact: V3Server['compact'] = (r, ai) => this.kv.compact(r, ai);
+  readonly linearizableReadNotify: V3Server['linearizableReadNotify'] = () => this.kv.linearizableReadNotify();
+  readonly leaseGrant: V3Server['leaseGrant'] = (r, ai) => this.kv.leaseGrant(r, ai);
+  readonly leaseRevoke: V3Server['leaseRevoke'] = (id, ai) => this.kv.leaseRevoke(id, ai);
+  readonly leaseRenew: V3Server['leaseRenew'] = (id) => this.kv.leaseRenew(id);
+  readonly leaseTimeToLive: V3Server['leaseTimeToLive'] = (id, keys) => this.kv.leaseTimeToLive(id, keys);
 
-  deleteRange(r: DeleteRangeRequest, ai?: AuthInfo) {
-    return this.proposeFor({ delete_range: r }, ai);
-  }
+  // ---------------------------------------------------------------- maintenance and alarms (maintenance.ts)
 
-  async txn(r: TxnRequest, ai?: AuthInfo) {
-    if (isTxnReadOnly(r)) {
-      if (!isTxnSerializable(r)) await this.linearizableReadNotify();
-      return this.c.auth.serialize(ai, (who) => this.c.auth.checkTxn(who, r), () => this.c.applier.readOnlyTxn(r, this.header));
-    }
-    this.c.quota.check(txnCost(r));
-    return this.proposeFor({ txn: r }, ai);
-  }
+  readonly backendSize: Maintenance['backendSize'] = () => this.maintenance.backendSize();
+  readonly hash: Maintenance['hash'] = () => this.maintenance.hash();
+  readonly hashKV: Maintenance['hashKV'] = (rev) => this.maintenance.hashKV(rev);
+  readonly defragment: Maintenance['defragment'] = () => this.maintenance.defragment();
+  readonly snapshotEntries: Maintenance['snapshotEntries'] = () => this.maintenance.snapshotEntries();
+  readonly alarm: Maintenance['alarm'] = (r) => this.maintenance.alarm(r);
+  readonly raisedAlarms: Maintenance['raisedAlarms'] = () => this.maintenance.raisedAlarms();
+  readonly alarmErrors: Maintenance['alarmErrors'] = () => this.maintenance.alarmErrors();
+  readonly refreshDbSize: Maintenance['refreshDbSize'] = () => this.maintenance.refreshDbSize();
+  readonly moveLeader: Maintenance['moveLeader'] = (target) => this.maintenance.moveLeader(target);
 
-  async compact(r: CompactionRequest, ai?: AuthInfo) {
-    const result = await this.c.auth.raftRequest({ compaction: r }, ai);
-    if (result.physicalDone) {
-      // physical=true: reply only once superseded revisions are gone and that is on disk.
-      await result.physicalDone;
-      await this.store.backend.forceCommit({ sync: true });
-    }
-    return result.response;
-  }
+  // ---------------------------------------------------------------- cluster membership (membership/reconfig.ts)
 
-  async linearizableReadNotify(): Promise<void> {
-    if (this.stopped) throw new ErrStopped();
-    // Test-only fault (cluster-tests proves it catches it): serve "linearizable" reads from local
-    // state without ReadIndex, i.e. possibly stale. Never set outside the harness's own scenario.
-    if (testingSwitches.unsafeLocalReads) return;
-    await this.c.readIndexer.linearizableRead();
-  }
-
-  private async proposeFor(req: InternalRaftRequest, ai?: AuthInfo) {
-    return (await this.c.auth.raftRequest(req, ai)).response;
-  }
-
-  // ---------------------------------------------------------------- leases
-
-  leaseGrant(r: LeaseGrantRequest, ai?: AuthInfo) {
-    let id = BigInt(r.ID);
-    // etcd picks a positive ID from the member-scoped generator when the client leaves it 0.
-    if (id === 0n) id = this.c.ids.nextId() & ((1n << 63n) - 1n);
-    this.c.quota.check(LEASE_COST_BYTES);
-    return this.proposeFor({ lease_grant: { ID: id.toString(), TTL: r.TTL } }, ai);
-  }
-
-  leaseRevoke(id: bigint, ai?: AuthInfo) {
-    return this.proposeFor({ lease_revoke: { ID: id.toString() } }, ai);
-  }
-
-  leaseRenew(id: bigint): Promise<{ ttl: number; notFound: boolean }> {
-    return this.c.leases.renew(id);
-  }
-
-  leaseTimeToLive(id: bigint, keys: boolean): Promise<{ found: boolean; ttl: number; grantedTtl: number; keys: Buffer[] }> {
-    return this.c.leases.timeToLive(id, keys);
-  }
-
-  // ---------------------------------------------------------------- alarms and quota
-
-  /** The Alarm RPC: GET is answered locally after ReadIndex; changes go through the log. */
-  async alarm(r: AlarmRequest): Promise<{ header: ResponseHeader; alarms: AlarmMember[] }> {
-    if (r.action === AlarmAction.GET) {
-      await this.linearizableReadNotify();
-      return { header: this.header(this.store.rev), alarms: this.alarms.get(r.alarm).map(AlarmStore.toMsg) };
-    }
-    return (await this.c.proposals.propose({ alarm: r })).response as { header: ResponseHeader; alarms: AlarmMember[] };
-  }
-
-  /** Refresh the cached backend size now (after compaction and defragmentation). */
-  refreshDbSize(): Promise<number> {
-    return this.c.quota.refresh();
-  }
-
-  /** Status errors, formatted as etcd does. */
-  alarmErrors(): string[] {
-    return this.alarms.get(AlarmType.NONE).map((a) => `memberID:${a.memberId} alarm:${AlarmType[a.type]} `);
-  }
-
-  // ---------------------------------------------------------------- cluster membership
-
-  addMember(peerUrls: string[], isLearner: boolean): Promise<{ member: Member; members: Member[] }> {
-    return this.c.reconfig.addMember(peerUrls, isLearner);
-  }
-
-  removeMember(id: bigint): Promise<Member[]> {
-    return this.c.reconfig.removeMember(id);
-  }
+  readonly addMember: Reconfig['addMember'] = (peerUrls, isLearner) => this.c.reconfig.addMember(peerUrls, isLearner);
+  readonly removeMember: Reconfig['removeMember'] = (id) => this.c.reconfig.removeMember(id);
+  readonly updateMember: Reconfig['updateMember'] = (id, peerUrls) => this.c.reconfig.updateMember(id, peerUrls);
+  /** On the leader: whether a learner has caught up (asked by a follower that got a MemberPromote). */
+  readonly learnerReady: Reconfig['learnerReady'] = (id) => this.c.reconfig.learnerReady(id);
 
   promoteMember(id: bigint): Promise<Member[]> {
     // etcd's PromoteMember counts every outcome on the member that took the request, a failure
@@ -458,29 +317,6 @@ export class EtcdServer implements KvServer, LeaseServer, ClusterServer, Mainten
         throw e;
       },
     );
-  }
-
-  updateMember(id: bigint, peerUrls: string[]): Promise<Member[]> {
-    return this.c.reconfig.updateMember(id, peerUrls);
-  }
-
-  /** On the leader: whether a learner has caught up (asked by a follower that got a MemberPromote). */
-  learnerReady(id: bigint): Promise<boolean> {
-    return this.c.reconfig.learnerReady(id);
-  }
-
-  /** MoveLeader: only the leader may hand leadership to a voting member (etcd's MoveLeader). */
-  async moveLeader(target: bigint): Promise<void> {
-    if (!this.raft.isLeader) throw new ErrNotLeader();
-    const m = this.membership.get(target);
-    if (!m || m.isLearner) throw new ErrBadLeaderTransferee();
-    if (target === this.memberId) return;
-    this.raft.transferLeader(target);
-    const deadline = Date.now() + this.c.requestTimeoutMs;
-    while (this.raft.leader !== target) {
-      if (Date.now() > deadline) throw new ErrTimeoutLeaderTransfer();
-      await new Promise((r) => setTimeout(r, this.cfg.heartbeatIntervalMs));
-    }
   }
 
   // ---------------------------------------------------------------- lifecycle
@@ -530,12 +366,3 @@ export class EtcdServer implements KvServer, LeaseServer, ClusterServer, Mainten
   }
 }
 
-/**
- * etcd_disk_backend_snapshot_duration_seconds: etcd times a backend snapshot from when it is taken
- * until it has been read to the end (a Maintenance.Snapshot stream, or a snapshot sent to a peer).
- */
-async function* timedSnapshot(entries: AsyncIterable<[Buffer, Buffer][]>, observe: (seconds: number) => void): AsyncGenerator<[Buffer, Buffer][]> {
-  const started = performance.now();
-  yield* entries;
-  observe((performance.now() - started) / 1000);
-}
