@@ -15,6 +15,12 @@ import { etcdctl, etcdctlReconfig } from '../support/etcdctl';
 const LOAD_MAX_DURATION = '180s';
 
 /**
+ * Each test runs hundreds of etcdctl processes and several elections at etcd's timing: 35-40 s on
+ * a quiet machine, close to a minute on a loaded one, so above the suite's 60 s default.
+ */
+const TEST_TIMEOUT_MS = 180_000;
+
+/**
  * Both clusters run at etcd's default timing (100 ms heartbeat, 1 s election timeout): the first
  * test requires that the reconfiguration causes no election, and the second that every put
  * succeeds, which a CI machine starving a member for half a second would break at the faster
@@ -31,7 +37,7 @@ describe('membership changes under load (process level)', () => {
     await c?.cleanup();
   });
 
-  it('member add --learner, start it, member promote, member remove of another, with no client errors', async () => {
+  it('member add --learner, start it, member promote, member remove of another, with no client errors', { timeout: TEST_TIMEOUT_MS }, async () => {
     const leader = await c.leader();
     const victim = c.members.find((m) => m !== leader)!;
     const keeper = c.members.find((m) => m !== leader && m !== victim)!;
@@ -174,7 +180,7 @@ describe('member replace of every member, the leader last (process level)', () =
     return newId!;
   };
 
-  it('replaces both followers, then the leader; the cluster keeps electing leaders and agrees on the data', async () => {
+  it('replaces both followers, then the leader; the cluster keeps electing leaders and agrees on the data', { timeout: TEST_TIMEOUT_MS }, async () => {
     await writes(300, 'initial');
     const first = await c.leader();
     for (const f of c.members.filter((m) => m !== first)) {
