@@ -1,6 +1,7 @@
 /**
  * Put throughput through write()/end(), the apply loop's hot path.
- * Build, then: node dist/mvcc/bench.js [puts] [keys] [valueBytes] [putsPerTxn]
+ * Build, then: node dist/mvcc/bench.js [puts] [keys] [valueBytes] [putsPerTxn] [valueCacheBytes]
+ * (valueCacheBytes 0 turns the value cache off; absent = DEFAULT_VALUE_CACHE_BYTES).
  */
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -8,9 +9,9 @@ import { join } from 'node:path';
 import { KvStore } from './kv-store';
 
 async function main(): Promise<void> {
-  const [puts = 200_000, keyCount = 100_000, valueBytes = 128, perTxn = 1] = process.argv.slice(2).map(Number);
+  const [puts = 200_000, keyCount = 100_000, valueBytes = 128, perTxn = 1, valueCacheBytes] = process.argv.slice(2).map(Number);
   const dir = mkdtempSync(join(tmpdir(), 'cairn-mvcc-bench-'));
-  const store = await KvStore.open(join(dir, 'db'));
+  const store = await KvStore.open(join(dir, 'db'), valueCacheBytes === undefined ? {} : { valueCacheBytes });
   const keys = Array.from({ length: keyCount }, (_, i) => Buffer.from(`/registry/pods/default/pod-${i}`));
   const value = Buffer.alloc(valueBytes, 0x61);
   let index = 0;
@@ -33,7 +34,7 @@ async function main(): Promise<void> {
   const applySec = Number(applied - started) / 1e9;
   const totalSec = Number(flushed - started) / 1e9;
   console.log(JSON.stringify({
-    puts, keyCount, valueBytes, perTxn,
+    puts, keyCount, valueBytes, perTxn, valueCacheBytes: valueCacheBytes ?? 'default',
     applyPutsPerSec: Math.round(puts / applySec),
     putsPerSecIncludingFlush: Math.round(puts / totalSec),
     rev: store.rev,
