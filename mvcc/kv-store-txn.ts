@@ -110,8 +110,7 @@ export class TxnWrite {
     this.ops.puts++;
     this.ops.putBytes += key.length + value.length;
     const latin1 = key.toString('latin1');
-    const before = this.before(latin1);
-    const staged = this.stagedKey(latin1);
+    const { staged, before } = this.touch(latin1);
     const main = this.beginRev + 1;
     const { record, kv } = before.live
       ? encodeKeyValue(key, value, before.createRevision, main, before.version + 1, lease)
@@ -136,9 +135,8 @@ export class TxnWrite {
     const main = this.beginRev + 1;
     const deleted: DeletedKey[] = [];
     for (const latin1 of victims) {
-      const before = this.before(latin1);
+      const { staged, before } = this.touch(latin1);
       assert(before.live, 'deleteRange victim must be live');
-      const staged = this.stagedKey(latin1);
       const keyBytes = before.kv?.key ?? Buffer.from(latin1, 'latin1');
       const { record, kv } = encodeKeyValue(keyBytes, EMPTY_BUFFER, 0, main, 0, 0n);
       this.stage(staged, record, kv, true);
@@ -199,27 +197,25 @@ export class TxnWrite {
     assert(!this.ended, 'write txn already ended');
   }
 
-  private stagedKey(latin1: string): StagedKey {
+  /**
+   * The key's staged entry (created on its first write in this txn) and its state before this
+   * write, from the txn's own earlier write or else the index; no backend read.
+   */
+  private touch(latin1: string): { staged: StagedKey; before: Before } {
     let staged = this.staged.get(latin1);
-    if (staged === undefined) {
-      staged = { latin1, ki: this.host.index.get(latin1), kv: undefined };
-      this.staged.set(latin1, staged);
-    }
-    return staged;
-  }
-
-  /** The key's state in the txn's view, from its staged write or the index (no backend read). */
-  private before(latin1: string): Before {
-    const staged = this.staged.get(latin1);
     if (staged !== undefined) {
       const kv = staged.kv;
-      return kv === undefined
+      const before: Before = kv === undefined
         ? NOT_LIVE
         : { live: true, createRevision: kv.createRevision, version: kv.version, lease: kv.lease, kv };
+      return { staged, before };
     }
     const ki = this.host.index.get(latin1);
-    if (ki === undefined || !ki.isLive) return NOT_LIVE;
-    return { live: true, createRevision: ki.createRevision, version: ki.version, lease: ki.lease, kv: this.host.cachedLatest(latin1, ki) };
+    staged = { latin1, ki, kv: undefined };
+    this.staged.set(latin1, staged);
+    if (ki === undefined || !ki.isLive) return { staged, before: NOT_LIVE };
+    const kv = this.host.cachedLatest(latin1, ki);
+    return { staged, before: { live: true, createRevision: ki.createRevision, version: ki.version, lease: ki.lease, kv } };
   }
 
   private stage(key: StagedKey, record: Buffer, kv: KeyValue, tombstone: boolean): void {
