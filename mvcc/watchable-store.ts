@@ -11,6 +11,9 @@
  *    watchers, prev_kv via `prevKvAt`), and moves them back to the synced group. A watcher whose
  *    start is compacted away is cancelled with `compact_revision`.
  *
+ * Commits carry prev_kv only where the write txn had it at hand (it reads no value); for watchers
+ * that asked for prev_kv the hub reads the rest at mod_revision - 1 (watch-prev-kv.ts).
+ *
  * `notify` never waits and never allocates per-watcher state beyond one queued response, so a slow
  * or stalled client cannot delay the apply loop or other watchers, and memory stays bounded by
  * WATCHER_BUFFER_RESPONSES per watcher plus the recent history.
