@@ -37,6 +37,24 @@ describe('KeyIndex', () => {
     expect(gone.isEmpty).toBe(true);
   });
 
+  it('put and tombstone keep the current generation\'s create_revision, version and lease, also across compaction', () => {
+    const ki = new KeyIndex();
+    const state = (): unknown[] => [ki.isLive, ki.createRevision, ki.version, ki.lease];
+    ki.put(2, 0, 5n);
+    expect(state()).toEqual([true, 2, 1, 5n]);
+    ki.put(3, 0, 0n);
+    ki.put(3, 1, 6n); // twice in one txn
+    expect(state()).toEqual([true, 2, 3, 6n]);
+    ki.compact(3); // only (3, 1) is left of the generation; its version still counts three puts
+    expect(mains(ki)).toEqual(['3']);
+    ki.put(4, 0, 6n);
+    expect(state()).toEqual([true, 2, 4, 6n]);
+    ki.tombstone(5, 0);
+    expect(state()).toEqual([false, 0, 0, 0n]);
+    ki.put(7, 0, 0n); // a new generation
+    expect(state()).toEqual([true, 7, 1, 0n]);
+  });
+
   it('appending a non-increasing revision is an assertion failure', () => {
     const ki = index([[5]]);
     expect(() => ki.append(5, 0, false)).toThrow();

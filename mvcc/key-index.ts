@@ -3,9 +3,11 @@
  *
  * etcd keeps a list of generations, each a run of puts ended by a tombstone. We keep the same
  * information as one ascending list of revisions with a tombstone flag: a tombstone ends a
- * generation, and the next put starts a new one. create_revision and version live in the stored
- * KeyValue, so the index does not need per-generation counters. Values are not kept here: they are
- * read from the backend by revision (etcd keeps only revisions in its treeIndex too).
+ * generation, and the next put starts a new one. Of the generations' counters only the current
+ * generation's are needed: its created revision and version (etcd generation.created / .ver), so
+ * a put takes create_revision and version from here, as etcd's put does with kvindex.Get, and reads
+ * no value. Values are not kept here: they are read from the backend by revision (etcd keeps only
+ * revisions in its treeIndex too).
  */
 import assert from 'node:assert/strict';
 
@@ -26,6 +28,13 @@ export class KeyIndex {
    * re-attach leases without reading values (etcd's restore collects keyToLease the same way).
    */
   lease: bigint = NO_LEASE;
+  /**
+   * The current generation's create_revision and version while the key is live (0 otherwise).
+   * Kept apart from `revs` because compaction drops a generation's older revisions while its
+   * version keeps counting them (etcd's generation.ver). Two small integers: Smis in V8.
+   */
+  createRevision = 0;
+  version = 0;
 
   get revisionCount(): number {
     return this.revs.length;
@@ -46,7 +55,41 @@ export class KeyIndex {
     return last !== undefined && !last.tombstone;
   }
 
-  /** Records a put or tombstone at (main, sub); revisions only grow. */
+  /**
+   * Records a put at (main, sub) with `lease` (etcd keyIndex.put): on a live key the generation's
+   * version goes up by one, otherwise a new generation starts at version 1 created at `main`.
+   */
+  put(main: number, sub: number, lease: bigint): void {
+    if (this.isLive) {
+      this.version++;
+    } else {
+      this.createRevision = main;
+      this.version = 1;
+    }
+    this.append(main, sub, false);
+    this.lease = lease;
+  }
+
+  /** Records a tombstone at (main, sub), which ends the generation (etcd keyIndex.tombstone). */
+  tombstone(main: number, sub: number): void {
+    this.append(main, sub, true);
+    this.createRevision = 0;
+    this.version = 0;
+    this.lease = NO_LEASE;
+  }
+
+  /**
+   * Records a revision read back from the key bucket on restore, with the create_revision, version
+   * and lease its record holds (the record of the key's newest revision sets the final state).
+   */
+  restore(main: number, sub: number, tombstone: boolean, createRevision: number, version: number, lease: bigint): void {
+    this.append(main, sub, tombstone);
+    this.createRevision = tombstone ? 0 : createRevision;
+    this.version = tombstone ? 0 : version;
+    this.lease = tombstone || lease === NO_LEASE ? NO_LEASE : lease;
+  }
+
+  /** Records a put or tombstone at (main, sub); revisions only grow. Counters are the caller's. */
   append(main: number, sub: number, tombstone: boolean): IndexedRevision {
     const last = this.latest;
     assert(last === undefined || main > last.main || (main === last.main && sub > last.sub),

@@ -84,15 +84,29 @@ export function decodeKeyValue(record: Buffer): KeyValue {
   };
 }
 
+/** What the restore scan keeps of a record: the index's fields, no value. */
+export interface IndexFields {
+  /** The key as a latin1 string (a copy: the record is not retained). */
+  readonly latin1Key: string;
+  readonly createRevision: number;
+  readonly version: number;
+  readonly lease: bigint;
+}
+
 /**
- * The key (as a latin1 string, which copies it) and lease of a stored record, without building a
- * KeyValue: what the restore scan needs, so it holds on to no record.
+ * The key, create_revision, version and lease of a stored record, without building a KeyValue:
+ * what the restore scan needs, so it holds on to no record.
  */
-export function decodeKeyAndLease(record: Buffer): { latin1Key: string; lease: bigint } {
+export function decodeIndexFields(record: Buffer): IndexFields {
   assert(record.length >= HEADER_BYTES && record[0] === FORMAT_V1, 'malformed KeyValue record');
   const hasLease = (record[1] & FLAG_LEASE) !== 0;
   const keyOffset = HEADER_BYTES + (hasLease ? LEASE_BYTES : 0);
   const valueOffset = keyOffset + record.readUInt32BE(26);
   assert(valueOffset <= record.length, 'malformed KeyValue record');
-  return { latin1Key: record.toString('latin1', keyOffset, valueOffset), lease: hasLease ? record.readBigInt64BE(HEADER_BYTES) : 0n };
+  return {
+    latin1Key: record.toString('latin1', keyOffset, valueOffset),
+    createRevision: readUint64BE(record, 2),
+    version: readUint64BE(record, 18),
+    lease: hasLease ? record.readBigInt64BE(HEADER_BYTES) : 0n,
+  };
 }

@@ -115,10 +115,11 @@ describe('values live in the backend, not in the index', () => {
     expect(all.count).toBe(299);
     expect(pairs(all.kvs.slice(4, 6))).toEqual([['k004', 'v4'], ['k005', 'overwritten']]);
     expect(r.rangeCurrent(b('k005'), null).kvs[0]).toMatchObject({ createRevision: 7, modRevision: 302, version: 2 });
-    // A put on a live key reads its previous value from disk for create_revision, version, prev_kv.
+    // A put on a live key takes create_revision, version and the old lease from the rebuilt index.
     const w = r.write();
-    expect(kvSummary(w.put(b('k297'), b('new')))).toEqual({ key: 'k297', value: 'v297', create: 299, mod: 299, version: 1, lease: 397n });
+    expect(w.put(b('k297'), b('new'))).toBe(397n);
     w.end({ consistentIndex: 1000 });
+    expect(kvSummary(r.rangeCurrent(b('k297'), null).kvs[0])).toEqual({ key: 'k297', value: 'new', create: 299, mod: 304, version: 2, lease: 0n });
     const leases: Array<[string, bigint]> = [];
     r.forEachLiveLease((k, lease) => leases.push([k, lease]));
     // k297's new put has no lease; every other key i % 3 == 0 keeps its own.

@@ -9,7 +9,7 @@
 import assert from 'node:assert/strict';
 import { ErrCompacted, ErrFutureRev } from './errors';
 import type { KeyIndex } from './key-index';
-import { EMPTY_BUFFER, type Event, type KeyValue, type RangeResult, type RevRangeOptions } from './kv';
+import { type DeletedKey, EMPTY_BUFFER, type Event, type KeyValue, type RangeResult, type RevRangeOptions } from './kv';
 import { encodeKeyValue } from './kv-codec';
 import type { LiveKeys } from './live-keys';
 import { type KeyRange, type TreeIndex, inRange, resolveRange } from './tree-index';
@@ -21,6 +21,16 @@ export interface StagedKey {
   /** The key's index entry; created at commit for keys new to the index. */
   ki: KeyIndex | undefined;
   kv: KeyValue | undefined;
+}
+
+/** The key's state before a write, as the txn sees it; no value is read to know it. */
+interface Before {
+  readonly live: boolean;
+  readonly createRevision: number;
+  readonly version: number;
+  readonly lease: bigint;
+  /** The previous KeyValue, when it is at hand (written by this txn, or in the value cache). */
+  readonly kv: KeyValue | undefined;
 }
 
 /** One change, in txn order; its revision is (beginRev + 1, sub). */
@@ -44,9 +54,13 @@ export interface TxnHost {
   rangeHistoricalSync(range: KeyRange, rev: number, limit: number, countOnly: boolean): { kvs: KeyValue[]; count: number };
   /** The live key's latest KeyValue (read from the backend, synchronously). */
   readLatest(latin1: string, ki: KeyIndex): KeyValue;
+  /** The live key's latest KeyValue if the value cache holds it; never reads the backend. */
+  cachedLatest(latin1: string, ki: KeyIndex): KeyValue | undefined;
   commit(changes: readonly StagedChange[], consistentIndex: number, events: readonly Event[], ops: TxnOps): void;
   release(txn: TxnWrite): void;
 }
+
+const NOT_LIVE: Before = { live: false, createRevision: 0, version: 0, lease: 0n, kv: undefined };
 
 export class TxnWrite {
   /** The store revision when the txn began. */
@@ -72,7 +86,12 @@ export class TxnWrite {
     return this.staging.length === 0 ? this.beginRev : this.beginRev + 1;
   }
 
-  /** Events produced so far, in order (PUT events carry prevKv when the key was live). */
+  /**
+   * Events produced so far, in order. prevKv is set only when the previous KeyValue was at hand
+   * (this txn wrote the key before, or the value cache held it): a PUT of version > 1 or a DELETE
+   * without one has its prev_kv at modRevision - 1 in the store, where a consumer that needs it
+   * reads it (etcd's watch server does the same, and only for watchers that asked for prev_kv).
+   */
   get changes(): readonly Event[] {
     return this.events;
   }
@@ -80,44 +99,50 @@ export class TxnWrite {
   /**
    * Puts key = value with `lease` (0n = none). A live key keeps its create_revision and its version
    * goes up by one; a missing or deleted key starts a new generation at version 1. Returns the
-   * previous KeyValue, if the key was live.
+   * lease the key had (0n = none) if it was live, else undefined, for the lessor to detach.
+   *
+   * As etcd's storeTxnWrite.put (kvindex.Get for created and version, the lessor for the old lease),
+   * this reads no value: create_revision, version and lease come from the index, or from this
+   * txn's own earlier write of the key. The Put request's prev_kv is the caller's read (`range`).
    */
-  put(key: Buffer, value: Buffer, lease: bigint = 0n): KeyValue | undefined {
+  put(key: Buffer, value: Buffer, lease: bigint = 0n): bigint | undefined {
     this.assertActive();
     this.ops.puts++;
     this.ops.putBytes += key.length + value.length;
-    const staged = this.stagedKey(key.toString('latin1'));
-    const prev = staged.kv;
+    const latin1 = key.toString('latin1');
+    const { staged, before } = this.touch(latin1);
     const main = this.beginRev + 1;
-    const { record, kv } = prev === undefined
-      ? encodeKeyValue(key, value, main, main, 1, lease)
-      : encodeKeyValue(key, value, prev.createRevision, main, prev.version + 1, lease);
+    const { record, kv } = before.live
+      ? encodeKeyValue(key, value, before.createRevision, main, before.version + 1, lease)
+      : encodeKeyValue(key, value, main, main, 1, lease);
     this.stage(staged, record, kv, false);
-    this.events.push(prev === undefined ? { type: 'PUT', kv } : { type: 'PUT', kv, prevKv: prev });
+    this.events.push(before.kv === undefined ? { type: 'PUT', kv } : { type: 'PUT', kv, prevKv: before.kv });
     staged.kv = kv;
-    return prev;
+    return before.live ? before.lease : undefined;
   }
 
   /**
    * Deletes every live key in the range (etcd range conventions), writing a tombstone for each.
-   * Returns the deleted KeyValues in key order; a delete that matches nothing changes nothing.
+   * Returns the deleted keys, in key order, with the lease each had; a delete that matches nothing
+   * changes nothing. Reads no value (etcd's deleteRange needs only the index's keys and revisions):
+   * a DeleteRange with prev_kv reads them with `range` first, as etcd's applier does.
    */
-  deleteRange(key: Buffer, end: Buffer | null | undefined): KeyValue[] {
+  deleteRange(key: Buffer, end: Buffer | null | undefined): DeletedKey[] {
     this.assertActive();
     this.ops.deletes++;
     const victims: string[] = [];
     this.forEachLive(resolveRange(key, end), (latin1) => victims.push(latin1) > 0);
     const main = this.beginRev + 1;
-    const deleted: KeyValue[] = [];
+    const deleted: DeletedKey[] = [];
     for (const latin1 of victims) {
-      const staged = this.stagedKey(latin1);
-      const prev = staged.kv;
-      assert(prev !== undefined, 'deleteRange victim must be live');
-      const { record, kv } = encodeKeyValue(prev.key, EMPTY_BUFFER, 0, main, 0, 0n);
+      const { staged, before } = this.touch(latin1);
+      assert(before.live, 'deleteRange victim must be live');
+      const keyBytes = before.kv?.key ?? Buffer.from(latin1, 'latin1');
+      const { record, kv } = encodeKeyValue(keyBytes, EMPTY_BUFFER, 0, main, 0, 0n);
       this.stage(staged, record, kv, true);
-      this.events.push({ type: 'DELETE', kv, prevKv: prev });
+      this.events.push(before.kv === undefined ? { type: 'DELETE', kv } : { type: 'DELETE', kv, prevKv: before.kv });
       staged.kv = undefined;
-      deleted.push(prev);
+      deleted.push({ key: kv.key, lease: before.lease });
     }
     return deleted;
   }
@@ -172,14 +197,25 @@ export class TxnWrite {
     assert(!this.ended, 'write txn already ended');
   }
 
-  private stagedKey(latin1: string): StagedKey {
+  /**
+   * The key's staged entry (created on its first write in this txn) and its state before this
+   * write, from the txn's own earlier write or else the index; no backend read.
+   */
+  private touch(latin1: string): { staged: StagedKey; before: Before } {
     let staged = this.staged.get(latin1);
-    if (staged === undefined) {
-      const ki = this.host.index.get(latin1);
-      staged = { latin1, ki, kv: ki?.isLive === true ? this.host.readLatest(latin1, ki) : undefined };
-      this.staged.set(latin1, staged);
+    if (staged !== undefined) {
+      const kv = staged.kv;
+      const before: Before = kv === undefined
+        ? NOT_LIVE
+        : { live: true, createRevision: kv.createRevision, version: kv.version, lease: kv.lease, kv };
+      return { staged, before };
     }
-    return staged;
+    const ki = this.host.index.get(latin1);
+    staged = { latin1, ki, kv: undefined };
+    this.staged.set(latin1, staged);
+    if (ki === undefined || !ki.isLive) return { staged, before: NOT_LIVE };
+    const kv = this.host.cachedLatest(latin1, ki);
+    return { staged, before: { live: true, createRevision: ki.createRevision, version: ki.version, lease: ki.lease, kv } };
   }
 
   private stage(key: StagedKey, record: Buffer, kv: KeyValue, tombstone: boolean): void {

@@ -80,15 +80,16 @@ describe('versions, generations and tombstones', () => {
     expect(kvSummary(s.rangeCurrent(b('k'), null).kvs[0])).toEqual({ key: 'k', value: 'v3', create: 5, mod: 5, version: 1, lease: 7n });
   });
 
-  it('put returns the previous kv and the txn reports PUT/DELETE events with prevKv', async () => {
+  it('put returns the previous lease, deleteRange the deleted keys, and the events carry prevKv at hand', async () => {
     const s = await fresh();
-    put(s, 'k', 'v1');
+    put(s, 'k', 'v1', 9n);
     const w = s.write();
-    expect(kvSummary(w.put(b('k'), b('v2')))).toMatchObject({ value: 'v1', mod: 2 });
+    expect(w.put(b('k'), b('v2'))).toBe(9n);
     expect(w.put(b('new'), b('n'))).toBeUndefined();
     const deleted = w.deleteRange(b('k'), null);
     w.end({ consistentIndex: 1 });
-    expect(pairs(deleted)).toEqual([['k', 'v2']]);
+    expect(deleted.map((d) => [d.key.toString('latin1'), d.lease])).toEqual([['k', 0n]]);
+    // v1 is in the value cache (its put wrote it there), v2 is this txn's own write.
     const ev = w.changes;
     expect(ev.map((e) => e.type)).toEqual(['PUT', 'PUT', 'DELETE']);
     expect(kvSummary(ev[0].prevKv)).toMatchObject({ value: 'v1' });

@@ -219,6 +219,17 @@ export class KvStore {
     }
   }
 
+  /**
+   * As `kvAt`, synchronously (value cache, else LevelDB getSync): the watch hub's prev_kv for an
+   * event it delivers from memory, read only for watchers that asked for prev_kv.
+   */
+  kvAtSync(key: Buffer, rev: number): KeyValue | undefined {
+    this.assertOpen();
+    if (rev <= 0 || rev < this.compactMainRev || rev > this.currentRev) return undefined;
+    // At rev >= compactMainRev every revision the index picks survives compaction (see compact).
+    return fetchRevisionsSync(this.reads, pickAt(this.reads, resolveRange(key, null), rev, 1, false))[0];
+  }
+
   /** The key's value just before revision `rev` (a watch event's prev_kv), i.e. `kvAt(key, rev - 1)`. */
   prevKvAt(key: Buffer, rev: number): Promise<KeyValue | undefined> {
     return this.kvAt(key, rev - 1);
@@ -420,12 +431,14 @@ export class KvStore {
           staged.ki = ki;
           this.index.set(staged.latin1, ki);
         }
-        ki.append(main, change.sub, change.tombstone);
-        ki.lease = change.tombstone ? NO_LEASE : change.kv.lease;
         if (change.tombstone) {
+          ki.tombstone(main, change.sub);
           this.live.delete(staged.latin1);
           this.reads.cache.delete(staged.latin1);
         } else {
+          ki.put(main, change.sub, change.kv.lease);
+          // The txn took both from the index (or its own earlier write); they must agree.
+          assert(ki.createRevision === change.kv.createRevision && ki.version === change.kv.version, 'key index generation out of step');
           this.live.add(staged.latin1);
           this.reads.cache.set(staged.latin1, change.kv);
         }
@@ -454,6 +467,10 @@ export class KvStore {
       },
       readLatest(latin1, ki) {
         return readLatestSync(store.reads, latin1, ki);
+      },
+      cachedLatest(latin1, ki) {
+        const latest = ki.latest;
+        return latest === undefined ? undefined : store.reads.cache.peek(latin1, latest.main);
       },
       commit(changes, consistentIndex, events, ops) {
         store.commit(changes, consistentIndex);

@@ -24,8 +24,18 @@ export interface Event {
   readonly type: EventType;
   /** For DELETE only key and modRevision (= deletion revision) are set, as in etcd. */
   readonly kv: KeyValue;
-  /** The key's previous value, when the producer knows it (write txns always do). */
+  /**
+   * The key's previous value, when the producer had it at hand. Absent on a PUT of version 1 (there
+   * is none) and possibly on any other event: a write txn reads no value to fill it (see
+   * TxnWrite.changes), the store's readEvents never does; the value is the key's at modRevision - 1.
+   */
   readonly prevKv?: KeyValue;
+}
+
+/** A key a DeleteRange removed, with the lease it had (0n = none): what the lessor detaches. */
+export interface DeletedKey {
+  readonly key: Buffer;
+  readonly lease: bigint;
 }
 
 export const EMPTY_BUFFER: Buffer = Buffer.alloc(0);

@@ -1,9 +1,9 @@
 /**
  * A bounded LRU of recently written or point-read KeyValues, by key, sized in bytes
- * (DEFAULT_VALUE_CACHE_BYTES). Values live in LevelDB; without this, every put on an existing key
- * (which needs the previous KeyValue: create_revision, version, the event's prev_kv) and every
- * read of a hot key would be a LevelDB lookup. Measured with `node dist/mvcc/bench.js` (200k puts
- * over 100k keys): about 54k puts/s with every value in memory, 14k with LevelDB reads and no cache.
+ * (DEFAULT_VALUE_CACHE_BYTES). Values live in LevelDB; without this, every read of a hot key
+ * would be a LevelDB lookup. A put reads no value (create_revision, version and lease are in the
+ * key index); it only peeks here for its event's prev_kv, so a prev_kv watcher's read is saved
+ * when the previous value was recently written or read.
  *
  * An entry is only served for the revision it holds (`modRevision` equal to the key's latest), so a
  * stale entry can never be returned; commit keeps entries current anyway.
@@ -35,6 +35,12 @@ export class ValueCache {
     this.entries.delete(latin1Key);
     this.entries.set(latin1Key, kv);
     return kv;
+  }
+
+  /** As `get`, without refreshing the entry (a put's free look for its event's prev_kv). */
+  peek(latin1Key: string, modRevision: number): KeyValue | undefined {
+    const kv = this.entries.get(latin1Key);
+    return kv === undefined || kv.modRevision !== modRevision ? undefined : kv;
   }
 
   set(latin1Key: string, kv: KeyValue): void {

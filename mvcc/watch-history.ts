@@ -1,7 +1,8 @@
 /**
- * The most recent committed revisions, as the commit listener delivered them (with prev_kv), so
- * lagging watchers can catch up without reading LevelDB. Contiguous: it always holds every revision
- * from `firstRev` to `lastRev`, and `lastRev` is the store's revision (asserted on every push).
+ * The most recent committed revisions, as the commit listener delivered them (with the prev_kv the
+ * commit had or the hub read for a prev_kv watcher), so lagging watchers can catch up without
+ * reading the revisions from LevelDB. Contiguous: it always holds every revision from `firstRev` to
+ * `lastRev`, and `lastRev` is the store's revision (asserted on every push).
  */
 import assert from 'node:assert/strict';
 import type { Event } from './kv';

@@ -23,8 +23,9 @@ export const WATCHER_BUFFER_RESPONSES = 128;
 export const MAX_WATCHERS_PER_SYNC = 512;
 
 /**
- * Recent committed revisions kept in memory (with their prev_kv), so a watcher that fell a little
- * behind rejoins the live stream without a disk read, even under a steady write load. Bounded by
+ * Recent committed revisions kept in memory (with the prev_kv they were delivered with), so a
+ * watcher that fell a little behind rejoins the live stream without reading the revisions back,
+ * even under a steady write load. Bounded by
  * revisions (one catch-up batch, so a catch-up from memory is always a single response) and bytes.
  */
 export const RECENT_HISTORY_MAX_REVS = WATCH_BATCH_MAX_REVS;

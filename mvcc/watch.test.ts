@@ -10,8 +10,9 @@ let store: KvStore;
 let hub: WatchableStore;
 let index = 1;
 
-async function open(opts: ConstructorParameters<typeof WatchableStore>[1] = {}): Promise<void> {
-  store = await KvStore.open(tempDir());
+/** `valueCacheBytes` 0 or small: events reach the hub without prev_kv, which it then reads itself. */
+async function open(opts: ConstructorParameters<typeof WatchableStore>[1] = {}, valueCacheBytes?: number): Promise<void> {
+  store = await KvStore.open(tempDir(), valueCacheBytes === undefined ? {} : { valueCacheBytes });
   hub = new WatchableStore(store, opts);
 }
 
@@ -221,8 +222,8 @@ describe('watch hub: filters and prev_kv', () => {
     expect(r.filter((x) => x.watchId === noPut)).toHaveLength(1);
   });
 
-  it('prev_kv is set on updates and deletes (also for multi-key deletes) and only for watchers that ask', async () => {
-    await open();
+  it.each([undefined, 0])('prev_kv is set on updates and deletes (also for multi-key deletes) and only for watchers that ask (value cache %s)', async (cacheBytes) => {
+    await open({}, cacheBytes);
     const s = hub.newStream(() => undefined);
     const withPrev = watch(s, 'a', { end: b('z'), prevKv: true });
     const without = watch(s, 'a', { end: b('z') });
@@ -238,8 +239,8 @@ describe('watch hub: filters and prev_kv', () => {
     expect(r.filter((x) => x.watchId === withPrev && x.events.length > 0)).toHaveLength(4);
   });
 
-  it('prev_kv during catch-up from the store matches the live prev_kv', async () => {
-    await open({ historyMaxRevs: 1 });
+  it.each([undefined, 0])('prev_kv during catch-up from the store matches the live prev_kv (value cache %s)', async (cacheBytes) => {
+    await open({ historyMaxRevs: 1 }, cacheBytes);
     put('a', '1');
     put('x', 'unrelated');
     put('a', '2');
@@ -248,6 +249,17 @@ describe('watch hub: filters and prev_kv', () => {
     const s = hub.newStream(() => undefined);
     const id = watch(s, 'a', { startRev: 2, prevKv: true });
     expect(eventsOf(await drainAll(s), id)).toEqual(['PUT a=1@2', 'PUT a=2@4 prev=1@2', 'DELETE a=@5 prev=2@4', 'PUT a=3@6']);
+  });
+});
+
+describe('watch hub: prev_kv read at rev - 1', () => {
+  it.each([1000, 1])('is absent for the event at the compact revision, as etcd\'s read of a compacted revision fails (history %i revs)', async (historyMaxRevs) => {
+    await open({ historyMaxRevs }, 0);
+    for (let i = 1; i <= 5; i++) put('k', `${i}`); // revs 2..6
+    await store.compact(4).done;
+    const s = hub.newStream(() => undefined);
+    const id = watch(s, 'k', { startRev: 4, prevKv: true });
+    expect(eventsOf(await drainAll(s), id)).toEqual(['PUT k=3@4', 'PUT k=4@5 prev=3@4', 'PUT k=5@6 prev=4@5']);
   });
 });
 
@@ -292,8 +304,8 @@ describe('watch hub: progress', () => {
 });
 
 describe('watch hub: slow consumers', () => {
-  it('a stalled stream does not delay others, stays bounded, and later receives every event in order exactly once', async () => {
-    await open({ bufferResponses: 8, historyMaxRevs: 50, batchMaxRevs: 100 });
+  it.each([undefined, 0])('a stalled stream does not delay others, stays bounded, and later receives every event in order exactly once (value cache %s)', async (cacheBytes) => {
+    await open({ bufferResponses: 8, historyMaxRevs: 50, batchMaxRevs: 100 }, cacheBytes);
     const slow = hub.newStream(() => undefined);
     const fast = hub.newStream(() => undefined);
     const slowId = watch(slow, 'k/', { end: prefixEnd('k/'), prevKv: true });
@@ -333,13 +345,17 @@ describe('watch hub: slow consumers', () => {
     expect(hub.stats).toMatchObject({ synced: 0, unsynced: 0 });
   });
 
-  it.each([1, 2, 3, 4, 5, 6, 7, 8, 12345])('randomised (seed %i): every watcher sees exactly its events, in order, once, whatever the drain pattern', async (initialSeed) => {
+  // Value cache: default (prev_kv mostly at hand in the events), off (the hub reads every prev_kv),
+  // or a few entries (both).
+  it.each([
+    [1, undefined], [2, 0], [3, 300], [4, undefined], [5, 0], [6, 300], [7, undefined], [8, 0], [12345, undefined], [12345, 0],
+  ])('randomised (seed %i, value cache %s): every watcher sees exactly its events, in order, once, whatever the drain pattern', async (initialSeed, cacheBytes) => {
     let seed = initialSeed;
     const rand = (n: number): number => {
       seed = (seed * 1103515245 + 12345) & 0x7fffffff;
       return seed % n;
     };
-    await open({ bufferResponses: 3, historyMaxRevs: 7, batchMaxRevs: 9, maxWatchersPerSync: 4 });
+    await open({ bufferResponses: 3, historyMaxRevs: 7, batchMaxRevs: 9, maxWatchersPerSync: 4 }, cacheBytes);
     const keys = ['a', 'b', 'c', 'd', 'e'];
     const streams = [0, 1, 2].map(() => hub.newStream(() => undefined));
     const got = new Map<string, string[]>();

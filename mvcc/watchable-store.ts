@@ -11,6 +11,9 @@
  *    watchers, prev_kv via `prevKvAt`), and moves them back to the synced group. A watcher whose
  *    start is compacted away is cancelled with `compact_revision`.
  *
+ * Commits carry prev_kv only where the write txn had it at hand (it reads no value); for watchers
+ * that asked for prev_kv the hub reads the rest at mod_revision - 1 (watch-prev-kv.ts).
+ *
  * `notify` never waits and never allocates per-watcher state beyond one queued response, so a slow
  * or stalled client cannot delay the apply loop or other watchers, and memory stays bounded by
  * WATCHER_BUFFER_RESPONSES per watcher plus the recent history.
@@ -20,6 +23,7 @@ import { ErrClosed, ErrCompacted } from './errors';
 import type { Event, KeyValue } from './kv';
 import type { CommitObserver, KvStore } from './kv-store';
 import { RecentHistory } from './watch-history';
+import { lacksPrevKv, withPrevKv } from './watch-prev-kv';
 import {
   MAX_WATCHERS_PER_SYNC,
   RECENT_HISTORY_MAX_BYTES,
@@ -154,16 +158,29 @@ export class WatchableStore implements WatchHub, CommitObserver {
 
   /**
    * One committed write txn: `events` all have main revision `rev` (= the store's revision now), in
-   * txn order, with prev_kv. Called by the store itself (CommitObserver), in revision order.
+   * txn order, with prev_kv where the txn had it. Called by the store itself (CommitObserver), in
+   * revision order.
    */
   notify(events: readonly Event[], rev: number): void {
     assert.equal(rev, this.store.rev, 'notify must run right after the commit');
-    this.history.push(rev, events);
-    if (this.syncedCount === 0) return;
+    if (this.syncedCount === 0) {
+      this.history.push(rev, events);
+      return;
+    }
     const keys = events.map((ev) => ev.kv.key.toString('latin1'));
+    // The events as prev_kv watchers get them, each filled in on first need (one read per event,
+    // not per watcher); the recent history keeps what was filled in, for watchers catching up.
+    let full: Event[] | undefined;
+    const withPrev = (i: number): Event => {
+      const ev = (full ?? events)[i];
+      if (!lacksPrevKv(ev)) return ev;
+      full ??= events.slice();
+      return (full[i] = withPrevKv(this.store, ev));
+    };
     let stripped: Event[] | undefined;
+    let allWithPrev: Event[] | undefined;
     const shared = (w: Watcher): readonly Event[] => {
-      if (w.prevKv) return events;
+      if (w.prevKv) return (allWithPrev ??= events.map((_, i) => withPrev(i)));
       stripped ??= events.map(withoutPrev);
       return stripped;
     };
@@ -174,15 +191,16 @@ export class WatchableStore implements WatchHub, CommitObserver {
         if (set === undefined) continue;
         // A txn touches a key at most once (duplicate keys are refused), so this is the watcher's only event.
         for (const w of [...set]) {
-          if (passesFilter(w, events[i])) this.deliver(w, rev, [w.prevKv ? events[i] : withoutPrev(events[i])]);
+          if (passesFilter(w, events[i])) this.deliver(w, rev, [w.prevKv ? withPrev(i) : withoutPrev(events[i])]);
         }
       }
     }
     for (const w of [...this.syncedRanges]) {
       let all = !w.noPut && !w.noDelete;
       for (let i = 0; all && i < keys.length; i++) all = w.matches(keys[i]);
-      this.deliver(w, rev, all ? shared(w) : select(w, events, keys, rev));
+      this.deliver(w, rev, all ? shared(w) : select(w, events, keys, rev, withPrev));
     }
+    this.history.push(rev, full ?? events);
   }
 
   /**
@@ -348,7 +366,8 @@ export class WatchableStore implements WatchHub, CommitObserver {
     if (w.minRev <= cur) {
       if (w.minRev < this.history.firstRev) return false;
       const events = this.history.eventsFrom(w.minRev);
-      const evs = select(w, events, events.map(latin1), w.minRev);
+      // prev_kv missing from the history is read at modRevision - 1 (absent if compacted, as in etcd).
+      const evs = select(w, events, events.map(latin1), w.minRev, (i) => withPrevKv(this.store, events[i]));
       if (evs.length > 0) w.stream.enqueue(w, w.stream.eventResponse(w, cur, evs));
     }
     this.makeSynced(w);
@@ -450,14 +469,19 @@ function passesFilter(w: Watcher, ev: Event): boolean {
   return ev.type === 'PUT' ? !w.noPut : !w.noDelete;
 }
 
-/** The events (revision >= fromRev and >= the watcher's start) that `w` receives, prev_kv as asked. */
-function select(w: Watcher, events: readonly Event[], keys: readonly string[], fromRev: number): Event[] {
+/**
+ * The events (revision >= fromRev and >= the watcher's start) that `w` receives, prev_kv as asked:
+ * `withPrev(i)` is event i with its prev_kv filled in.
+ */
+function select(
+  w: Watcher, events: readonly Event[], keys: readonly string[], fromRev: number, withPrev: (i: number) => Event,
+): Event[] {
   const out: Event[] = [];
   const from = Math.max(fromRev, w.startRev);
   for (let i = 0; i < events.length; i++) {
     const ev = events[i];
     if (ev.kv.modRevision < from || !passesFilter(w, ev) || !w.matches(keys[i])) continue;
-    out.push(w.prevKv ? ev : withoutPrev(ev));
+    out.push(w.prevKv ? withPrev(i) : withoutPrev(ev));
   }
   return out;
 }

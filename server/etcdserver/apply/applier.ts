@@ -307,9 +307,11 @@ export class Applier implements ApplierV3 {
       if (p.ignore_value) value = prev.value;
       if (p.ignore_lease) lease = prev.lease;
     }
-    const replaced = w.put(p.key, value, lease);
+    // The store reads no value for the put: the old lease comes from its key index (etcd's put asks
+    // the lessor, lessor.GetLease(LeaseItem{key})).
+    const oldLease = w.put(p.key, value, lease);
     const key = p.key.toString('latin1');
-    if (replaced && replaced.lease !== 0n) this.lessor.detach(replaced.lease, key);
+    if (oldLease !== undefined && oldLease !== 0n) this.lessor.detach(oldLease, key);
     if (lease !== 0n) this.lessor.attach(lease, key);
     const resp: PutResponse = { header: revHeader(w.rev + 1) };
     if (p.prev_kv && prev) resp.prev_kv = toKvMsg(prev);
@@ -325,13 +327,17 @@ export class Applier implements ApplierV3 {
   }
 
   private deleteRange(w: TxnWrite, d: DeleteRangeRequest): DeleteRangeResponse {
-    const deleted = w.deleteRange(d.key, rangeEnd(d.range_end));
-    for (const kv of deleted) if (kv.lease !== 0n) this.lessor.detach(kv.lease, kv.key.toString('latin1'));
+    const end = rangeEnd(d.range_end);
+    // etcd's applier reads prev_kvs with a Range in the same txn before deleting; the delete itself
+    // reads no value.
+    const prevKvs = d.prev_kv ? w.range(d.key, end, {}).kvs : [];
+    const deleted = w.deleteRange(d.key, end);
+    for (const k of deleted) if (k.lease !== 0n) this.lessor.detach(k.lease, k.key.toString('latin1'));
     const changed = deleted.length > 0 || w.changes.length > 0;
     return {
       header: revHeader(changed ? w.rev + 1 : w.rev),
       deleted: deleted.length,
-      prev_kvs: d.prev_kv ? deleted.map((kv) => toKvMsg(kv)) : [],
+      prev_kvs: prevKvs.map((kv) => toKvMsg(kv)),
     };
   }
 
