@@ -192,13 +192,21 @@ export const BARRIER_WATCH_ID_BASE = 1_000_000;
  * every watcher of the stream is synced (caught up with history).
  */
 export async function barrier(s: RecordingStream<WatchResponseMsg>, key: Buffer, put: () => Promise<unknown>, timeoutMs = 10_000): Promise<WatchResponseMsg[]> {
+  return (await barrierAll([s], key, put, timeoutMs))[0];
+}
+
+/** `barrier` on several streams at once, with one put: the responses before it on each stream. */
+export async function barrierAll(ss: RecordingStream<WatchResponseMsg>[], key: Buffer, put: () => Promise<unknown>, timeoutMs = 10_000): Promise<WatchResponseMsg[][]> {
   const isBarrier = (r: WatchResponseMsg): boolean => Number(r.watch_id) >= BARRIER_WATCH_ID_BASE;
-  const id = BARRIER_WATCH_ID_BASE + s.responses.filter((r) => isBarrier(r) && r.created).length;
-  const mine = (r: WatchResponseMsg): boolean => Number(r.watch_id) === id;
-  s.send(create({ key, watch_id: id }));
-  await s.until((rs) => rs.some((r) => mine(r) && r.created), timeoutMs, `barrier watcher ${id} created`);
+  const ids = ss.map((s) => BARRIER_WATCH_ID_BASE + s.responses.filter((r) => isBarrier(r) && r.created).length);
+  const event = (id: number) => (r: WatchResponseMsg): boolean => Number(r.watch_id) === id && r.events.length > 0;
+  ss.forEach((s, i) => s.send(create({ key, watch_id: ids[i] })));
+  for (const [i, s] of ss.entries()) await s.until((rs) => rs.some((r) => Number(r.watch_id) === ids[i] && r.created), timeoutMs, `barrier watcher ${ids[i]} created`);
   await put();
-  const rs = await s.until((xs) => xs.some((r) => mine(r) && r.events.length > 0), timeoutMs, `barrier event on ${key.toString()}`);
-  const cut = rs.findIndex((r) => mine(r) && r.events.length > 0);
-  return rs.slice(0, cut).filter((r) => !isBarrier(r));
+  const out: WatchResponseMsg[][] = [];
+  for (const [i, s] of ss.entries()) {
+    const rs = await s.until((xs) => xs.some(event(ids[i])), timeoutMs, `barrier event on ${key.toString()}`);
+    out.push(rs.slice(0, rs.findIndex(event(ids[i]))).filter((r) => !isBarrier(r)));
+  }
+  return out;
 }
