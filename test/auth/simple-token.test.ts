@@ -2,7 +2,7 @@ import * as grpc from '@grpc/grpc-js';
 import { Etcd3 } from 'etcd3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadEtcdServices } from '../../proto';
-import { waitFor } from '../support/cluster';
+import { sleep, waitFor } from '../support/cluster';
 import { etcdctl } from '../support/etcdctl';
 import { startMember, type Member } from '../support/member';
 
@@ -13,6 +13,10 @@ import { startMember, type Member } from '../support/member';
  */
 
 const TTL_SECONDS = 2;
+/**
+ * Time-based on purpose (what is tested is a TTL): a token is used this often, well within its
+ * TTL, to show use keeps it; idle tokens are probed this far apart, so the probes span the TTL.
+ */
 const USE_EVERY_MS = 500;
 /** Enough idle tokens to span several TTLs at one probe per USE_EVERY_MS. */
 const IDLE_TOKENS = 20;
@@ -79,7 +83,7 @@ describe('simple tokens', () => {
         const until = Date.now() + 2 * TTL_SECONDS * 1000;
         while (Date.now() < until) {
           expect(await rangeWith(m.endpoint, 'token', t)).toBe('OK');
-          await new Promise((r) => setTimeout(r, USE_EVERY_MS));
+          await sleep(USE_EVERY_MS);
         }
         // Then left alone: idle tokens, each probed exactly once (a probe of a live token would
         // refresh it), one every half second; the first ones are still valid, a later one has expired.
@@ -89,7 +93,7 @@ describe('simple tokens', () => {
         for (const t2 of idle) {
           answers.push(await rangeWith(m.endpoint, 'token', t2));
           if (answers.at(-1) === INVALID) break;
-          await new Promise((r) => setTimeout(r, USE_EVERY_MS));
+          await sleep(USE_EVERY_MS);
         }
         expect(answers.at(-1), `${m.kind}: ${answers.join(', ')}`).toBe(INVALID);
       }),

@@ -11,6 +11,12 @@ import { etcdctl } from '../support/etcdctl';
 const NEW_LEADER_BOUND_MS = 5 * FAST_ELECTION_MS;
 /** Per-request deadline of the tracked writers, so a writer stuck on the dead leader fails over fast. */
 const WRITE_DEADLINE_MS = 1_000;
+/** A writer whose put failed waits this long before trying the next member (a retry pause, not a wait for a state). */
+const RETRY_MS = 20;
+/** Writes acknowledged before the kill (the load is running), and again under the new leader. */
+const WRITES_BEFORE_KILL = 200;
+const WRITES_AFTER_KILL = 200;
+const LOAD_DEADLINE_MS = 20_000;
 
 interface EndpointStatusJson {
   Endpoint: string;
@@ -115,21 +121,22 @@ describe('3-member cairn cluster (process level)', () => {
         const r = await m.grpc.put({ key: Buffer.from(key), value: Buffer.from('v') }, { deadlineMs: WRITE_DEADLINE_MS });
         if (r.err) {
           target = (target + 1) % c.members.length;
-          await sleep(20);
+          await sleep(RETRY_MS);
           continue;
         }
         acked.push(key);
         if (killedAt && started >= killedAt && !firstWriteAfterKill) firstWriteAfterKill = Date.now();
       }
     });
-    await sleep(1_000);
+    await waitFor(`${WRITES_BEFORE_KILL} writes before the kill`, LOAD_DEADLINE_MS, () => acked.length >= WRITES_BEFORE_KILL);
     const beforeKill = acked.length;
     killedAt = Date.now();
     await leader.kill();
     const newLeader = await c.leader(10_000, survivors);
     const electedAfterMs = Date.now() - killedAt;
     await waitFor('a write sent after the kill to succeed', 10_000, () => firstWriteAfterKill > 0);
-    await sleep(1_000); // more writes under the new leader
+    const afterFirst = acked.length;
+    await waitFor(`${WRITES_AFTER_KILL} more writes under the new leader`, LOAD_DEADLINE_MS, () => acked.length >= afterFirst + WRITES_AFTER_KILL);
     stop = true;
     await Promise.all(writers);
     const writeAfterMs = firstWriteAfterKill - killedAt;

@@ -1,5 +1,6 @@
 import { afterAll, describe, expect, it } from 'vitest';
 import { startMember, type Member } from '../support/member';
+import { waitFor } from '../support/cluster';
 import { connect, must } from '../support/grpc-client';
 
 /**
@@ -9,7 +10,9 @@ import { connect, must } from '../support/grpc-client';
  */
 
 const WRITERS = 32;
-const KILL_AFTER_MS = 1500;
+/** The kill comes once this many writes are acknowledged: in the middle of the stream. */
+const KILL_AFTER_ACKS = 500;
+const LOAD_DEADLINE_MS = 30_000;
 
 let member: Member | undefined;
 afterAll(async () => {
@@ -37,7 +40,7 @@ describe('kill -9 in the middle of a write stream', () => {
       }
     };
     const writers = Array.from({ length: WRITERS }, writer);
-    await new Promise((r) => setTimeout(r, KILL_AFTER_MS));
+    await waitFor(`${KILL_AFTER_ACKS} acknowledged writes`, LOAD_DEADLINE_MS, () => acked.size >= KILL_AFTER_ACKS);
     await m.kill('SIGKILL');
     stop = true;
     await Promise.all(writers);

@@ -24,6 +24,10 @@ function runChild(script: string): void {
   expect(r.signal, r.stderr).toBe('SIGKILL');
 }
 
+/** The backend children's batch interval, and how long the layer's test holds a write: 20 of them. */
+const BATCH_INTERVAL_MS = 5;
+const HOLD_MS = 20 * BATCH_INTERVAL_MS;
+
 const entry = (index: number): string => `{ term: 1, index: ${index}, type: 0, data: Buffer.from('e${index}') }`;
 
 describe('the lose-unsynced fault layer', () => {
@@ -73,12 +77,14 @@ describe('the lose-unsynced fault layer', () => {
     runChild(`
       const { Backend } = require('./dist/mvcc/backend.js');
       (async () => {
-        const b = await Backend.open(${JSON.stringify(dir)}, { batchIntervalMs: 5, loseUnsyncedWrites: true });
+        const b = await Backend.open(${JSON.stringify(dir)}, { batchIntervalMs: ${BATCH_INTERVAL_MS}, loseUnsyncedWrites: true });
         const kv = b.bucket('kv');
         kv.put('synced', Buffer.from('1'));
         await b.forceCommit({ sync: true });
         kv.put('unsynced', Buffer.from('2'));
-        await new Promise((r) => setTimeout(r, 100)); // several batch intervals: would have reached LevelDB
+        // Time-based, as nothing can be awaited: the layer's background commit does nothing
+        // observable. 20 batch intervals give the timer every chance to reach LevelDB.
+        await new Promise((r) => setTimeout(r, ${HOLD_MS}));
         if ((await kv.get('unsynced'))?.toString() !== '2') throw new Error('reads must see held writes');
         process.kill(process.pid, 'SIGKILL');
       })().catch((e) => { console.error(e); process.exit(1); });
@@ -96,9 +102,11 @@ describe('the lose-unsynced fault layer', () => {
     runChild(`
       const { Backend } = require('./dist/mvcc/backend.js');
       (async () => {
-        const b = await Backend.open(${JSON.stringify(dir)}, { batchIntervalMs: 5 });
+        let committed;
+        const commit = new Promise((r) => (committed = r));
+        const b = await Backend.open(${JSON.stringify(dir)}, { batchIntervalMs: ${BATCH_INTERVAL_MS}, metrics: { backendCommit: () => committed() } });
         b.bucket('kv').put('unsynced', Buffer.from('2'));
-        await new Promise((r) => setTimeout(r, 100));
+        await commit; // the timer's (unsynced) commit reached LevelDB
         process.kill(process.pid, 'SIGKILL');
       })();
     `);

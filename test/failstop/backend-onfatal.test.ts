@@ -42,7 +42,17 @@ describe('backend onFatal', () => {
     fs.mkdirSync(mnt);
     execFileSync('mount', ['-t', 'tmpfs', '-o', `size=${TMPFS_SIZE}`, 'tmpfs', mnt]);
     const fatal: unknown[] = [];
-    const b = await Backend.open(path.join(mnt, 'db'), { batchIntervalMs: BATCH_INTERVAL_MS, onFatal: (e) => fatal.push(e) });
+    // Each round waits for the timer's commit of what it staged to end, either way.
+    let roundEnded: (() => void) | undefined;
+    const endRound = (): void => roundEnded?.();
+    const b = await Backend.open(path.join(mnt, 'db'), {
+      batchIntervalMs: BATCH_INTERVAL_MS,
+      onFatal: (e) => {
+        fatal.push(e);
+        endRound();
+      },
+      metrics: { backendCommit: endRound },
+    });
     backend = b;
     const bucket = b.bucket('key');
     let seq = 0;
@@ -50,13 +60,14 @@ describe('backend onFatal', () => {
     const deadline = Date.now() + FILL_DEADLINE_MS;
     // Stage writes only (no forceCommit): the timer commits them, and nobody awaits that commit.
     while (fatal.length === 0 && Date.now() < deadline) {
+      const ended = new Promise<void>((r) => (roundEnded = r));
       try {
         for (let i = 0; i < WRITES_PER_ROUND; i++) bucket.put(`k${seq++}`, randomBytes(VALUE_BYTES));
       } catch (e) {
         refused = e;
         break;
       }
-      await new Promise((r) => setTimeout(r, BATCH_INTERVAL_MS));
+      await ended;
     }
     await waitFor(() => fatal.length > 0, FILL_DEADLINE_MS, () => `onFatal never called after ${seq} writes`);
     expect(fatal).toHaveLength(1);

@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { scrape, valueOf, type Scrape } from '../metrics/prom-text';
+import { waitFor } from '../support/cluster';
 import { startMember, type Member } from '../support/member';
 import { b64, post, StreamCall } from './gateway-client';
 
@@ -47,13 +48,10 @@ async function moved(m: Member): Promise<number[]> {
 /** The keepalive stream is counted handled when the server sees it end: poll for that (bounded). */
 async function scrapeOnceKeepaliveHandled(m: Member, before: Scrape): Promise<Scrape> {
   const handled = (x: Scrape): number => valueOf(x, 'grpc_server_handled_total', { grpc_method: 'LeaseKeepAlive' }) || 0;
-  const deadline = Date.now() + 10_000;
-  for (;;) {
+  return waitFor(`${m.kind}: the keepalive stream to be counted as handled`, 10_000, async () => {
     const s = await scrape(m.clientUrl);
-    if (handled(s) > handled(before)) return s;
-    if (Date.now() > deadline) throw new Error(`${m.kind}: the keepalive stream was never counted as handled`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
+    return handled(s) > handled(before) && s;
+  });
 }
 
 describe('gateway requests in grpc_server_*', () => {

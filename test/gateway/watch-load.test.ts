@@ -115,21 +115,24 @@ describe('gateway watches under load', () => {
     const grant = must(await client.leaseGrant({ ID: '4242', TTL: 60 }), 'grant');
     expect(grant.ID).toBe('4242');
     const req = http.request(`${member.clientUrl}/v3/lease/keepalive`, { method: 'POST', agent: false });
+    let body = '';
     const answer = new Promise<string>((resolve, reject) => {
       req.on('response', (res) => {
-        let body = '';
         res.setEncoding('utf8');
         res.on('data', (c: string) => (body += c));
         res.on('end', () => resolve(body));
       });
       req.on('error', reject);
     });
-    req.write('{"ID":"42');
-    await new Promise((r) => setTimeout(r, 50)); // let the first piece arrive on its own
+    // The first piece ends inside the second request; the rest is sent once the first request is
+    // answered, so the server has read the first piece on its own.
+    req.write('{"ID":"4242"}\n{"ID":"42');
+    await waitFor('the first request to be answered', DEADLINE_MS, () => body.includes('\n'));
     req.write('42"}\n{"ID":42');
     req.end('42} {"ID":"7"}');
     const lines = (await answer).split('\n').filter(Boolean).map((l) => (JSON.parse(l) as { result: { ID: string; TTL?: string } }).result);
     expect(lines.map((r) => [r.ID, r.TTL])).toEqual([
+      ['4242', '60'],
       ['4242', '60'],
       ['4242', '60'],
       ['7', undefined],

@@ -3,10 +3,10 @@ import { spawn } from 'node:child_process';
 import { Etcd3 } from 'etcd3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadEtcdServices } from '../../proto';
+import { sleep, waitFor } from '../support/cluster';
 import { connect, must, type EtcdClient } from '../support/grpc-client';
 import type { Member } from '../support/member';
 import { SUBJECT_KIND, startTarget } from '../watch/support/harness';
-import { sleep } from '../watch/support/watch-client';
 
 /**
  * Election and Lock: the v3electionpb / v3lockpb services, and the client-side recipes of etcdctl
@@ -43,6 +43,15 @@ function call(c: grpc.Client & Record<string, Unary>, method: string, req: objec
   return { done, cancel: () => handle.cancel() };
 }
 
+/** The keys under `prefix` (lock and election recipes put one per holder or waiter). */
+async function keysUnder(prefix: string): Promise<string[]> {
+  const end = Buffer.from(prefix);
+  end[end.length - 1]++;
+  return must(await kv.range({ key: Buffer.from(prefix), range_end: end }), 'range').kvs.map((x: { key: Buffer }) => x.key.toString());
+}
+
+const WAIT_MS = 10_000;
+
 async function grant(ttl = 30): Promise<string> {
   return must(await kv.leaseGrant({ ID: '0', TTL: String(ttl) }), 'grant').ID;
 }
@@ -56,12 +65,17 @@ describe('v3lockpb.Lock', () => {
     let secondDone = false;
     const second = call(lock, 'Lock', { name: Buffer.from('/locks/a'), lease: l2 });
     void second.done.then(() => (secondDone = true));
-    await sleep(500);
+    // The second Lock is waiting: its key is written (etcd's Mutex puts it, then waits for the
+    // earlier key's deletion).
+    await waitFor('the second Lock\'s key', WAIT_MS, async () => (await keysUnder('/locks/a/')).length === 2);
     expect(secondDone).toBe(false);
-    await call(lock, 'Unlock', { key: first.key }).done;
+    const unlocked = await call(lock, 'Unlock', { key: first.key }).done;
     const got = await second.done;
     expect(got.key.toString()).toBe(`/locks/a/${BigInt(l2).toString(16)}`);
     expect(Number(got.header.revision)).toBeGreaterThan(Number(first.header.revision));
+    // It was granted only after the unlock: its header is that of the read that saw the holder's
+    // key gone (etcd Mutex.Lock's waitDeletes), at or after the unlock's revision.
+    expect(Number(got.header.revision)).toBeGreaterThanOrEqual(Number(unlocked.header.revision));
     lock.close();
   });
 
@@ -98,18 +112,25 @@ describe('v3electionpb.Election', () => {
     let secondElected = false;
     const c2 = call(el, 'Campaign', { name, lease: l2, value: Buffer.from('two') });
     void c2.done.then(() => (secondElected = true));
-    await sleep(300);
+    // The second campaign is waiting: its key is written (etcd's Election.Campaign puts it, then
+    // waits for the earlier keys' deletion).
+    await waitFor('the second campaign\'s key', WAIT_MS, async () => (await keysUnder('/elect/x/')).length === 2);
     expect(secondElected).toBe(false);
     expect((await call(el, 'Leader', { name }).done).kv.value.toString()).toBe('one');
     await call(el, 'Proclaim', { leader: c1.leader, value: Buffer.from('one-b') }).done;
     expect((await call(el, 'Leader', { name }).done).kv.value.toString()).toBe('one-b');
+    // Still waiting, several round trips after its key was written.
+    expect(secondElected).toBe(false);
     await call(el, 'Resign', { leader: c1.leader }).done;
     const won = await c2.done;
     expect(won.leader.key.toString()).toBe(`/elect/x/${BigInt(l2).toString(16)}`);
     // The resigned leader can no longer proclaim.
     await expect(call(el, 'Proclaim', { leader: c1.leader, value: Buffer.from('stale') }).done).rejects.toMatchObject({ details: 'election: not leader' });
-    await sleep(300);
-    expect(observed).toEqual(['one', 'one-b', 'two']);
+    // Nothing more (no stale value, no repeat) may reach the observer: a proclamation by the new
+    // leader is a barrier, as Observe reports the leader's values in revision order.
+    await call(el, 'Proclaim', { leader: won.leader, value: Buffer.from('two-b') }).done;
+    await waitFor('the observer to see the barrier', WAIT_MS, () => observed.includes('two-b'));
+    expect(observed).toEqual(['one', 'one-b', 'two', 'two-b']);
     obs.cancel();
     el.close();
   });
@@ -148,13 +169,12 @@ describe('mutual exclusion with real clients', () => {
     const child = spawn('/usr/bin/etcdctl', [`--endpoints=${member.endpoint}`, 'elect', '/elect/ctl', 'p1'], { env: { ...process.env, ETCDCTL_API: '3' } });
     let out = '';
     child.stdout.on('data', (b) => (out += b));
-    const deadline = Date.now() + 10_000;
-    while (!out.includes('p1') && Date.now() < deadline) await sleep(50);
+    await waitFor('the campaigner to print its proposal', WAIT_MS, () => out.includes('p1')).catch(() => undefined);
     expect(out).toMatch(/^\/elect\/ctl\/[0-9a-f]+\np1\n/);
     const observer = spawn('/usr/bin/etcdctl', [`--endpoints=${member.endpoint}`, 'elect', '-l', '/elect/ctl'], { env: { ...process.env, ETCDCTL_API: '3' } });
     let seen = '';
     observer.stdout.on('data', (b) => (seen += b));
-    while (!seen.includes('p1') && Date.now() < deadline) await sleep(50);
+    await waitFor('the observer to print the proposal', WAIT_MS, () => seen.includes('p1')).catch(() => undefined);
     expect(seen).toContain('p1');
     observer.kill('SIGINT');
     child.kill('SIGINT');
@@ -166,6 +186,10 @@ describe('mutual exclusion with real clients', () => {
     let maxHolders = 0;
     let entered = 0;
     // etcd3's lock() is a try-lock (it fails when held), so contenders retry until they get it.
+    // Time-based, on purpose: each holder keeps the lock HOLD_MS, the window in which an overlap
+    // would show, while the others retry every RETRY_MS.
+    const HOLD_MS = 100;
+    const RETRY_MS = 20;
     const contend = async (): Promise<void> => {
       for (;;) {
         try {
@@ -173,13 +197,13 @@ describe('mutual exclusion with real clients', () => {
             holders++;
             entered++;
             maxHolders = Math.max(maxHolders, holders);
-            await sleep(100);
+            await sleep(HOLD_MS);
             holders--;
           });
           return;
         } catch (e) {
           if (!(e instanceof Error) || !e.message.includes('Failed to acquire')) throw e;
-          await sleep(20);
+          await sleep(RETRY_MS);
         }
       }
     };
@@ -201,12 +225,13 @@ describe('mutual exclusion with real clients', () => {
     let bElected = false;
     cb.on('elected', () => (bElected = true));
     cb.on('error', () => undefined);
-    await sleep(1000);
-    expect(bElected).toBe(false);
+    // b is campaigning: its key is written (etcd3 keeps them under `election/<name>/`), and it
+    // waits behind a's.
+    await waitFor('b\'s campaign key', WAIT_MS, async () => (await keysUnder('election//elect/npm/')).length === 2);
     expect(await a.election('/elect/npm').leader()).toBe('a');
+    expect(bElected).toBe(false);
     await ca.resign();
-    const deadline = Date.now() + 10_000;
-    while (!bElected && Date.now() < deadline) await sleep(50);
+    await waitFor('b to be elected', WAIT_MS, () => bElected).catch(() => undefined);
     expect(bElected).toBe(true);
     expect(await b.election('/elect/npm').leader()).toBe('b');
     await cb.resign();

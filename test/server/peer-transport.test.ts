@@ -3,6 +3,7 @@ import pino from 'pino';
 import { afterEach, describe, expect, it } from 'vitest';
 import { EntryType, MessageType, newMessage, type Message } from '../../raft';
 import { PeerTransport, type PeerHandlers } from '../../server/rafthttp/transport';
+import { waitFor } from '../support/cluster';
 import { freePorts } from '../support/ports';
 
 /** The peer port: batches of Raft messages between members, and nothing from another cluster. */
@@ -52,9 +53,9 @@ async function transport(memberId: bigint, clusterId: bigint, port: number, rece
   return t;
 }
 
+const UNTIL_MS = 5_000;
 const until = async (what: string, cond: () => boolean): Promise<void> => {
-  for (let i = 0; i < 100 && !cond(); i++) await new Promise((r) => setTimeout(r, 50));
-  if (!cond()) throw new Error(`timed out waiting for ${what}`);
+  await waitFor(what, UNTIL_MS, cond);
 };
 
 describe('peer transport', () => {
@@ -108,11 +109,13 @@ describe('peer transport', () => {
     // Keyed by name: a member added later has no name until it publishes it through the log.
     const [pc] = await freePorts(1);
     const names = new Map<bigint, string>();
-    const byName = await transport(3n, 77n, pc, [], [], { dialOverride: new Map([['b', `127.0.0.1:${pb}`]]), names });
+    const unreachableByName: bigint[] = [];
+    const byName = await transport(3n, 77n, pc, [], unreachableByName, { dialOverride: new Map([['b', `127.0.0.1:${pb}`]]), names });
     byName.addPeer(2n, [advertised]);
     byName.send([newMessage(MessageType.MsgHeartbeat, 2n, 3n, 1)]);
-    await new Promise((r) => setTimeout(r, 300));
-    expect(atB).toHaveLength(1); // dialled the advertised URL: nobody there
+    // The send has failed: it dialled the advertised URL, and nobody is there.
+    await until('the send to the advertised URL to fail', () => unreachableByName.includes(2n));
+    expect(atB).toHaveLength(1);
     names.set(2n, 'b');
     byName.addPeer(2n, [advertised]); // what the server does when the member's name is applied
     await until('a message through the name override', () => {
@@ -133,12 +136,13 @@ describe('peer transport', () => {
     await new Promise<void>((resolve, reject) => stalled.bindAsync(`127.0.0.1:${pb}`, grpc.ServerCredentials.createInsecure(), (e) => (e ? reject(e) : resolve())));
     const a = await transport(1n, 77n, pa, [], []);
     a.addPeer(2n, [`http://127.0.0.1:${pb}`]);
+    // 10 MiB to a receiver that reads nothing: far beyond every HTTP/2 window and socket buffer,
+    // so the stream is held by flow control (not merely still draining) whenever it dies.
     const big = new Uint8Array(256 * 1024);
     for (let i = 0; i < 40; i++) {
       a.send([{ ...newMessage(MessageType.MsgApp, 2n, 1n, 1), entries: [{ term: 1, index: i + 1, type: EntryType.Normal, data: big }] }]);
       await new Promise((r) => setImmediate(r));
     }
-    await new Promise((r) => setTimeout(r, 300));
     stalled.forceShutdown(); // the connection drops with the stream still backed up
 
     const atB: Message[] = [];

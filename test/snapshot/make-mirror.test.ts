@@ -1,5 +1,6 @@
 import { spawn } from 'node:child_process';
 import { afterAll, describe, expect, it } from 'vitest';
+import { waitFor } from '../support/cluster';
 import { ETCDCTL_BIN } from '../support/etcdctl';
 import { connect, must, type EtcdClient } from '../support/grpc-client';
 import { startMember, trackChild, type Member } from '../support/member';
@@ -39,12 +40,8 @@ describe('etcdctl make-mirror from etcd into cairn', () => {
         must(await src.put({ key: Buffer.from('/app/new'), value: Buffer.from('n') }));
         const want = await snapshotOf(src);
         expect(want).toHaveLength(20);
-        const deadline = Date.now() + 20_000;
         let got = await snapshotOf(dst);
-        while (JSON.stringify(got) !== JSON.stringify(want) && Date.now() < deadline) {
-          await new Promise((r) => setTimeout(r, 100));
-          got = await snapshotOf(dst);
-        }
+        await waitFor('the mirror to catch up', 20_000, async () => JSON.stringify((got = await snapshotOf(dst))) === JSON.stringify(want)).catch(() => undefined);
         expect(got).toEqual(want);
       } finally {
         mirror.kill('SIGTERM');

@@ -1,7 +1,7 @@
 import { describe } from 'vitest';
 import { must } from '../support/grpc-client';
 import { conformanceSuite } from './support/harness';
-import { cancel, create, prefixEnd, progress, sleep } from './support/watch-client';
+import { cancel, create, prefixEnd, progress } from './support/watch-client';
 
 /**
  * Watch conformance against the real etcd (etcd-api-surface.md §2.5). Every scenario's transcript
@@ -28,12 +28,13 @@ describe('watch conformance', () => {
     await other.count(1);
     await c.put('a', 'v');
     await s.count(7);
-    await sleep(200);
+    await other.count(2);
+    const rs = await c.settle(s);
     // Responses of different watchers may interleave in any order; each watcher's own order is what counts.
     const byId = (a: { id: number }, b: { id: number }): number => a.id - b.id;
-    const created = s.responses.slice(0, 4).map(c.norm);
-    const events = (s.responses.slice(4).map(c.norm) as { id: number }[]).sort(byId);
-    return { created, events, other: (await other.count(2)).map(c.norm) };
+    const created = rs.slice(0, 4).map(c.norm);
+    const events = (rs.slice(4).map(c.norm) as { id: number }[]).sort(byId);
+    return { created, events, other: (await c.settle(other)).map(c.norm) };
   });
 
   scenario('an empty range is refused with "mvcc: watcher range is empty"; range_end "\\x00" watches every key >= key', async (c) => {
@@ -45,8 +46,7 @@ describe('watch conformance', () => {
     await c.put('a', '1');
     await c.put('c', '2');
     await s.count(3);
-    await sleep(200);
-    return s.responses.map(c.norm);
+    return (await c.settle(s)).map(c.norm);
   });
 
   scenario('start_revision 0 means now; one created response precedes the events', async (c) => {
@@ -57,8 +57,7 @@ describe('watch conformance', () => {
     await c.put('k', 'new1');
     await c.put('k', 'new2');
     await s.count(3);
-    await sleep(200);
-    return s.responses.map(c.norm);
+    return (await c.settle(s)).map(c.norm);
   });
 
   scenario('a historical start_revision replays history inclusively with prev_kv, then continues live', async (c) => {
@@ -67,11 +66,10 @@ describe('watch conformance', () => {
     const s = c.watch();
     s.send(create({ key: c.k('p/'), range_end: prefixEnd(c.prefix + 'p/'), start_revision: c.rev(2), prev_kv: true }));
     await s.count(2);
-    await sleep(300);
+    // The replay is all there (no second copy of it) before the live write.
+    await c.settle(s);
     await c.put('p/1', 'live');
-    await s.count(3);
-    await sleep(200);
-    return s.responses.map(c.norm);
+    return (await c.settle(s)).map(c.norm);
   });
 
   scenario('a future start_revision waits until the store reaches it', async (c) => {
@@ -80,8 +78,7 @@ describe('watch conformance', () => {
     await s.count(1);
     for (let i = 1; i <= 4; i++) await c.put('k', `v${i}`);
     await s.count(3);
-    await sleep(200);
-    return s.responses.map(c.norm);
+    return (await c.settle(s)).map(c.norm);
   });
 
   scenario('a compacted start_revision is cancelled with compact_revision; a start at the compact revision itself works', async (c) => {
@@ -92,8 +89,7 @@ describe('watch conformance', () => {
     await s.count(2);
     s.send(create({ key: c.k('k'), start_revision: c.rev(3) }));
     await s.count(4);
-    await sleep(200);
-    return s.responses.map(c.norm);
+    return (await c.settle(s)).map(c.norm);
   });
 
   scenario('NOPUT and NODELETE filters; nothing is sent when every event is filtered out', async (c) => {
@@ -107,8 +103,7 @@ describe('watch conformance', () => {
     await c.put('k', '1');
     await c.del('k');
     await s.count(5);
-    await sleep(300);
-    return s.responses.map(c.norm);
+    return (await c.settle(s)).map(c.norm);
   });
 
   scenario('prev_kv on updates and deletes, including a range delete in one revision', async (c) => {
@@ -120,8 +115,7 @@ describe('watch conformance', () => {
     await c.put('b', '3');
     await c.del('a', 'c');
     await s.count(5);
-    await sleep(200);
-    return s.responses.map(c.norm);
+    return (await c.settle(s)).map(c.norm);
   });
 
   scenario('cancel answers canceled with the current revision; an unknown ID gets no response', async (c) => {
@@ -134,8 +128,7 @@ describe('watch conformance', () => {
     await c.put('k', 'after-cancel');
     s.send(progress());
     await s.count(3);
-    await sleep(200);
-    return s.responses.map(c.norm);
+    return (await c.settle(s)).map(c.norm);
   });
 
   scenario('RequestProgress with every watcher synced answers watch_id -1 at the current revision', async (c) => {
@@ -146,8 +139,7 @@ describe('watch conformance', () => {
     await s.count(2);
     s.send(progress());
     await s.count(3);
-    await sleep(200);
-    return s.responses.map(c.norm);
+    return (await c.settle(s)).map(c.norm);
   });
 
   scenario('progress_notify watchers get a periodic {watch_id, header.revision} when idle', async (c) => {
@@ -183,7 +175,6 @@ describe('watch conformance', () => {
     await s.count(4);
     must(await c.client.leaseRevoke({ ID: id }), 'revoke');
     await s.count(5);
-    await sleep(200);
-    return s.responses.map(c.norm);
+    return (await c.settle(s)).map(c.norm);
   });
 });

@@ -1,7 +1,7 @@
 import { Etcd3, type IKeyValue } from 'etcd3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { waitFor } from '../support/cluster';
 import { startMember, type Member } from '../support/member';
-import { sleep } from './support/watch-client';
 
 /**
  * The npm etcd3 client's watch builder against a bin/cairn member, including resuming after the
@@ -25,11 +25,7 @@ afterAll(async () => {
 const fmt = (type: string, kv: IKeyValue): string => `${kv.mod_revision} ${type} ${kv.key.toString()}=${kv.value.toString()}`;
 
 async function until(pred: () => boolean, timeoutMs: number, what: string): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!pred()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await sleep(20);
-  }
+  await waitFor(what, timeoutMs, pred);
 }
 
 describe('npm etcd3 watch()', () => {
@@ -83,8 +79,10 @@ describe('npm etcd3 watch()', () => {
     for (let i = 0; i < 5; i++) await put(`/w2/k${i}`, `after${i}`);
     const drev = Number((await client.delete().key('/w2/k0').exec()).header.revision);
     want.push(`${drev} DELETE /w2/k0=`);
-    await until(() => got.length >= want.length, 20_000, 'events after the restart');
-    await sleep(300); // nothing more (no duplicate) may arrive
+    // Nothing more (no duplicate) may arrive: a last put in the watched prefix is a barrier, as the
+    // watcher gets its events in revision order; anything repeated arrives before its event.
+    await put('/w2/~barrier', 'end');
+    await until(() => got.some((g) => g.endsWith(' PUT /w2/~barrier=end')), 20_000, 'the barrier event');
     expect(disconnects).toBeGreaterThan(0);
     expect(got).toEqual(want);
     await w.cancel();

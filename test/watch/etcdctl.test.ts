@@ -1,9 +1,9 @@
 import { spawn } from 'node:child_process';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { waitFor } from '../support/cluster';
 import { etcdctl } from '../support/etcdctl';
 import type { Member } from '../support/member';
 import { SUBJECT_KIND, startTarget } from './support/harness';
-import { sleep } from './support/watch-client';
 
 /** etcdctl watch and lease commands: cairn's output must equal the real etcd's (IDs and TTLs normalised). */
 
@@ -17,18 +17,41 @@ afterAll(async () => {
   for (const t of targets) await t.member?.cleanup();
 });
 
-async function watchOutput(endpoint: string, args: string[], during: () => Promise<void>, settleMs = 700): Promise<string> {
+/** etcd_debugging_mvcc_watcher_total on the member's /metrics (etcd 3.4 and cairn). */
+async function watcherCount(endpoint: string): Promise<number> {
+  const text = await (await fetch(`http://${endpoint}/metrics`)).text();
+  const line = text.split('\n').find((l) => l.startsWith('etcd_debugging_mvcc_watcher_total '));
+  if (line === undefined) throw new Error('no etcd_debugging_mvcc_watcher_total');
+  return Number(line.split(' ')[1]);
+}
+
+const BARRIER_VALUE = 'barrier';
+
+/**
+ * The output of `etcdctl watch args` while `during` runs: from when the member has registered the
+ * watcher, to a barrier, a put of `barrierKey` (a key the watch covers) after `during`; its event
+ * comes after everything before it, and it is cut off, so the output is the watch's whole answer.
+ */
+async function watchOutput(endpoint: string, args: string[], during: () => Promise<void>, barrierKey: string): Promise<string> {
+  const before = await watcherCount(endpoint);
   const child = spawn('/usr/bin/etcdctl', [`--endpoints=${endpoint}`, 'watch', ...args], { env: { ...process.env, ETCDCTL_API: '3' } });
   let out = '';
   child.stdout.on('data', (b) => (out += b));
   child.stderr.on('data', (b) => (out += b));
   const closed = new Promise((r) => child.on('close', r));
-  await sleep(500);
-  await during();
-  await sleep(settleMs);
-  child.kill('SIGINT');
-  await closed;
-  return out;
+  try {
+    await waitFor('etcdctl watch to be registered', 10_000, async () => (await watcherCount(endpoint)) > before);
+    await during();
+    await etcdctl(endpoint, ['put', barrierKey, BARRIER_VALUE]);
+    const barrier = `PUT\n${barrierKey}\n${BARRIER_VALUE}\n`;
+    await waitFor(`the barrier event in ${JSON.stringify(out)}`, 10_000, () => out.includes(barrier));
+    return out.slice(0, out.indexOf(barrier));
+  } finally {
+    child.kill('SIGINT');
+    await closed;
+    // Its watcher is gone again, so the next watchOutput counts from the same base.
+    await waitFor('etcdctl watch to be cancelled', 10_000, async () => (await watcherCount(endpoint)) === before);
+  }
 }
 
 async function both<T>(fn: (endpoint: string) => Promise<T>): Promise<T[]> {
@@ -44,7 +67,7 @@ describe('etcdctl watch', () => {
         await etcdctl(ep, ['put', '/w1/a', '1']);
         await etcdctl(ep, ['put', '/w1/a', '2']);
         await etcdctl(ep, ['del', '--prefix', '/w1/']);
-      }),
+      }, '/w1/~barrier'),
     );
     expect(ref).toContain('PUT\n/w1/a\n1\n/w1/a\n2\n');
     expect(sub).toBe(ref);
@@ -55,7 +78,7 @@ describe('etcdctl watch', () => {
       await etcdctl(ep, ['put', '/w2/x', 'a']);
       const rev = JSON.parse((await etcdctl(ep, ['get', '/w2/x', '-w', 'json'])).stdout).header.revision as number;
       await etcdctl(ep, ['put', '/w2/x', 'b']);
-      return watchOutput(ep, ['--rev', String(rev), '/w2/x'], async () => undefined);
+      return watchOutput(ep, ['--rev', String(rev), '/w2/x'], async () => undefined, '/w2/x');
     });
     expect(ref).toBe('PUT\n/w2/x\na\nPUT\n/w2/x\nb\n');
     expect(sub).toBe(ref);

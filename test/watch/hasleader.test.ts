@@ -4,9 +4,10 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import { afterAll, describe, expect, it } from 'vitest';
+import { waitFor } from '../support/cluster';
 import { CAIRN_BIN, ETCD_BIN } from '../support/member';
 import { freePorts } from '../support/ports';
-import { create, openKeepAlive, openWatch, sleep } from './support/watch-client';
+import { create, openKeepAlive, openWatch } from './support/watch-client';
 
 /**
  * `hasleader: true` metadata (clientv3.WithRequireLeader, used by kube-apiserver for every watch and
@@ -50,19 +51,22 @@ async function leaderless(kind: 'etcd' | 'cairn'): Promise<{ endpoint: string; l
   children.push(child);
   const log = (): string => fs.readFileSync(logFile, 'utf8');
   // Ready when a plain watch stream (no hasleader) gets its created response.
-  const deadline = Date.now() + 20_000;
-  for (;;) {
-    if (child.exitCode !== null) throw new Error(`${kind} exited (${child.exitCode}); a 2-member --initial-cluster may not be supported yet:\n${log().slice(-2000)}`);
+  const ready = await waitFor(`${kind} leaderless member serving`, 20_000, async () => {
+    if (child.exitCode !== null) return 'exited';
     const s = openWatch(`127.0.0.1:${client}`);
     s.send(create({ key: 'probe' }));
     const ok = await s.until((rs) => rs.some((r) => r.created), 1000).then(() => true, () => false);
     s.close();
-    if (ok) break;
-    if (Date.now() > deadline) throw new Error(`${kind} leaderless member not serving:\n${log().slice(-2000)}`);
-    await sleep(200);
-  }
-  // Past the election timeout: it has campaigned and still has no leader.
-  await sleep(1500);
+    return ok && 'serving';
+  }).catch((e: Error) => new Error(`${e.message}\n${log().slice(-2000)}`));
+  if (ready instanceof Error) throw ready;
+  if (ready === 'exited') throw new Error(`${kind} exited (${child.exitCode}); a 2-member --initial-cluster may not be supported yet:\n${log().slice(-2000)}`);
+  // Past the election timeout: it has campaigned (its (pre-)vote request to b could not be sent,
+  // the only peer traffic a follower without a leader has) and still has no leader.
+  await waitFor(`${kind} to campaign`, 20_000, async () => {
+    const metrics = await (await fetch(`http://127.0.0.1:${client}/metrics`)).text();
+    return /^etcd_network_peer_sent_failures_total\{[^}]*\} [1-9]/m.test(metrics);
+  });
   return { endpoint: `127.0.0.1:${client}`, log };
 }
 

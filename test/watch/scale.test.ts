@@ -1,9 +1,10 @@
 import * as grpc from '@grpc/grpc-js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { waitFor } from '../support/cluster';
 import { connect, must, type EtcdClient } from '../support/grpc-client';
 import { startInproc, type InprocMember } from './support/inproc';
 import { loadEtcdServices } from '../../proto';
-import { create, openWatch, prefixEnd, RecordingStream, sleep, type WatchResponseMsg } from './support/watch-client';
+import { barrier, barrierAll, create, openWatch, prefixEnd, RecordingStream, type WatchResponseMsg } from './support/watch-client';
 
 /**
  * Watch at scale over the real gRPC transport (an in-process member, so the test can look at the
@@ -110,20 +111,19 @@ function events(s: RecordingStream<WatchResponseMsg>, n: number, timeoutMs: numb
 
 /** Waits until every watch stream of earlier tests is gone on the server. */
 async function noStreams(): Promise<void> {
-  const deadline = Date.now() + 10_000;
-  while (m.hub.stats.streams > 0 || m.hub.stats.synced + m.hub.stats.unsynced > 0) {
-    if (Date.now() > deadline) throw new Error(`streams left over: ${JSON.stringify(m.hub.stats)}`);
-    await sleep(10);
-  }
+  await waitFor('no streams left over', 10_000, () => m.hub.stats.streams === 0 && m.hub.stats.synced + m.hub.stats.unsynced === 0);
 }
 
 async function settled(): Promise<void> {
-  const deadline = Date.now() + 20_000;
-  while (m.hub.syncBusy || m.hub.stats.unsynced > 0) {
-    if (Date.now() > deadline) throw new Error(`hub did not settle: ${JSON.stringify(m.hub.stats)}`);
-    await sleep(10);
-  }
+  await waitFor('the hub to settle', 20_000, () => !m.hub.syncBusy && m.hub.stats.unsynced === 0);
 }
+
+/**
+ * Everything on `s` before a barrier (a watcher on a key outside /scale*, /stall*): what the
+ * test's writes caused, duplicates included. After `settled()`, when every watcher is synced.
+ */
+const BARRIER_KEY = Buffer.from('/barrier');
+const putBarrier = (): Promise<Write> => put(BARRIER_KEY.toString(), 'x');
 
 describe('watch at scale', () => {
   it('10,000 watchers on one stream (prefix and single-key) each see exactly their events, in order, once', async () => {
@@ -153,9 +153,9 @@ describe('watch at scale', () => {
       const total = (N / 2) * all.length + Array.from({ length: N / 2 }, (_, j) => perKey.get(j % KEYS)!.length).reduce((a, b) => a + b, 0);
       await events(s, total, 40_000, 'all events');
       await settled();
-      await sleep(100); // nothing more may arrive
-      expect(eventCount(s.responses)).toBe(total);
-      const got = eventsById(s.responses);
+      const rs = await barrier(s, BARRIER_KEY, putBarrier); // nothing more may arrive
+      expect(eventCount(rs)).toBe(total);
+      const got = eventsById(rs);
       for (let i = 0; i < N; i++) {
         const want = i % 2 === 0 ? all : perKey.get((i >> 1) % KEYS)!;
         const have = got.get(i) ?? [];
@@ -187,12 +187,12 @@ describe('watch at scale', () => {
       const want = expected(writes, () => true);
       for (const s of streams) await events(s, want.length, 40_000, 'all events');
       await settled();
-      await sleep(100);
-      for (const [i, s] of streams.entries()) {
-        const got = eventsById(s.responses).get(0) ?? [];
+      const before = await barrierAll(streams, BARRIER_KEY, putBarrier, 30_000); // nothing more may arrive
+      for (const [i, rs] of before.entries()) {
+        const got = eventsById(rs).get(0) ?? [];
         if (got.length !== want.length || got.some((x, j) => x !== want[j])) expect(got, `stream ${i}`).toEqual(want);
         // prev_kv only where asked, and right: the previous value of the key.
-        const withPrev = s.responses.flatMap((r) => r.events).filter((e) => e.prev_kv !== null).length;
+        const withPrev = rs.flatMap((r) => r.events).filter((e) => e.prev_kv !== null).length;
         if (i % 2 === 1) expect(withPrev).toBe(0);
         else expect(withPrev).toBeGreaterThan(0);
       }
@@ -233,23 +233,22 @@ describe('a stalled consumer over gRPC', () => {
     expect(slow.call.isPaused()).toBe(true);
     expect(eventCount(slow.responses)).toBeLessThan(want.length);
     // The stalled watcher was moved out of the live group, and the gauges say so.
-    const deadline = Date.now() + 10_000;
-    while (m.hub.stats.unsynced !== 1 && Date.now() < deadline) await sleep(10);
+    await waitFor('the stalled watcher in the unsynced group', 10_000, () => m.hub.stats.unsynced === 1);
     expect(m.hub.stats.unsynced).toBe(1);
-    await sleep(20);
+    // The gauges follow the hub's counts one event-loop turn later (coalesced).
+    await waitFor('the slow watcher gauge', 10_000, async () => (await gauge('slowWatcherTotal')) === 1);
     expect(await gauge('slowWatcherTotal')).toBe(1);
     expect(await gauge('watcherTotal')).toBe(base + 2);
 
     slow.call.resume();
     await events(slow, want.length, 30_000, 'slow events');
     await settled();
-    await sleep(100);
-    expect(eventsById(slow.responses).get(0)).toEqual(want);
-    expect(await gauge('slowWatcherTotal')).toBe(0);
+    const rs = await barrier(slow, BARRIER_KEY, putBarrier); // nothing more may arrive
+    expect(eventsById(rs).get(0)).toEqual(want);
+    await waitFor('the slow watcher gauge to drop', 10_000, async () => (await gauge('slowWatcherTotal')) === 0);
     slow.close();
     fast.close();
-    await sleep(100);
-    expect(await gauge('watcherTotal')).toBe(base);
+    await waitFor('the watcher gauge to drop', 10_000, async () => (await gauge('watcherTotal')) === base);
   }, 60_000);
 
   it('whose history is compacted meanwhile gets a gapless prefix of its events, then a compacted cancel; the watcher gauge drops', async () => {
@@ -262,8 +261,7 @@ describe('a stalled consumer over gRPC', () => {
     const big = 'y'.repeat(8192);
     const writes = await writeAll(1500, 4, (i) => put(`${P}k${i % 11}`, `${i}:${big}`));
     const want = expected(writes, () => true);
-    await sleep(50);
-    expect(m.hub.stats.unsynced).toBe(1);
+    await waitFor('the stalled watcher in the unsynced group', 10_000, () => m.hub.stats.unsynced === 1);
     // Compact past everything the stalled watcher has been sent; recent in-memory history is 1000 revisions, so it needs the store.
     const compactRev = writes[writes.length - 1].rev;
     must(await kv.compact({ revision: String(compactRev), physical: true }), 'compact');
@@ -276,9 +274,7 @@ describe('a stalled consumer over gRPC', () => {
     const got = eventsById(rs).get(0) ?? [];
     expect(got.length).toBeLessThan(want.length);
     expect(got).toEqual(want.slice(0, got.length));
-    await sleep(50);
-    expect(await gauge('watcherTotal')).toBe(base);
-    expect(await gauge('slowWatcherTotal')).toBe(0);
+    await waitFor('the watcher gauges to drop', 10_000, async () => (await gauge('watcherTotal')) === base && (await gauge('slowWatcherTotal')) === 0);
     slow.close();
   }, 60_000);
 });

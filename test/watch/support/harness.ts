@@ -2,7 +2,7 @@ import { afterAll, beforeAll, expect, it } from 'vitest';
 import { connect, must, type EtcdClient } from '../../support/grpc-client';
 import { startMember, type Member, type MemberKind } from '../../support/member';
 import { startInproc } from './inproc';
-import { openWatch, type KvMsg, type RecordingStream, type WatchResponseMsg } from './watch-client';
+import { barrier, openWatch, type KvMsg, type RecordingStream, type WatchResponseMsg } from './watch-client';
 
 /**
  * Side-by-side conformance for streams: each scenario runs against the real etcd (reference) and
@@ -36,7 +36,20 @@ export interface Ctx {
   norm(r: WatchResponseMsg): unknown;
   normKv(kv: KvMsg | null): unknown;
   relRev(r: string | number): string | number;
+  /**
+   * Every response the scenario has caused on `s` so far, duplicates and extras included: the
+   * responses before a barrier event (see watch-client barrier), cut there so the transcript is
+   * what it would be without the barrier. Only when every watcher of `s` is synced.
+   */
+  settle(s: RecordingStream<WatchResponseMsg>): Promise<WatchResponseMsg[]>;
 }
+
+/**
+ * The barrier's key, relative to the scenario's prefix: '!' sorts before every key a scenario
+ * watches (letters, digits, '/'), so it lies outside every watched range, a range_end of "\x00"
+ * from a later key included.
+ */
+const BARRIER_KEY = '!barrier';
 
 let seq = 0;
 
@@ -116,6 +129,7 @@ export function conformanceSuite(name: string, extraArgs: string[] = []): (title
             }),
             normKv,
             relRev,
+            settle: (s) => barrier(s, Buffer.from(prefix + BARRIER_KEY), () => c.put(BARRIER_KEY, 'x')),
           };
           results.push(await fn(c));
         }

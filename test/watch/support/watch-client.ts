@@ -173,3 +173,40 @@ export function prefixEnd(prefix: string): Buffer {
 }
 
 export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+/**
+ * Watch IDs the barrier below chooses on a stream (client-chosen IDs, etcd 3.4): far above the
+ * IDs a scenario gets by auto-assignment, so it never changes them.
+ */
+export const BARRIER_WATCH_ID_BASE = 1_000_000;
+
+/**
+ * A barrier on one watch stream, standing in for "wait a while, nothing more may arrive": a
+ * watcher on `key` (which must lie outside every other watched range of the stream) is created on
+ * the stream, `put` writes `key`, and the barrier waits for that event. Every watcher of a stream
+ * shares one ordered channel (etcd mvcc watchStream.ch, cairn's per-stream FIFO), and the put's
+ * event is queued when it commits, after every event of an earlier revision of every synced
+ * watcher: so anything the scenario caused on the stream, duplicates included, arrives before it.
+ * Returns the responses before the barrier's event, without the barrier watcher's own responses
+ * (of this or an earlier barrier), so the transcript is the same as without it. Call it only when
+ * every watcher of the stream is synced (caught up with history).
+ */
+export async function barrier(s: RecordingStream<WatchResponseMsg>, key: Buffer, put: () => Promise<unknown>, timeoutMs = 10_000): Promise<WatchResponseMsg[]> {
+  return (await barrierAll([s], key, put, timeoutMs))[0];
+}
+
+/** `barrier` on several streams at once, with one put: the responses before it on each stream. */
+export async function barrierAll(ss: RecordingStream<WatchResponseMsg>[], key: Buffer, put: () => Promise<unknown>, timeoutMs = 10_000): Promise<WatchResponseMsg[][]> {
+  const isBarrier = (r: WatchResponseMsg): boolean => Number(r.watch_id) >= BARRIER_WATCH_ID_BASE;
+  const ids = ss.map((s) => BARRIER_WATCH_ID_BASE + s.responses.filter((r) => isBarrier(r) && r.created).length);
+  const event = (id: number) => (r: WatchResponseMsg): boolean => Number(r.watch_id) === id && r.events.length > 0;
+  ss.forEach((s, i) => s.send(create({ key, watch_id: ids[i] })));
+  for (const [i, s] of ss.entries()) await s.until((rs) => rs.some((r) => Number(r.watch_id) === ids[i] && r.created), timeoutMs, `barrier watcher ${ids[i]} created`);
+  await put();
+  const out: WatchResponseMsg[][] = [];
+  for (const [i, s] of ss.entries()) {
+    const rs = await s.until((xs) => xs.some(event(ids[i])), timeoutMs, `barrier event on ${key.toString()}`);
+    out.push(rs.slice(0, rs.findIndex(event(ids[i]))).filter((r) => !isBarrier(r)));
+  }
+  return out;
+}
