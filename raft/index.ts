@@ -19,6 +19,9 @@ export {
   enterJoint,
   leaveJoint,
 } from './confchange';
-export { Raft, CAMPAIGN_TRANSFER_CTX, MAX_PENDING_READ_INDEX_MESSAGES, type Status, type ProgressStatus } from './raft';
+export { Raft } from './raft';
+export { CAMPAIGN_TRANSFER_CTX } from './election';
+export { MAX_PENDING_READ_INDEX_MESSAGES } from './read-index';
+export { type Status, type ProgressStatus } from './status';
 export { RawNode } from './raw-node';
 export { ReadyLoop, type ReadyLoopIO, type ReadyLoopFailure, type PersistBatch, type Done } from './ready-loop';

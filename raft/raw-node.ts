@@ -1,4 +1,5 @@
-import { Raft, type Status } from './raft';
+import { Raft } from './raft';
+import type { Status } from './status';
 import type { Config } from './config';
 import { encodeConfChange } from './confchange';
 import { ErrProposalDropped, ErrStepLocalMsg, assert } from './errors';
