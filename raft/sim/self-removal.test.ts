@@ -16,7 +16,7 @@ const SEEDS = 300;
 /**
  * Liveness bounds, in election timeouts. With a clean link the survivors elect at once: on applying
  * the removal they forget the leader (no lease left to make them ignore each other's pre-votes) and
- * the lowest-ID survivor campaigns on its next tick (Raft.onLeaderRemoved); over 2,000 seeds the
+ * the lowest-ID survivor campaigns on its next tick (onLeaderRemoved in raft/conf-switch.ts); over 2,000 seeds the
  * worst case was 0.5, where waiting out the timeout as etcd-io/raft does took up to 5.5. With 10 %
  * loss each two-voter election needs four messages through, and the worst of 2,000 seeds was 13.7.
  */

@@ -7,7 +7,7 @@ import { retryWhileUnhealthy, UNHEALTHY_CLUSTER } from '../support/etcdctl';
  * MemberRemove of the current leader (the leader removes itself), repeated: the two remaining
  * members must elect a leader and take a write. etcd's survivors wait out an election timeout for
  * the removed leader first (1.1–1.7 s here at etcd's timing); cairn's forget it when they apply the
- * removal and the lowest-ID one campaigns on its next tick (raft Raft.onLeaderRemoved), which
+ * removal and the lowest-ID one campaigns on its next tick (onLeaderRemoved in raft/conf-switch.ts), which
  * took 77–141 ms. The bound stays at three election timeouts: it guards liveness on a loaded CI
  * machine, and raft/sim/self-removal.test.ts pins the faster election deterministically.
  *
