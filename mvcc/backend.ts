@@ -9,10 +9,10 @@
  */
 import assert from 'node:assert/strict';
 import { promises as fs } from 'node:fs';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { Level } from 'level';
 import { ErrBackend, ErrClosed } from './errors';
-import { BATCH_INTERVAL_MS, BATCH_LIMIT, DEFAULT_LEVELDB_CACHE_BYTES, ITERATOR_CHUNK_ENTRIES } from './limits';
+import { BATCH_INTERVAL_MS, BATCH_LIMIT, DEFAULT_LEVELDB_CACHE_BYTES, INSTALL_BATCH_BYTES, ITERATOR_CHUNK_ENTRIES } from './limits';
 
 export interface BackendOptions {
   readonly batchIntervalMs?: number;
@@ -90,8 +90,20 @@ const BUCKET_SPACE_END = Buffer.from('{');
 const DEFRAG_SENTINEL_LOW = Buffer.from([0x01]);
 const DEFRAG_SENTINEL_HIGH = Buffer.alloc(15, 0xff);
 
+/**
+ * The directories replaceAll uses next to the backend's (`<path><suffix>`), in the order they
+ * exist: the new contents are written to INSTALLING, renamed to READY once complete and fsynced,
+ * and swapped in (the live directory renamed to OLD, READY renamed to the live name, OLD removed).
+ * Backend.open finishes or discards what a crash left (finishInterruptedInstall).
+ */
+const INSTALLING_SUFFIX = '.installing';
+const READY_SUFFIX = '.ready';
+const OLD_SUFFIX = '.old';
+
 export class Backend {
   private pending: Overlay = new Map();
+  /** While replaceAll swaps the LevelDB directory: reads and writes wait for the new database. */
+  private swapping: Promise<void> | null = null;
   /** The batch being written by LevelDB right now; still part of the read overlay. */
   private flushing: Overlay | null = null;
   private timer: NodeJS.Timeout | null = null;
@@ -110,7 +122,7 @@ export class Backend {
   private readonly onFatal: BackendFatalHandler | undefined;
   private readonly onCommit: ((seconds: number) => void) | undefined;
 
-  private constructor(private readonly db: LevelDb, readonly path: string, opts: BackendOptions) {
+  private constructor(private db: LevelDb, readonly path: string, private readonly cacheSize: number, opts: BackendOptions) {
     this.batchIntervalMs = opts.batchIntervalMs ?? BATCH_INTERVAL_MS;
     this.batchLimit = opts.batchLimit ?? BATCH_LIMIT;
     this.loseUnsyncedWrites = opts.loseUnsyncedWrites === true;
@@ -120,13 +132,10 @@ export class Backend {
   }
 
   static async open(path: string, opts: BackendOptions = {}): Promise<Backend> {
-    // `level` resolves to classic-level on Node; its typings omit the LevelDB-only methods we use.
-    const db = new Level<Buffer, Buffer>(path, { keyEncoding: 'buffer', valueEncoding: 'buffer' }) as LevelDb;
-    assert(typeof db.compactRange === 'function' && typeof db.getSync === 'function', 'level must be classic-level');
     const cacheSize = opts.cacheBytes ?? DEFAULT_LEVELDB_CACHE_BYTES;
     assert(Number.isSafeInteger(cacheSize) && cacheSize >= 0, 'LevelDB cache size must be a non-negative integer');
-    await db.open({ cacheSize } as Parameters<typeof db.open>[0]);
-    return new Backend(db, path, opts);
+    await finishInterruptedInstall(path);
+    return new Backend(await openLevel(path, cacheSize), path, cacheSize, opts);
   }
 
   /** The bucket named `name` ("key", "meta", "lease", "members", …); created on first use. */
@@ -173,6 +182,7 @@ export class Backend {
     this.assertOpen();
     const op = this.overlayGet(key);
     if (op !== undefined) return op.value;
+    if (this.swapping !== null) await this.swapping;
     return (await this.db.get(key)) ?? undefined;
   }
 
@@ -181,6 +191,8 @@ export class Backend {
     this.assertOpen();
     const op = this.overlayGet(key);
     if (op !== undefined) return op.value;
+    // Only the apply path reads synchronously, and it never runs during a snapshot install.
+    assert(this.swapping === null, 'synchronous read while a snapshot install swaps the backend');
     return this.db.getSync(key) ?? undefined;
   }
 
@@ -199,6 +211,7 @@ export class Backend {
       }
     }
     if (missKeys.length > 0) {
+      if (this.swapping !== null) await this.swapping;
       const got = await this.db.getMany(missKeys);
       for (let j = 0; j < missIdx.length; j++) out[missIdx[j]] = got[j] ?? undefined;
     }
@@ -214,6 +227,7 @@ export class Backend {
     this.assertOpen();
     const chunkSize = opts.chunkSize ?? ITERATOR_CHUNK_ENTRIES;
     assert(chunkSize > 0);
+    if (this.swapping !== null) await this.swapping;
     const overlay = this.overlayBetween(gte, lt);
     const it = this.db.iterator({ gte, lt, values: opts.values !== false });
     let oi = 0;
@@ -248,6 +262,7 @@ export class Backend {
 
   /** Approximate size of the database on disk (all files in the LevelDB directory). */
   async sizeBytes(): Promise<number> {
+    if (this.swapping !== null) await this.swapping;
     const names = await fs.readdir(this.path);
     let total = 0;
     for (const name of names) {
@@ -264,6 +279,7 @@ export class Backend {
   /** LevelDB's own estimate of the bytes used by live data (Status.dbSizeInUse). */
   async sizeInUseBytes(): Promise<number> {
     this.assertOpen();
+    if (this.swapping !== null) await this.swapping;
     return this.db.approximateSize(KEYSPACE_START, KEYSPACE_END);
   }
 
@@ -275,6 +291,7 @@ export class Backend {
   async defragment(): Promise<void> {
     this.assertOpen();
     await this.forceCommit();
+    if (this.swapping !== null) await this.swapping;
     try {
       await this.compactWholeKeyspace();
     } catch (e) {
@@ -308,27 +325,88 @@ export class Backend {
   }
 
   /**
-   * Replaces everything with `chunks` (a snapshot streamed from the leader) in one atomic, fsynced
-   * LevelDB batch: deletes of every stored key, then the new entries. A crash leaves either the old
-   * contents or the new ones, never a cleared or half-written store whose consistent index would
-   * point the WAL replay at entries the log no longer holds. The snapshot is in memory already, so
-   * one batch costs no more than the chunks. The caller must not write meanwhile.
+   * Replaces everything with `chunks` (a snapshot from the leader, read from its spooled file), with
+   * memory bounded by one batch of INSTALL_BATCH_BYTES whatever the snapshot's size, as etcd does by
+   * writing the received db to its own file and swapping it in (etcdserver applySnapshot):
+   *  1. a fresh LevelDB in `<path>.installing` gets the entries in bounded unsynced batches, the last
+   *     one synced (LevelDB syncs its own tables and manifest, so everything before it is durable);
+   *  2. it is closed and renamed to `<path>.ready`, and the directory fsynced: the install is now
+   *     committed, and Backend.open rolls it forward after a crash from here on;
+   *  3. the swap: the live database is closed, renamed to `<path>.old`, `<path>.ready` takes its
+   *     name, the directory is fsynced and the new database opened; `<path>.old` is removed.
+   * A crash leaves either the old contents (before 2: open removes the staging directory) or the new
+   * ones, never a cleared or half-written store whose consistent index would point the WAL replay
+   * at entries the log no longer holds. Reads see the old contents until the swap and wait during
+   * it (a few milliseconds); iterators still open on the old database fail when it closes (a
+   * Maintenance.Snapshot or hash in flight on this member; watch catch-up retries). The caller must
+   * not write meanwhile.
    */
   async replaceAll(chunks: AsyncIterable<Entry[]> | Iterable<Entry[]>): Promise<void> {
     this.assertOpen();
+    if (this.failure !== null) throw this.failure;
     await this.flush(false);
-    this.pending = new Map();
-    const ops: BatchOp[] = [];
-    for await (const key of this.db.keys({ gte: KEYSPACE_START, lt: KEYSPACE_END })) ops.push({ type: 'del', key });
-    for await (const chunk of chunks) {
-      for (const [key, value] of chunk) ops.push({ type: 'put', key, value });
-    }
+    const staging = this.path + INSTALLING_SUFFIX;
+    const ready = this.path + READY_SUFFIX;
     try {
-      await this.db.batch(ops, { sync: true });
+      await removeDir(staging);
+      await removeDir(ready);
+      const next = await openLevel(staging, this.cacheSize);
+      try {
+        let ops: BatchOp[] = [];
+        let bytes = 0;
+        for await (const chunk of chunks) {
+          for (const [key, value] of chunk) {
+            ops.push({ type: 'put', key, value });
+            bytes += key.length + value.length;
+            if (ops.length >= this.batchLimit || bytes >= INSTALL_BATCH_BYTES) {
+              await next.batch(ops);
+              ops = [];
+              bytes = 0;
+            }
+          }
+        }
+        // The last batch is never empty (LevelDB skips an empty one, and its sync with it).
+        ops.push({ type: 'put', key: SYNC_MARKER_KEY, value: Buffer.alloc(0) });
+        await next.batch(ops, { sync: true });
+      } finally {
+        await next.close();
+      }
+      this.assertOpen();
+      await fs.rename(staging, ready);
+      await fsyncDir(dirname(this.path));
+    } catch (e) {
+      await removeDir(staging).catch(noop);
+      if (e instanceof ErrClosed) throw e;
+      throw this.failed(e);
+    }
+    await this.swapIn(ready);
+  }
+
+  /** Step 3 of replaceAll: the complete, durable `ready` directory becomes the live database. */
+  private async swapIn(ready: string): Promise<void> {
+    const old = this.path + OLD_SUFFIX;
+    // Nothing should have been written since replaceAll began (the caller's contract); whatever was
+    // goes to the old database first, so no flush is left writing to it when it closes. The gate
+    // is set in the same turn the flush resolves, before any timer can start another.
+    await this.flush(false);
+    let swapped!: () => void;
+    this.swapping = new Promise((resolve) => (swapped = resolve));
+    try {
+      this.pending = new Map();
+      await this.db.close();
+      await removeDir(old);
+      await fs.rename(this.path, old);
+      await fs.rename(ready, this.path);
+      await fsyncDir(dirname(this.path));
+      this.db = await openLevel(this.path, this.cacheSize);
       this.unsynced = false;
     } catch (e) {
       throw this.failed(e);
+    } finally {
+      this.swapping = null;
+      swapped();
     }
+    await removeDir(old).catch(noop);
   }
 
   isSyncMarker(fullKey: Buffer): boolean {
@@ -337,6 +415,7 @@ export class Backend {
 
   async close(): Promise<void> {
     if (this.closed) return;
+    if (this.swapping !== null) await this.swapping;
     try {
       await this.flush(true);
     } finally {
@@ -410,6 +489,7 @@ export class Backend {
     }
     if (this.failure !== null) throw this.failure;
     if (this.closed) return;
+    if (this.swapping !== null) await this.swapping;
     // Held in the overlay (which reads see) until a synced write; see BackendOptions.
     if (!sync && this.loseUnsyncedWrites) return;
     const batch = this.pending;
@@ -454,6 +534,55 @@ function pushOp(out: Entry[], op: PendingOp): void {
 }
 
 function noop(): void {}
+
+async function openLevel(path: string, cacheSize: number): Promise<LevelDb> {
+  // `level` resolves to classic-level on Node; its typings omit the LevelDB-only methods we use.
+  const db = new Level<Buffer, Buffer>(path, { keyEncoding: 'buffer', valueEncoding: 'buffer' }) as LevelDb;
+  assert(typeof db.compactRange === 'function' && typeof db.getSync === 'function', 'level must be classic-level');
+  await db.open({ cacheSize } as Parameters<typeof db.open>[0]);
+  return db;
+}
+
+function removeDir(path: string): Promise<void> {
+  return fs.rm(path, { recursive: true, force: true });
+}
+
+async function exists(path: string): Promise<boolean> {
+  return fs.stat(path).then(
+    () => true,
+    () => false,
+  );
+}
+
+/** A rename or removal in `dir` survives power loss only once the directory itself is fsynced. */
+async function fsyncDir(dir: string): Promise<void> {
+  const h = await fs.open(dir, 'r');
+  try {
+    await h.sync();
+  } finally {
+    await h.close();
+  }
+}
+
+/**
+ * What a crash during replaceAll left next to the backend at `path`: an incomplete staging
+ * directory is discarded (the old contents stand), a complete one (`.ready`) is swapped in (the
+ * install had committed), and a leftover `.old` directory is removed.
+ */
+async function finishInterruptedInstall(path: string): Promise<void> {
+  await removeDir(path + INSTALLING_SUFFIX);
+  const ready = path + READY_SUFFIX;
+  if (await exists(ready)) {
+    const old = path + OLD_SUFFIX;
+    if (await exists(path)) {
+      await removeDir(old);
+      await fs.rename(path, old);
+    }
+    await fs.rename(ready, path);
+    await fsyncDir(dirname(path));
+  }
+  await removeDir(path + OLD_SUFFIX);
+}
 
 /**
  * A logical bucket: keys are stored as `<name>/<key>`. Writes are staged in the backend's pending

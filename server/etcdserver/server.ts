@@ -243,11 +243,11 @@ export class EtcdServer implements KvServer, LeaseServer, ClusterServer, Mainten
     }
   }
 
-  /** A MsgSnap with the leader's backend: kept by index until Raft accepts that snapshot. */
-  receiveSnapshot(m: Message, entries: [Buffer, Buffer][]): void {
+  /** A MsgSnap with the leader's backend: saved to a file, kept by index until Raft accepts that snapshot. */
+  async receiveSnapshot(m: Message, entries: AsyncIterable<[Buffer, Buffer][]>): Promise<void> {
     if (!m.snapshot || !this.raft || this.stopped) return;
-    this.c.snapshots.keepReceived(m.snapshot.metadata.index, entries);
-    this.stepMessages([m]);
+    await this.c.snapshots.keepReceived(m.snapshot.metadata.index, entries);
+    if (!this.stopped) this.stepMessages([m]);
   }
 
   private forwardToLeader(path: string, body: Uint8Array): Promise<Buffer> {
