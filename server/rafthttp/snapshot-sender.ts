@@ -19,7 +19,7 @@ export const SNAPSHOT_CHUNK_ENTRIES = 1024;
  * entry goes alone). etcd streams its db file through 32 KiB copies; a larger chunk costs fewer
  * protobuf messages, and a follower holds at most a few of them.
  */
-export const SNAPSHOT_CHUNK_BYTES = 1024 * 1024;
+export const SNAPSHOT_CHUNK_BYTES = 256 * 1024;
 
 export interface SnapshotChunkMsg {
   cluster_id: string;
