@@ -71,8 +71,10 @@ export class Snapshotter {
     this.confState = initial.confState;
     this.snapshotIndex = initial.snapshotIndex;
     this.snapDir = path.join(d.cfg.dataDir, 'member', 'snap');
-    // Files of a previous run: Raft never accepted them, or they were installed (the backend swap
-    // is crash-safe on its own, mvcc/backend.ts replaceAll), so none is needed.
+    // Files of a previous run are never needed: the install runs before the Ready that holds the
+    // snapshot is persisted, and the backend swap is crash-safe on its own (mvcc/backend.ts
+    // replaceAll), so after a crash either the new backend is in place or the WAL does not have the
+    // snapshot and the leader sends it again.
     const stale = removeSnapDbFiles(this.snapDir);
     if (stale.length > 0) d.log.info({ files: stale }, 'removed snapshot files left by a previous run');
   }
@@ -82,9 +84,9 @@ export class Snapshotter {
    * then steps the message. `entries` is read as it is written, so memory stays bounded.
    */
   async keepReceived(index: number, entries: BackendEntries): Promise<void> {
-    if (this.received.has(index) || this.installing === index) {
-      // A duplicate: keep the file Raft may already have accepted; drain the stream so the sender
-      // is answered once it has sent everything.
+    // A duplicate (keep the file Raft may already have accepted), or not newer than what is applied
+    // (Raft will refuse it): drain the stream unsaved, so the sender is answered once it has sent it all.
+    if (this.received.has(index) || this.installing === index || index <= this.d.appliedWait.index) {
       for await (const _ of entries);
       return;
     }
