@@ -17,7 +17,7 @@ export const SNAPSHOT_CHUNK_ENTRIES = 1024;
 /**
  * Key and value bytes per snapshot chunk: a chunk is sent once it holds this many (a single larger
  * entry goes alone). etcd streams its db file through 32 KiB copies; a larger chunk costs fewer
- * protobuf messages, and a follower holds at most a few of them.
+ * protobuf messages; a follower buffers at most 16 of them (grpc-js reads ahead that many).
  */
 export const SNAPSHOT_CHUNK_BYTES = 256 * 1024;
 
