@@ -9,10 +9,10 @@
  */
 import assert from 'node:assert/strict';
 import { promises as fs } from 'node:fs';
-import { dirname, join } from 'node:path';
-import { Level } from 'level';
+import { join } from 'node:path';
 import { ErrBackend, ErrClosed } from './errors';
-import { BATCH_INTERVAL_MS, BATCH_LIMIT, DEFAULT_LEVELDB_CACHE_BYTES, INSTALL_BATCH_BYTES, ITERATOR_CHUNK_ENTRIES } from './limits';
+import { BATCH_INTERVAL_MS, BATCH_LIMIT, DEFAULT_LEVELDB_CACHE_BYTES, ITERATOR_CHUNK_ENTRIES } from './limits';
+import { finishInterruptedInstall, openLevel, removeOldDir, swapInstallDir, writeInstallDir, type LevelDb } from './backend-files';
 
 export interface BackendOptions {
   readonly batchIntervalMs?: number;
@@ -59,12 +59,6 @@ interface PendingOp {
 
 type Overlay = Map<string, PendingOp>;
 
-/** classic-level's extra (LevelDB-only) methods, present at runtime but absent from `level`'s types. */
-type LevelDb = Level<Buffer, Buffer> & {
-  getSync(key: Buffer): Buffer | undefined;
-  approximateSize(start: Buffer, end: Buffer): Promise<number>;
-  compactRange(start: Buffer, end: Buffer): Promise<void>;
-};
 type BatchOp = { type: 'put'; key: Buffer; value: Buffer } | { type: 'del'; key: Buffer };
 export type Entry = [key: Buffer, value: Buffer];
 
@@ -89,16 +83,6 @@ const BUCKET_SPACE_END = Buffer.from('{');
 /** Written briefly by defragment() outside every bucket, at both ends of the keyspace. */
 const DEFRAG_SENTINEL_LOW = Buffer.from([0x01]);
 const DEFRAG_SENTINEL_HIGH = Buffer.alloc(15, 0xff);
-
-/**
- * The directories replaceAll uses next to the backend's (`<path><suffix>`), in the order they
- * exist: the new contents are written to INSTALLING, renamed to READY once complete and fsynced,
- * and swapped in (the live directory renamed to OLD, READY renamed to the live name, OLD removed).
- * Backend.open finishes or discards what a crash left (finishInterruptedInstall).
- */
-const INSTALLING_SUFFIX = '.installing';
-const READY_SUFFIX = '.ready';
-const OLD_SUFFIX = '.old';
 
 export class Backend {
   private pending: Overlay = new Map();
@@ -325,66 +309,29 @@ export class Backend {
   }
 
   /**
-   * Replaces everything with `chunks` (a snapshot from the leader, read from its spooled file), with
-   * memory bounded by one batch of INSTALL_BATCH_BYTES whatever the snapshot's size, as etcd does by
-   * writing the received db to its own file and swapping it in (etcdserver applySnapshot):
-   *  1. a fresh LevelDB in `<path>.installing` gets the entries in bounded unsynced batches, the last
-   *     one synced (LevelDB syncs its own tables and manifest, so everything before it is durable);
-   *  2. it is closed and renamed to `<path>.ready`, and the directory fsynced: the install is now
-   *     committed, and Backend.open rolls it forward after a crash from here on;
-   *  3. the swap: the live database is closed, renamed to `<path>.old`, `<path>.ready` takes its
-   *     name, the directory is fsynced and the new database opened; `<path>.old` is removed.
-   * A crash leaves either the old contents (before 2: open removes the staging directory) or the new
-   * ones, never a cleared or half-written store whose consistent index would point the WAL replay
-   * at entries the log no longer holds. Reads see the old contents until the swap and wait during
-   * it (a few milliseconds); iterators still open on the old database fail when it closes (a
-   * Maintenance.Snapshot or hash in flight on this member; watch catch-up retries). The caller must
-   * not write meanwhile.
+   * Replaces everything with `chunks` (a snapshot from the leader, read from its spooled file) with
+   * memory bounded by one install batch, crash-safely: the entries go to a new LevelDB beside this
+   * one, which is then swapped in (backend-files.ts has the steps and what a crash leaves). Reads
+   * see the old contents until the swap and wait during it (a few milliseconds); iterators still
+   * open on the old database fail when it closes (a Maintenance.Snapshot or hash in flight on this
+   * member; watch catch-up retries). The caller must not write meanwhile.
    */
   async replaceAll(chunks: AsyncIterable<Entry[]> | Iterable<Entry[]>): Promise<void> {
     this.assertOpen();
     if (this.failure !== null) throw this.failure;
     await this.flush(false);
-    const staging = this.path + INSTALLING_SUFFIX;
-    const ready = this.path + READY_SUFFIX;
+    let ready: string;
     try {
-      await removeDir(staging);
-      await removeDir(ready);
-      const next = await openLevel(staging, this.cacheSize);
-      try {
-        let ops: BatchOp[] = [];
-        let bytes = 0;
-        for await (const chunk of chunks) {
-          for (const [key, value] of chunk) {
-            ops.push({ type: 'put', key, value });
-            bytes += key.length + value.length;
-            if (ops.length >= this.batchLimit || bytes >= INSTALL_BATCH_BYTES) {
-              await next.batch(ops);
-              ops = [];
-              bytes = 0;
-            }
-          }
-        }
-        // The last batch is never empty (LevelDB skips an empty one, and its sync with it).
-        ops.push({ type: 'put', key: SYNC_MARKER_KEY, value: Buffer.alloc(0) });
-        await next.batch(ops, { sync: true });
-      } finally {
-        await next.close();
-      }
-      this.assertOpen();
-      await fs.rename(staging, ready);
-      await fsyncDir(dirname(this.path));
+      ready = await writeInstallDir(this.path, this.cacheSize, this.batchLimit, chunks, SYNC_MARKER_KEY, () => this.assertOpen());
     } catch (e) {
-      await removeDir(staging).catch(noop);
       if (e instanceof ErrClosed) throw e;
       throw this.failed(e);
     }
     await this.swapIn(ready);
   }
 
-  /** Step 3 of replaceAll: the complete, durable `ready` directory becomes the live database. */
+  /** The complete, durable `ready` directory becomes the live database. */
   private async swapIn(ready: string): Promise<void> {
-    const old = this.path + OLD_SUFFIX;
     // Nothing should have been written since replaceAll began (the caller's contract); whatever was
     // goes to the old database first, so no flush is left writing to it when it closes. The gate
     // is set in the same turn the flush resolves, before any timer can start another.
@@ -394,10 +341,7 @@ export class Backend {
     try {
       this.pending = new Map();
       await this.db.close();
-      await removeDir(old);
-      await fs.rename(this.path, old);
-      await fs.rename(ready, this.path);
-      await fsyncDir(dirname(this.path));
+      await swapInstallDir(this.path, ready);
       this.db = await openLevel(this.path, this.cacheSize);
       this.unsynced = false;
     } catch (e) {
@@ -406,7 +350,7 @@ export class Backend {
       this.swapping = null;
       swapped();
     }
-    await removeDir(old).catch(noop);
+    await removeOldDir(this.path).catch(noop);
   }
 
   isSyncMarker(fullKey: Buffer): boolean {
@@ -534,55 +478,6 @@ function pushOp(out: Entry[], op: PendingOp): void {
 }
 
 function noop(): void {}
-
-async function openLevel(path: string, cacheSize: number): Promise<LevelDb> {
-  // `level` resolves to classic-level on Node; its typings omit the LevelDB-only methods we use.
-  const db = new Level<Buffer, Buffer>(path, { keyEncoding: 'buffer', valueEncoding: 'buffer' }) as LevelDb;
-  assert(typeof db.compactRange === 'function' && typeof db.getSync === 'function', 'level must be classic-level');
-  await db.open({ cacheSize } as Parameters<typeof db.open>[0]);
-  return db;
-}
-
-function removeDir(path: string): Promise<void> {
-  return fs.rm(path, { recursive: true, force: true });
-}
-
-async function exists(path: string): Promise<boolean> {
-  return fs.stat(path).then(
-    () => true,
-    () => false,
-  );
-}
-
-/** A rename or removal in `dir` survives power loss only once the directory itself is fsynced. */
-async function fsyncDir(dir: string): Promise<void> {
-  const h = await fs.open(dir, 'r');
-  try {
-    await h.sync();
-  } finally {
-    await h.close();
-  }
-}
-
-/**
- * What a crash during replaceAll left next to the backend at `path`: an incomplete staging
- * directory is discarded (the old contents stand), a complete one (`.ready`) is swapped in (the
- * install had committed), and a leftover `.old` directory is removed.
- */
-async function finishInterruptedInstall(path: string): Promise<void> {
-  await removeDir(path + INSTALLING_SUFFIX);
-  const ready = path + READY_SUFFIX;
-  if (await exists(ready)) {
-    const old = path + OLD_SUFFIX;
-    if (await exists(path)) {
-      await removeDir(old);
-      await fs.rename(path, old);
-    }
-    await fs.rename(ready, path);
-    await fsyncDir(dirname(path));
-  }
-  await removeDir(path + OLD_SUFFIX);
-}
 
 /**
  * A logical bucket: keys are stored as `<name>/<key>`. Writes are staged in the backend's pending
