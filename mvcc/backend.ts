@@ -10,9 +10,9 @@
 import assert from 'node:assert/strict';
 import { promises as fs } from 'node:fs';
 import { join } from 'node:path';
-import { Level } from 'level';
 import { ErrBackend, ErrClosed } from './errors';
 import { BATCH_INTERVAL_MS, BATCH_LIMIT, DEFAULT_LEVELDB_CACHE_BYTES, ITERATOR_CHUNK_ENTRIES } from './limits';
+import { finishInterruptedInstall, openLevel, removeOldDir, swapInstallDir, writeInstallDir, type LevelDb } from './backend-files';
 
 export interface BackendOptions {
   readonly batchIntervalMs?: number;
@@ -59,12 +59,6 @@ interface PendingOp {
 
 type Overlay = Map<string, PendingOp>;
 
-/** classic-level's extra (LevelDB-only) methods, present at runtime but absent from `level`'s types. */
-type LevelDb = Level<Buffer, Buffer> & {
-  getSync(key: Buffer): Buffer | undefined;
-  approximateSize(start: Buffer, end: Buffer): Promise<number>;
-  compactRange(start: Buffer, end: Buffer): Promise<void>;
-};
 type BatchOp = { type: 'put'; key: Buffer; value: Buffer } | { type: 'del'; key: Buffer };
 export type Entry = [key: Buffer, value: Buffer];
 
@@ -92,6 +86,8 @@ const DEFRAG_SENTINEL_HIGH = Buffer.alloc(15, 0xff);
 
 export class Backend {
   private pending: Overlay = new Map();
+  /** While replaceAll swaps the LevelDB directory: reads and writes wait for the new database. */
+  private swapping: Promise<void> | null = null;
   /** The batch being written by LevelDB right now; still part of the read overlay. */
   private flushing: Overlay | null = null;
   private timer: NodeJS.Timeout | null = null;
@@ -110,7 +106,7 @@ export class Backend {
   private readonly onFatal: BackendFatalHandler | undefined;
   private readonly onCommit: ((seconds: number) => void) | undefined;
 
-  private constructor(private readonly db: LevelDb, readonly path: string, opts: BackendOptions) {
+  private constructor(private db: LevelDb, readonly path: string, private readonly cacheSize: number, opts: BackendOptions) {
     this.batchIntervalMs = opts.batchIntervalMs ?? BATCH_INTERVAL_MS;
     this.batchLimit = opts.batchLimit ?? BATCH_LIMIT;
     this.loseUnsyncedWrites = opts.loseUnsyncedWrites === true;
@@ -120,13 +116,10 @@ export class Backend {
   }
 
   static async open(path: string, opts: BackendOptions = {}): Promise<Backend> {
-    // `level` resolves to classic-level on Node; its typings omit the LevelDB-only methods we use.
-    const db = new Level<Buffer, Buffer>(path, { keyEncoding: 'buffer', valueEncoding: 'buffer' }) as LevelDb;
-    assert(typeof db.compactRange === 'function' && typeof db.getSync === 'function', 'level must be classic-level');
     const cacheSize = opts.cacheBytes ?? DEFAULT_LEVELDB_CACHE_BYTES;
     assert(Number.isSafeInteger(cacheSize) && cacheSize >= 0, 'LevelDB cache size must be a non-negative integer');
-    await db.open({ cacheSize } as Parameters<typeof db.open>[0]);
-    return new Backend(db, path, opts);
+    await finishInterruptedInstall(path);
+    return new Backend(await openLevel(path, cacheSize), path, cacheSize, opts);
   }
 
   /** The bucket named `name` ("key", "meta", "lease", "members", …); created on first use. */
@@ -173,6 +166,7 @@ export class Backend {
     this.assertOpen();
     const op = this.overlayGet(key);
     if (op !== undefined) return op.value;
+    if (this.swapping !== null) await this.swapping;
     return (await this.db.get(key)) ?? undefined;
   }
 
@@ -181,6 +175,8 @@ export class Backend {
     this.assertOpen();
     const op = this.overlayGet(key);
     if (op !== undefined) return op.value;
+    // Only the apply path reads synchronously, and it never runs during a snapshot install.
+    assert(this.swapping === null, 'synchronous read while a snapshot install swaps the backend');
     return this.db.getSync(key) ?? undefined;
   }
 
@@ -199,6 +195,7 @@ export class Backend {
       }
     }
     if (missKeys.length > 0) {
+      if (this.swapping !== null) await this.swapping;
       const got = await this.db.getMany(missKeys);
       for (let j = 0; j < missIdx.length; j++) out[missIdx[j]] = got[j] ?? undefined;
     }
@@ -214,6 +211,7 @@ export class Backend {
     this.assertOpen();
     const chunkSize = opts.chunkSize ?? ITERATOR_CHUNK_ENTRIES;
     assert(chunkSize > 0);
+    if (this.swapping !== null) await this.swapping;
     const overlay = this.overlayBetween(gte, lt);
     const it = this.db.iterator({ gte, lt, values: opts.values !== false });
     let oi = 0;
@@ -248,6 +246,7 @@ export class Backend {
 
   /** Approximate size of the database on disk (all files in the LevelDB directory). */
   async sizeBytes(): Promise<number> {
+    if (this.swapping !== null) await this.swapping;
     const names = await fs.readdir(this.path);
     let total = 0;
     for (const name of names) {
@@ -264,6 +263,7 @@ export class Backend {
   /** LevelDB's own estimate of the bytes used by live data (Status.dbSizeInUse). */
   async sizeInUseBytes(): Promise<number> {
     this.assertOpen();
+    if (this.swapping !== null) await this.swapping;
     return this.db.approximateSize(KEYSPACE_START, KEYSPACE_END);
   }
 
@@ -275,6 +275,7 @@ export class Backend {
   async defragment(): Promise<void> {
     this.assertOpen();
     await this.forceCommit();
+    if (this.swapping !== null) await this.swapping;
     try {
       await this.compactWholeKeyspace();
     } catch (e) {
@@ -308,27 +309,48 @@ export class Backend {
   }
 
   /**
-   * Replaces everything with `chunks` (a snapshot streamed from the leader) in one atomic, fsynced
-   * LevelDB batch: deletes of every stored key, then the new entries. A crash leaves either the old
-   * contents or the new ones, never a cleared or half-written store whose consistent index would
-   * point the WAL replay at entries the log no longer holds. The snapshot is in memory already, so
-   * one batch costs no more than the chunks. The caller must not write meanwhile.
+   * Replaces everything with `chunks` (a snapshot from the leader, read from its spooled file) with
+   * memory bounded by one install batch, crash-safely: the entries go to a new LevelDB beside this
+   * one, which is then swapped in (backend-files.ts has the steps and what a crash leaves). Reads
+   * see the old contents until the swap and wait during it (a few milliseconds); iterators still
+   * open on the old database fail when it closes (a Maintenance.Snapshot or hash in flight on this
+   * member; watch catch-up retries). The caller must not write meanwhile.
    */
   async replaceAll(chunks: AsyncIterable<Entry[]> | Iterable<Entry[]>): Promise<void> {
     this.assertOpen();
+    if (this.failure !== null) throw this.failure;
     await this.flush(false);
-    this.pending = new Map();
-    const ops: BatchOp[] = [];
-    for await (const key of this.db.keys({ gte: KEYSPACE_START, lt: KEYSPACE_END })) ops.push({ type: 'del', key });
-    for await (const chunk of chunks) {
-      for (const [key, value] of chunk) ops.push({ type: 'put', key, value });
-    }
+    let ready: string;
     try {
-      await this.db.batch(ops, { sync: true });
+      ready = await writeInstallDir(this.path, this.cacheSize, this.batchLimit, chunks, SYNC_MARKER_KEY, () => this.assertOpen());
+    } catch (e) {
+      if (e instanceof ErrClosed) throw e;
+      throw this.failed(e);
+    }
+    await this.swapIn(ready);
+  }
+
+  /** The complete, durable `ready` directory becomes the live database. */
+  private async swapIn(ready: string): Promise<void> {
+    // Nothing should have been written since replaceAll began (the caller's contract); whatever was
+    // goes to the old database first, so no flush is left writing to it when it closes. The gate
+    // is set in the same turn the flush resolves, before any timer can start another.
+    await this.flush(false);
+    let swapped!: () => void;
+    this.swapping = new Promise((resolve) => (swapped = resolve));
+    try {
+      this.pending = new Map();
+      await this.db.close();
+      await swapInstallDir(this.path, ready);
+      this.db = await openLevel(this.path, this.cacheSize);
       this.unsynced = false;
     } catch (e) {
       throw this.failed(e);
+    } finally {
+      this.swapping = null;
+      swapped();
     }
+    await removeOldDir(this.path).catch(noop);
   }
 
   isSyncMarker(fullKey: Buffer): boolean {
@@ -337,6 +359,7 @@ export class Backend {
 
   async close(): Promise<void> {
     if (this.closed) return;
+    if (this.swapping !== null) await this.swapping;
     try {
       await this.flush(true);
     } finally {
@@ -410,6 +433,7 @@ export class Backend {
     }
     if (this.failure !== null) throw this.failure;
     if (this.closed) return;
+    if (this.swapping !== null) await this.swapping;
     // Held in the overlay (which reads see) until a synced write; see BackendOptions.
     if (!sync && this.loseUnsyncedWrites) return;
     const batch = this.pending;

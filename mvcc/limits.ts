@@ -21,6 +21,12 @@ export const COMPACTION_BATCH_LIMIT = 1_000;
 /** A watch catch-up read returns at most this many distinct main revisions (etcd `watchBatchMaxRevs`). */
 export const WATCH_BATCH_MAX_REVS = 1_000;
 
+/**
+ * A snapshot install (Backend.replaceAll) writes the new contents in LevelDB batches of at most this
+ * many bytes (or BATCH_LIMIT entries), so its memory does not grow with the snapshot's size.
+ */
+export const INSTALL_BATCH_BYTES = 1024 * 1024;
+
 /** Entries fetched from LevelDB per `nextv()` call when iterating. */
 export const ITERATOR_CHUNK_ENTRIES = 1_000;
 

@@ -56,11 +56,15 @@ export class PeerTraffic {
     }
   }
 
-  /** A MsgSnap with the leader's backend: kept by index until Raft accepts that snapshot. */
-  receiveSnapshot(m: Message, entries: [Buffer, Buffer][]): void {
+  /**
+   * A MsgSnap with the leader's backend: saved to a file and kept by index until Raft accepts that
+   * snapshot. Raft sees the message only once the file is on disk, and not if the member began
+   * stopping meanwhile.
+   */
+  async receiveSnapshot(m: Message, entries: AsyncIterable<[Buffer, Buffer][]>): Promise<void> {
     if (!m.snapshot || !this.d.raft() || this.d.stopped()) return;
-    this.d.snapshots.keepReceived(m.snapshot.metadata.index, entries);
-    this.stepMessages([m]);
+    await this.d.snapshots.keepReceived(m.snapshot.metadata.index, entries);
+    if (!this.d.stopped()) this.stepMessages([m]);
   }
 
   /** A request only the leader answers (LearnerReady), sent over the peer transport. */

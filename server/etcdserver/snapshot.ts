@@ -1,3 +1,5 @@
+import * as fs from 'node:fs';
+import * as path from 'node:path';
 import type { Logger } from 'pino';
 import type { ConfState, MemoryStorage, Snapshot } from '../../raft';
 import type { KvStore } from '../../mvcc/kv-store';
@@ -12,18 +14,19 @@ import type { Membership } from './membership/membership';
 import type { AppliedIndexWait } from './wait';
 import { failStop } from './fatal';
 import type { ServerMetrics } from './metrics';
+import { readDb, removeSnapDbFiles, saveDbFrom } from './snapshot-db';
 
 /**
- * Backend data of MsgSnaps received and not yet installed, by snapshot index. Raft accepts a
- * snapshot only if it is newer than its commit index, so the one it accepted is always the newest
- * received; older ones are dropped first when the bound is hit.
+ * Snapshot files (snapshot-db.ts) of MsgSnaps received and not yet installed, by snapshot index.
+ * Raft accepts a snapshot only if it is newer than its commit index, so the one it accepted is
+ * always the newest received; older ones (and their files) are dropped first when the bound is hit.
  */
 export const MAX_RECEIVED_SNAPSHOTS = 2;
 
-type BackendEntries = [Buffer, Buffer][];
+type BackendEntries = AsyncIterable<[Buffer, Buffer][]>;
 
 export interface SnapshotterDeps {
-  cfg: Pick<ServerConfig, 'snapshotCount' | 'snapshotCatchupEntries' | 'electionTimeoutMs'>;
+  cfg: Pick<ServerConfig, 'snapshotCount' | 'snapshotCatchupEntries' | 'electionTimeoutMs' | 'dataDir'>;
   log: Logger;
   memberId: bigint;
   store: KvStore;
@@ -44,7 +47,8 @@ export interface SnapshotterDeps {
  * Raft snapshots on this member (etcd's snapshot.go, triggerSnapshot and applySnapshot):
  *  - log compaction: every --snapshot-count applied entries, a snapshot at the applied index, and
  *    the log below it dropped, keeping --snapshot-catchup-entries for slow followers;
- *  - a leader's snapshot: its backend arrives with the MsgSnap and replaces ours when Raft accepts it.
+ *  - a leader's snapshot: its backend arrives with the MsgSnap, is spooled to a file in member/snap
+ *    (etcd's <index>.snap.db), and replaces ours from that file when Raft accepts it.
  */
 export class Snapshotter {
   /** The configuration as of the last applied entry, recorded in snapshots. */
@@ -54,7 +58,11 @@ export class Snapshotter {
   /** The log snapshot being saved, if any: a leader's snapshot install and stop() wait for it. */
   private inflight: Promise<void> | undefined;
   private stopped = false;
-  private readonly received = new Map<number, BackendEntries>();
+  /** Spooled snapshot files by index. */
+  private readonly received = new Map<number, string>();
+  /** The index being installed: a copy arriving meanwhile is a duplicate. */
+  private installing: number | undefined;
+  private readonly snapDir: string;
 
   constructor(
     private readonly d: SnapshotterDeps,
@@ -62,13 +70,39 @@ export class Snapshotter {
   ) {
     this.confState = initial.confState;
     this.snapshotIndex = initial.snapshotIndex;
+    this.snapDir = path.join(d.cfg.dataDir, 'member', 'snap');
+    // Files of a previous run are never needed: the install runs before the Ready that holds the
+    // snapshot is persisted, and the backend swap is crash-safe on its own (mvcc/backend.ts
+    // replaceAll), so after a crash either the new backend is in place or the WAL does not have the
+    // snapshot and the leader sends it again.
+    const stale = removeSnapDbFiles(this.snapDir);
+    if (stale.length > 0) d.log.info({ files: stale }, 'removed snapshot files left by a previous run');
   }
 
-  /** Keeps a MsgSnap's backend data until Raft decides; the caller then steps the message. */
-  keepReceived(index: number, entries: BackendEntries): void {
-    if (this.received.has(index)) return; // a duplicate: keep the data Raft may already have accepted
-    this.received.set(index, entries);
-    while (this.received.size > MAX_RECEIVED_SNAPSHOTS) this.received.delete(Math.min(...this.received.keys()));
+  /**
+   * Saves a MsgSnap's backend data to its file until Raft decides (etcd's SaveDBFrom); the caller
+   * then steps the message. `entries` is read as it is written, so memory stays bounded.
+   */
+  async keepReceived(index: number, entries: BackendEntries): Promise<void> {
+    // A duplicate (keep the file Raft may already have accepted), or not newer than what is applied
+    // (Raft will refuse it): drain the stream unsaved, so the sender is answered once it has sent it all.
+    if (this.received.has(index) || this.installing === index || index <= this.d.appliedWait.index) {
+      for await (const _ of entries);
+      return;
+    }
+    const started = performance.now();
+    const saved = await saveDbFrom(this.snapDir, index, entries);
+    this.d.metrics.snapDbSaveSeconds.observe((performance.now() - started) / 1000);
+    this.d.metrics.snapDbFsyncSeconds.observe(saved.fsyncSeconds);
+    this.d.log.info({ index, bytes: saved.bytes, file: path.basename(saved.file) }, 'saved snapshot from leader to disk');
+    this.received.set(index, saved.file);
+    while (this.received.size > MAX_RECEIVED_SNAPSHOTS) this.drop(Math.min(...this.received.keys()));
+  }
+
+  private drop(index: number): void {
+    const file = this.received.get(index);
+    this.received.delete(index);
+    if (file !== undefined) fs.rmSync(file, { force: true });
   }
 
   /**
@@ -80,25 +114,25 @@ export class Snapshotter {
     // snapshot saved after this install would put an older snapshot record back in the WAL.
     await this.inflight;
     const index = snap.metadata.index;
-    const entries = this.received.get(index);
-    for (const i of [...this.received.keys()]) if (i <= index) this.received.delete(i);
-    if (!entries) throw new Error(`raft accepted snapshot ${index} without its data`);
+    const file = this.received.get(index);
+    this.received.delete(index);
+    for (const i of [...this.received.keys()]) if (i < index) this.drop(i);
+    if (!file) throw new Error(`raft accepted snapshot ${index} without its data`);
     this.confState = snap.metadata.confState;
     this.snapshotIndex = index;
-    this.d.log.info({ index, entries: entries.length }, 'installing snapshot from leader');
+    this.d.log.info({ index, file: path.basename(file) }, 'installing snapshot from leader');
     const { metrics } = this.d;
     metrics.snapshotApplyInProgress.set(1);
+    this.installing = index;
     try {
-      // The store tells its watch hub (CommitObserver.restored) once the new contents are readable.
-      // The received backend is saved in one synced LevelDB batch: its time is both etcd's save of
-      // the .snap.db file and that file's fsync, which cairn cannot time apart.
-      const started = performance.now();
-      await this.d.store.replaceContents([entries]);
-      const seconds = (performance.now() - started) / 1000;
-      metrics.snapDbSaveSeconds.observe(seconds);
-      metrics.snapDbFsyncSeconds.observe(seconds);
+      // Read from the file in chunks and written in bounded batches to a new LevelDB, swapped in
+      // once complete (mvcc/backend.ts replaceAll); the store tells its watch hub
+      // (CommitObserver.restored) once the new contents are readable.
+      await this.d.store.replaceContents(readDb(file));
+      await fs.promises.rm(file, { force: true });
       await this.reloadFromBackend();
     } finally {
+      this.installing = undefined;
       metrics.snapshotApplyInProgress.set(0);
     }
     this.d.appliedWait.advance(Math.max(index, this.d.store.consistentIndex));

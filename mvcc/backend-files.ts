@@ -1,0 +1,135 @@
+/**
+ * The backend's LevelDB directory on disk: opening it, and the directories a snapshot install uses
+ * beside it (`<path><suffix>`), in the order they exist, as etcd writes the received db to its own
+ * file and swaps it in (etcdserver applySnapshot):
+ *  1. a fresh LevelDB in `<path>.installing` gets the entries in bounded unsynced batches
+ *     (INSTALL_BATCH_BYTES or the batch limit), the last one synced (LevelDB syncs its own tables
+ *     and manifest, so everything before it is durable);
+ *  2. it is closed and renamed to `<path>.ready`, and the parent directory fsynced: the install is
+ *     committed, and Backend.open rolls it forward after a crash from here on;
+ *  3. the swap: the live database is closed, renamed to `<path>.old`, `<path>.ready` takes its
+ *     name, the directory is fsynced and the new database opened; `<path>.old` is removed.
+ * A crash leaves either the old contents (before 2: open removes the staging directory) or the new
+ * ones, never a cleared or half-written store whose consistent index would point the WAL replay at
+ * entries the log no longer holds.
+ */
+import assert from 'node:assert/strict';
+import { promises as fs } from 'node:fs';
+import { dirname } from 'node:path';
+import { Level } from 'level';
+import { INSTALL_BATCH_BYTES } from './limits';
+
+/** classic-level's extra (LevelDB-only) methods, present at runtime but absent from `level`'s types. */
+export type LevelDb = Level<Buffer, Buffer> & {
+  getSync(key: Buffer): Buffer | undefined;
+  approximateSize(start: Buffer, end: Buffer): Promise<number>;
+  compactRange(start: Buffer, end: Buffer): Promise<void>;
+};
+
+const INSTALLING_SUFFIX = '.installing';
+const READY_SUFFIX = '.ready';
+const OLD_SUFFIX = '.old';
+
+export async function openLevel(path: string, cacheSize: number): Promise<LevelDb> {
+  // `level` resolves to classic-level on Node; its typings omit the LevelDB-only methods we use.
+  const db = new Level<Buffer, Buffer>(path, { keyEncoding: 'buffer', valueEncoding: 'buffer' }) as LevelDb;
+  assert(typeof db.compactRange === 'function' && typeof db.getSync === 'function', 'level must be classic-level');
+  await db.open({ cacheSize } as Parameters<typeof db.open>[0]);
+  return db;
+}
+
+/**
+ * Steps 1 and 2: writes `chunks` to a new database beside `path` and returns its ready directory.
+ * `lastKey` (the backend's sync marker) is put in the last batch, which is then never empty (LevelDB
+ * skips an empty batch, and its sync with it). `checkOpen` throws if the backend closed meanwhile.
+ */
+export async function writeInstallDir(path: string, cacheSize: number, batchLimit: number, chunks: AsyncIterable<[Buffer, Buffer][]> | Iterable<[Buffer, Buffer][]>, lastKey: Buffer, checkOpen: () => void): Promise<string> {
+  const staging = path + INSTALLING_SUFFIX;
+  const ready = path + READY_SUFFIX;
+  try {
+    await removeDir(staging);
+    await removeDir(ready);
+    const next = await openLevel(staging, cacheSize);
+    try {
+      let ops: { type: 'put'; key: Buffer; value: Buffer }[] = [];
+      let bytes = 0;
+      for await (const chunk of chunks) {
+        for (const [key, value] of chunk) {
+          ops.push({ type: 'put', key, value });
+          bytes += key.length + value.length;
+          if (ops.length >= batchLimit || bytes >= INSTALL_BATCH_BYTES) {
+            await next.batch(ops);
+            ops = [];
+            bytes = 0;
+          }
+        }
+      }
+      ops.push({ type: 'put', key: lastKey, value: Buffer.alloc(0) });
+      await next.batch(ops, { sync: true });
+    } finally {
+      await next.close();
+    }
+    checkOpen();
+    await fs.rename(staging, ready);
+    await fsyncDir(dirname(path));
+    return ready;
+  } catch (e) {
+    await removeDir(staging).catch(() => undefined);
+    throw e;
+  }
+}
+
+/** Step 3, with the live database at `path` closed: `ready` takes its place. */
+export async function swapInstallDir(path: string, ready: string): Promise<void> {
+  const old = path + OLD_SUFFIX;
+  await removeDir(old);
+  await fs.rename(path, old);
+  await fs.rename(ready, path);
+  await fsyncDir(dirname(path));
+}
+
+/** The end of step 3: the old database, no longer needed. */
+export function removeOldDir(path: string): Promise<void> {
+  return removeDir(path + OLD_SUFFIX);
+}
+
+/**
+ * What a crash during an install left beside the backend at `path`, before it is opened: an
+ * incomplete staging directory is discarded (the old contents stand), a complete one (`.ready`) is
+ * swapped in (the install had committed), and a leftover `.old` directory is removed.
+ */
+export async function finishInterruptedInstall(path: string): Promise<void> {
+  await removeDir(path + INSTALLING_SUFFIX);
+  const ready = path + READY_SUFFIX;
+  if (await exists(ready)) {
+    const old = path + OLD_SUFFIX;
+    if (await exists(path)) {
+      await removeDir(old);
+      await fs.rename(path, old);
+    }
+    await fs.rename(ready, path);
+    await fsyncDir(dirname(path));
+  }
+  await removeOldDir(path);
+}
+
+function removeDir(path: string): Promise<void> {
+  return fs.rm(path, { recursive: true, force: true });
+}
+
+async function exists(path: string): Promise<boolean> {
+  return fs.stat(path).then(
+    () => true,
+    () => false,
+  );
+}
+
+/** A rename or removal in `dir` survives power loss only once the directory itself is fsynced (mvcc/ cannot import server/storage). */
+async function fsyncDir(dir: string): Promise<void> {
+  const h = await fs.open(dir, 'r');
+  try {
+    await h.sync();
+  } finally {
+    await h.close();
+  }
+}
