@@ -92,10 +92,13 @@ export class Peer {
       return;
     }
     this.queue.push(m);
-    if (!this.flushScheduled) {
-      this.flushScheduled = true;
-      setImmediate(() => this.flush());
-    }
+    this.scheduleFlush();
+  }
+
+  private scheduleFlush(): void {
+    if (this.flushScheduled) return;
+    this.flushScheduled = true;
+    setImmediate(() => this.flush());
   }
 
   private open(): grpc.ClientWritableStream<Buffer> | undefined {
@@ -113,6 +116,10 @@ export class Peer {
           // A stream that died while flow control held it never drains: without this the peer
           // would stay blocked, and the link silent, for good (found by the long Jepsen run).
           this.blocked = false;
+          // What queued up while it was blocked must move on too (to a new stream, or be dropped
+          // while reconnecting): a full queue that nothing flushes drops every later message in
+          // send(), which never schedules a flush then, so the link would fall silent for good.
+          if (this.queue.length > 0) this.scheduleFlush();
         }
         if (err && !this.closed) {
           if (err.code === grpc.status.FAILED_PRECONDITION) {

@@ -124,6 +124,40 @@ describe('peer transport', () => {
     });
   });
 
+  it('recovers a link whose send queue filled up while flow control held the stream, once the stream dies', async () => {
+    const [pa, pb] = await freePorts(2);
+    const raw = (b: Buffer): Buffer => b;
+    const stalled = new grpc.Server();
+    stalled.addService(
+      { Send: { path: '/cairnpb.Peer/Send', requestStream: true, responseStream: false, requestSerialize: raw, requestDeserialize: raw, responseSerialize: raw, responseDeserialize: raw, originalName: 'Send' } },
+      { Send: (call: grpc.ServerReadableStream<Buffer, Buffer>) => call.pause() },
+    );
+    await new Promise<void>((resolve, reject) => stalled.bindAsync(`127.0.0.1:${pb}`, grpc.ServerCredentials.createInsecure(), (e) => (e ? reject(e) : resolve())));
+    const unreachable: bigint[] = [];
+    const a = await transport(1n, 77n, pa, [], unreachable);
+    a.addPeer(2n, [`http://127.0.0.1:${pb}`]);
+    const big = new Uint8Array(256 * 1024);
+    for (let i = 0; i < 40; i++) {
+      a.send([{ ...newMessage(MessageType.MsgApp, 2n, 1n, 1), entries: [{ term: 1, index: i + 1, type: EntryType.Normal, data: big }] }]);
+      await new Promise((r) => setImmediate(r));
+    }
+    // Heartbeats pile up behind the blocked stream until the queue is full and sends are dropped
+    // (reported unreachable): only then does the stream die.
+    for (let i = 0; i < 2 * 4096 && !unreachable.includes(2n); i++) {
+      a.send([newMessage(MessageType.MsgHeartbeat, 2n, 1n, 1)]);
+      await new Promise((r) => setImmediate(r));
+    }
+    expect(unreachable, 'the send queue to fill up').toContain(2n);
+    stalled.forceShutdown();
+
+    const atB: Message[] = [];
+    await transport(2n, 77n, pb, atB, []);
+    await until('a heartbeat over the re-established link', () => {
+      a.send([newMessage(MessageType.MsgHeartbeat, 2n, 1n, 1)]);
+      return atB.some((m) => m.type === MessageType.MsgHeartbeat);
+    });
+  });
+
   it('recovers a link whose stream died while flow control held it (it used to stay silent for good)', async () => {
     const [pa, pb] = await freePorts(2);
     // A receiver that accepts the stream and never reads it: the sender's writes back up.
