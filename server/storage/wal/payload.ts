@@ -47,10 +47,10 @@ export function encodeEntryHeader(e: WalEntry, out: Buffer, off: number): void {
   out[off + 16] = e.type;
 }
 
-/** Copies the data out: the read buffer it came from is reused. */
-export function decodeEntry(data: Buffer): WalEntry {
+/** Copies the data out (with `copy`, by default a fresh Buffer): the read buffer it came from is reused. */
+export function decodeEntry(data: Buffer, copy: (b: Buffer) => Uint8Array = (b) => Buffer.from(b)): WalEntry {
   if (data.length < ENTRY_HEADER_BYTES) throw new Error(`entry record of ${data.length} bytes`);
-  return { index: readU64(data, 0), term: readU64(data, 8), type: data[16], data: Buffer.from(data.subarray(ENTRY_HEADER_BYTES)) };
+  return { index: readU64(data, 0), term: readU64(data, 8), type: data[16], data: copy(data.subarray(ENTRY_HEADER_BYTES)) };
 }
 
 /** term (8) | vote (8) | commit (8). */

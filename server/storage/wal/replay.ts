@@ -1,4 +1,5 @@
 import * as path from 'node:path';
+import { ByteArena } from '../../../raft/byte-arena';
 import { SegmentDecoder, WalCorruptionError, isSegmentEnd } from './decoder';
 import { SNAPSHOT_REPLACES_LOG, decodeEntry, decodeHardState, decodeSnapshot, type WalEntry, type WalHardState, type WalSnapshotMeta } from './payload';
 import { RecordType, type DecodedRecord } from './record';
@@ -37,11 +38,14 @@ class ReplayState {
   metadata: Buffer | undefined;
   entries: WalEntry[] = [];
   lastEntryIndex = 0;
+  /** The entries become MemoryStorage's: their payloads go into chunks freed as the log is compacted (raft/byte-arena.ts). */
+  private readonly arena = new ByteArena();
+  private readonly copy = (b: Buffer): Uint8Array => this.arena.copy(b);
 
   apply(rec: DecodedRecord, file: string, offset: number): void {
     switch (rec.type) {
       case RecordType.Entry:
-        return this.entry(decodeEntry(rec.data), file, offset);
+        return this.entry(decodeEntry(rec.data, this.copy), file, offset);
       case RecordType.State:
         this.hardState = decodeHardState(rec.data);
         return;
