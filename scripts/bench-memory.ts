@@ -3,7 +3,8 @@
  * (/usr/bin/etcd), side by side in one run, each loaded with the same N keys of 1 KiB random values
  * under /registry/pods/..., over direct gRPC (etcd's protos). Prints, per server:
  *
- *   - RSS after loading (VmRSS of the server process);
+ *   - RSS after loading (VmRSS of the server process, and its anonymous part: RssFile is mmapped
+ *     files, bbolt's or LevelDB's tables, which the kernel can drop);
  *   - restart to healthy (SIGTERM, start on the same data dir, first successful Range; polled every
  *     100 ms, so ±0.1 s) and RSS right after the restart;
  *   - one unpaginated Range of the whole prefix;
@@ -29,8 +30,9 @@ function arg(name: string, fallback: string): string {
   return i >= 0 && i + 1 < process.argv.length ? process.argv[i + 1] : fallback;
 }
 
-function rssMb(pid: number): number {
-  const m = /VmRSS:\s+(\d+) kB/.exec(fs.readFileSync(`/proc/${pid}/status`, 'utf8'));
+/** VmRSS, or one of its parts (RssAnon: heap and malloc; RssFile: mmapped files, LevelDB's tables and the binary). */
+function rssMb(pid: number, field: 'VmRSS' | 'RssAnon' = 'VmRSS'): number {
+  const m = new RegExp(`${field}:\\s+(\\d+) kB`).exec(fs.readFileSync(`/proc/${pid}/status`, 'utf8'));
   return m ? Number(m[1]) / 1024 : NaN;
 }
 
@@ -83,9 +85,11 @@ interface Row {
   kind: MemberKind;
   loadS: number;
   rssLoadedMb: number;
+  anonLoadedMb: number;
   stopS: number;
   restartS: number;
   rssRestartedMb: number;
+  anonRestartedMb: number;
   fullRangeS: number;
   paginatedS: number;
 }
@@ -96,6 +100,7 @@ async function measure(kind: MemberKind, n: number, concurrency: number): Promis
     let c = connect(m.endpoint);
     const loadS = await load(c, n, concurrency);
     const rssLoadedMb = rssMb(m.pid);
+    const anonLoadedMb = rssMb(m.pid, 'RssAnon');
     c.close();
     const t0 = Date.now();
     await m.stop(60_000);
@@ -103,11 +108,12 @@ async function measure(kind: MemberKind, n: number, concurrency: number): Promis
     await m.restart(); // the member is stopped: this only starts it and waits for a Range
     const restartS = (Date.now() - t0) / 1000;
     const rssRestartedMb = rssMb(m.pid);
+    const anonRestartedMb = rssMb(m.pid, 'RssAnon');
     c = connect(m.endpoint);
     const fullRangeS = await fullRange(c, n);
     const paginatedS = await paginatedList(c, n);
     c.close();
-    return { kind, loadS, rssLoadedMb, stopS, restartS, rssRestartedMb, fullRangeS, paginatedS };
+    return { kind, loadS, rssLoadedMb, anonLoadedMb, stopS, restartS, rssRestartedMb, anonRestartedMb, fullRangeS, paginatedS };
   } finally {
     await m.cleanup();
   }
@@ -134,9 +140,11 @@ async function main(): Promise<void> {
   };
   line('load (puts, concurrency ' + concurrency + ')', (r) => r.loadS, 's');
   line('RSS after loading', (r) => r.rssLoadedMb, 'MB', 0);
+  line('  of which anonymous (RssAnon)', (r) => r.anonLoadedMb, 'MB', 0);
   line('restart to healthy (SIGTERM to first Range)', (r) => r.restartS, 's');
   line('  of which stopping', (r) => r.stopS, 's');
   line('RSS after restart', (r) => r.rssRestartedMb, 'MB', 0);
+  line('  of which anonymous (RssAnon)', (r) => r.anonRestartedMb, 'MB', 0);
   line('one unpaginated range', (r) => r.fullRangeS, 's', 2);
   line(`paginated list, ${PAGE} per page`, (r) => r.paginatedS, 's', 2);
 }

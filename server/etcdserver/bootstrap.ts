@@ -72,19 +72,31 @@ export async function bootstrap(cfg: ServerConfig, log: Logger, metrics: ServerM
   const memberDir = path.join(cfg.dataDir, 'member');
   fs.mkdirSync(path.join(memberDir, 'snap'), { recursive: true, mode: 0o700 });
   logTestingSwitches(log);
-  const wal = await Wal.open(path.join(memberDir, 'wal'), {
-    observer: { fsyncSeconds: (s) => metrics.walFsyncSeconds.observe(s), writeBytes: (b) => metrics.walWriteBytes.inc(b) },
-    faults: { loseUnsyncedWrites: testingSwitches.loseUnsyncedWrites, unsafeNoFsync: testingSwitches.unsafeNoFsync },
-    maxWalFiles: cfg.maxWals,
-    log,
-  });
+  // The WAL's replay and the backend's open (its index rebuilt from LevelDB, whose reads run on
+  // libuv's threads) overlap: neither reads the other, and a restart waits for the longer one only.
+  const [walOpened, storeOpened] = await Promise.allSettled([
+    Wal.open(path.join(memberDir, 'wal'), {
+      observer: { fsyncSeconds: (s) => metrics.walFsyncSeconds.observe(s), writeBytes: (b) => metrics.walWriteBytes.inc(b) },
+      faults: { loseUnsyncedWrites: testingSwitches.loseUnsyncedWrites, unsafeNoFsync: testingSwitches.unsafeNoFsync },
+      maxWalFiles: cfg.maxWals,
+      log,
+    }),
+    KvStore.open(path.join(memberDir, 'snap', 'db'), {
+      loseUnsyncedWrites: testingSwitches.loseUnsyncedWrites,
+      cacheBytes: cfg.backendLevelDbCacheBytes,
+      onFatal: (e) => failStop('backend write failed', e),
+      metrics: metrics.storeHooks(),
+    }),
+  ]);
+  if (walOpened.status === 'rejected' || storeOpened.status === 'rejected') {
+    // The WAL's error first (a damaged WAL names its file and offset), after closing what did open.
+    if (walOpened.status === 'fulfilled') await walOpened.value.close();
+    if (storeOpened.status === 'fulfilled') await storeOpened.value.close();
+    throw walOpened.status === 'rejected' ? walOpened.reason : (storeOpened as PromiseRejectedResult).reason;
+  }
+  const wal = walOpened.value;
+  const store = storeOpened.value;
   const contents = await wal.readAll();
-  const store = await KvStore.open(path.join(memberDir, 'snap', 'db'), {
-    loseUnsyncedWrites: testingSwitches.loseUnsyncedWrites,
-    cacheBytes: cfg.backendLevelDbCacheBytes,
-    onFatal: (e) => failStop('backend write failed', e),
-    metrics: metrics.storeHooks(),
-  });
   const lessor = new Lessor(leasePersistence(store), minLeaseTtlSeconds(cfg.electionTimeoutMs));
   const storage = new MemoryStorage();
   const parts = { wal, store, lessor, storage };

@@ -1,5 +1,6 @@
 import type { Logger } from 'pino';
 import { RawNode, ReadyLoop, MemoryStorage, MessageType, type Entry, type Message, type ReadState, type ConfChange, type ConfChangeV2, type ConfState, type Snapshot, type PersistBatch, type Done, StateType } from '../../raft';
+import { ByteArena } from '../../raft/byte-arena';
 import type { Wal } from '../storage/wal/wal';
 import { encodeConfStateRecord } from '../storage/wal/conf-state-record';
 import type { ServerMetrics } from './metrics';
@@ -48,6 +49,8 @@ export class RaftNode {
   private raftState: StateType = StateType.Follower;
   /** When the last heartbeat went to each peer (etcd's contention.TimeoutDetector). */
   private readonly heartbeatSentAt = new Map<bigint, number>();
+  /** Payloads of the entries this member's log keeps, stored compactly (raft/byte-arena.ts). */
+  private readonly arena = new ByteArena();
 
   constructor(private readonly opts: RaftNodeOptions) {
     this.node = new RawNode({
@@ -99,10 +102,16 @@ export class RaftNode {
     this.loop.kick();
   }
 
-  /** Raises ErrProposalDropped when there is no leader to take it (or the uncommitted cap is hit). */
-  propose(data: Uint8Array): void {
-    this.node.propose(data);
+  /**
+   * Raises ErrProposalDropped when there is no leader to take it (or the uncommitted cap is hit).
+   * Returns the bytes the entry holds: a copy into the log's arena, so the caller's buffer (a
+   * slice of a shared pool slab) is not kept alive until the next snapshot.
+   */
+  propose(data: Uint8Array): Uint8Array {
+    const stored = this.arena.copy(data);
+    this.node.propose(stored);
     this.loop.kick();
+    return stored;
   }
 
   proposeConfChange(cc: ConfChange | ConfChangeV2): void {
@@ -120,6 +129,10 @@ export class RaftNode {
   }
 
   step(m: Message): void {
+    // Appended entries stay in MemoryStorage until the next snapshot: copied compactly, they do
+    // not pin the transport's receive buffers they were decoded from (new objects: the message
+    // may be shared with whoever decoded or sent it).
+    if (m.type === MessageType.MsgApp && m.entries.length > 0) m = { ...m, entries: m.entries.map((e) => ({ term: e.term, index: e.index, type: e.type, data: this.arena.copy(e.data) })) };
     this.node.step(m);
     this.loop.kick();
   }

@@ -105,6 +105,46 @@ describe('torn tail', () => {
   });
 });
 
+describe('a torn snapshot record', () => {
+  // Replay keeps no payload of entries a later snapshot record drops, and learns that record's
+  // index by skimming the frames unverified first (replay.ts): when the record turns out torn,
+  // those entries survive and must come back whole.
+  it('the entries it would have covered reopen with their payloads', async () => {
+    const dir = await walWith(5, 300);
+    const w0 = await open(dir);
+    await w0.readAll();
+    await w0.saveSnapshot({ index: 4, term: 1, data: Buffer.alloc(1000, 7) });
+    await w0.close();
+    const seg = segmentPaths(dir)[0];
+    const last = frames(seg).at(-1) as { offset: number; bytes: number };
+    // The sectors after the record's first one never reached the disk (its head, with the index, did).
+    const sectorStart = Math.ceil((last.offset + 8 + 8 + 17) / 512) * 512;
+    expect(sectorStart).toBeLessThan(last.offset + last.bytes);
+    const fd = fs.openSync(seg, 'r+');
+    fs.writeSync(fd, Buffer.alloc(last.offset + last.bytes - sectorStart), 0, last.offset + last.bytes - sectorStart, sectorStart);
+    fs.closeSync(fd);
+    const w = await open(dir);
+    const c = await w.readAll();
+    expect(c.snapshot).toBeUndefined();
+    expect(plain(c.entries)).toEqual(plain(entries(1, 5, 1, 300)));
+    await w.close();
+  });
+
+  it('an intact one drops the entries it covers and keeps the rest whole', async () => {
+    const dir = await walWith(5, 300);
+    const w0 = await open(dir);
+    await w0.readAll();
+    await w0.saveSnapshot({ index: 3, term: 1, data: Buffer.alloc(1000, 7) });
+    await w0.save({ entries: entries(6, 7, 1, 300), sync: true });
+    await w0.close();
+    const w = await open(dir);
+    const c = await w.readAll();
+    expect(c.snapshot?.index).toBe(3);
+    expect(plain(c.entries)).toEqual(plain(entries(4, 7, 1, 300)));
+    await w.close();
+  });
+});
+
 describe('damage refuses to open', () => {
   it('a flipped byte in a middle record: wal: crc mismatch, naming the file and the record offset', async () => {
     const dir = await walWith(20);

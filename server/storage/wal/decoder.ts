@@ -1,5 +1,5 @@
 import * as fs from 'node:fs';
-import { FRAME_BYTES, RecordType, decodeLengthField, isTorn, verifyRecord, type DecodedRecord } from './record';
+import { FRAME_BYTES, RECORD_HEADER_BYTES, RecordType, decodeLengthField, isTorn, verifyRecord, type DecodedRecord } from './record';
 
 /**
  * Reads the records of one segment file in order, streaming (a window of READ_CHUNK_BYTES, grown
@@ -107,6 +107,25 @@ export class SegmentDecoder {
     this.crc = ok.crc;
     this.offset = off + FRAME_BYTES + bodyBytes;
     return ok.record;
+  }
+
+  /**
+   * Walks the frames from the start without checking crcs, handing each record's type and the
+   * first `headBytes` of its data (fewer if it is shorter) to `visit`. Stops at the end of data or
+   * at the first frame that cannot be one. What it yields is unverified: only for hints.
+   */
+  async skim(headBytes: number, visit: (type: number, head: Buffer) => void): Promise<void> {
+    for (let off = 0; off + FRAME_BYTES <= this.sizeBytes; ) {
+      const lenBuf = await this.bytes(off, FRAME_BYTES);
+      if (lenBuf.length < FRAME_BYTES || (lenBuf.readUInt32LE(0) === 0 && lenBuf.readUInt32LE(4) === 0)) return;
+      const frame = decodeLengthField(lenBuf, 0);
+      if (!frame) return;
+      const next = off + FRAME_BYTES + frame.recordBytes + frame.padBytes;
+      if (next > this.sizeBytes) return;
+      const head = await this.bytes(off + FRAME_BYTES, Math.min(frame.recordBytes, RECORD_HEADER_BYTES + headBytes));
+      visit(head[0], head.subarray(RECORD_HEADER_BYTES));
+      off = next;
+    }
   }
 
   /** A frame cut short by the end of the file: a torn write in the last segment, damage elsewhere. */

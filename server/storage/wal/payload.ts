@@ -47,10 +47,11 @@ export function encodeEntryHeader(e: WalEntry, out: Buffer, off: number): void {
   out[off + 16] = e.type;
 }
 
-/** Copies the data out: the read buffer it came from is reused. */
-export function decodeEntry(data: Buffer): WalEntry {
+/** Copies the data out (with `copy`, by default a fresh Buffer): the read buffer it came from is reused. */
+export function decodeEntry(data: Buffer, copy: (payload: Buffer, index: number) => Uint8Array = (b) => Buffer.from(b)): WalEntry {
   if (data.length < ENTRY_HEADER_BYTES) throw new Error(`entry record of ${data.length} bytes`);
-  return { index: readU64(data, 0), term: readU64(data, 8), type: data[16], data: Buffer.from(data.subarray(ENTRY_HEADER_BYTES)) };
+  const index = readU64(data, 0);
+  return { index, term: readU64(data, 8), type: data[16], data: copy(data.subarray(ENTRY_HEADER_BYTES), index) };
 }
 
 /** term (8) | vote (8) | commit (8). */
@@ -75,6 +76,11 @@ export function encodeSnapshot(s: WalSnapshotMeta, flags: number): Buffer {
   out[16] = flags;
   out.set(s.data, 17);
   return out;
+}
+
+/** The index in a snapshot record's first bytes (at least 8), as decodeSnapshot reads it. */
+export function snapshotRecordIndex(head: Buffer): number {
+  return readU64(head, 0);
 }
 
 export function decodeSnapshot(data: Buffer): { snapshot: WalSnapshotMeta; flags: number } {

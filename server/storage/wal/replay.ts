@@ -1,6 +1,7 @@
 import * as path from 'node:path';
+import { ByteArena } from '../../../raft/byte-arena';
 import { SegmentDecoder, WalCorruptionError, isSegmentEnd } from './decoder';
-import { SNAPSHOT_REPLACES_LOG, decodeEntry, decodeHardState, decodeSnapshot, type WalEntry, type WalHardState, type WalSnapshotMeta } from './payload';
+import { SNAPSHOT_REPLACES_LOG, decodeEntry, decodeHardState, decodeSnapshot, snapshotRecordIndex, type WalEntry, type WalHardState, type WalSnapshotMeta } from './payload';
 import { RecordType, type DecodedRecord } from './record';
 import type { SegmentName } from './segment-files';
 
@@ -30,6 +31,8 @@ export interface Replayed {
   lastEntryIndex: number;
 }
 
+const EMPTY = new Uint8Array(0);
+
 /** Accumulates records into Raft's state; memory stays bounded by the entries after the latest snapshot. */
 class ReplayState {
   hardState: WalHardState | undefined;
@@ -37,11 +40,20 @@ class ReplayState {
   metadata: Buffer | undefined;
   entries: WalEntry[] = [];
   lastEntryIndex = 0;
+  /** The entries become MemoryStorage's: their payloads go into chunks freed as the log is compacted (raft/byte-arena.ts). */
+  private readonly arena = new ByteArena();
+  /**
+   * Payloads of entries at or below `coveredUpTo` are not kept: a later snapshot record drops
+   * those entries (see replay), so copying them would only cost time and a peak of memory.
+   */
+  private readonly copy = (b: Buffer, index: number): Uint8Array => (index <= this.coveredUpTo ? EMPTY : this.arena.copy(b));
+
+  constructor(private readonly coveredUpTo: number) {}
 
   apply(rec: DecodedRecord, file: string, offset: number): void {
     switch (rec.type) {
       case RecordType.Entry:
-        return this.entry(decodeEntry(rec.data), file, offset);
+        return this.entry(decodeEntry(rec.data, this.copy), file, offset);
       case RecordType.State:
         this.hardState = decodeHardState(rec.data);
         return;
@@ -82,8 +94,40 @@ class ReplayState {
   }
 }
 
+/**
+ * Replays the segments. Entries before the last snapshot record are read and checked but dropped
+ * when that record is reached; at a restart after a snapshot that can be every entry in the WAL
+ * (etcd reads the snapshot's index from its .snap file first and starts there). So a first pass
+ * skims the frames, without crcs, for the last snapshot record's index, and the verifying pass
+ * keeps no payload at or below it. The skim is only a hint: should the verified replay end at a
+ * lower snapshot (the record it saw was torn or damaged), payload-less entries could survive,
+ * and the replay is done again without the hint.
+ */
 export async function replay(dir: string, segments: readonly SegmentName[]): Promise<Replayed> {
-  const state = new ReplayState();
+  const hint = await lastSnapshotIndexHint(dir, segments);
+  const r = await replayFrom(dir, segments, hint);
+  if (hint > 0 && (r.contents.snapshot?.index ?? 0) < hint) return replayFrom(dir, segments, 0);
+  return r;
+}
+
+/** The index in the last snapshot record, unverified (0 when there is none). */
+async function lastSnapshotIndexHint(dir: string, segments: readonly SegmentName[]): Promise<number> {
+  let hint = 0;
+  for (const seg of segments) {
+    const d = await SegmentDecoder.open(path.join(dir, seg.name), 0);
+    try {
+      await d.skim(8, (type, head) => {
+        if (type === RecordType.Snapshot && head.length >= 8) hint = snapshotRecordIndex(head);
+      });
+    } finally {
+      await d.close();
+    }
+  }
+  return hint;
+}
+
+async function replayFrom(dir: string, segments: readonly SegmentName[], coveredUpTo: number): Promise<Replayed> {
+  const state = new ReplayState(coveredUpTo);
   let crc = 0;
   let tailOffset = 0;
   let torn = false;
