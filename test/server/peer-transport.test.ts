@@ -58,6 +58,18 @@ const until = async (what: string, cond: () => boolean): Promise<void> => {
   await waitFor(what, UNTIL_MS, cond);
 };
 
+/** A peer that accepts the Send stream and never reads it: the sender's writes back up. */
+async function stalledReceiver(port: number): Promise<grpc.Server> {
+  const raw = (b: Buffer): Buffer => b;
+  const server = new grpc.Server();
+  server.addService(
+    { Send: { path: '/cairnpb.Peer/Send', requestStream: true, responseStream: false, requestSerialize: raw, requestDeserialize: raw, responseSerialize: raw, responseDeserialize: raw, originalName: 'Send' } },
+    { Send: (call: grpc.ServerReadableStream<Buffer, Buffer>) => call.pause() },
+  );
+  await new Promise<void>((resolve, reject) => server.bindAsync(`127.0.0.1:${port}`, grpc.ServerCredentials.createInsecure(), (e) => (e ? reject(e) : resolve())));
+  return server;
+}
+
 describe('peer transport', () => {
   it('delivers every message of a batch, in order, between members of one cluster', async () => {
     const [pa, pb] = await freePorts(2);
@@ -126,13 +138,7 @@ describe('peer transport', () => {
 
   it('recovers a link whose send queue filled up while flow control held the stream, once the stream dies', async () => {
     const [pa, pb] = await freePorts(2);
-    const raw = (b: Buffer): Buffer => b;
-    const stalled = new grpc.Server();
-    stalled.addService(
-      { Send: { path: '/cairnpb.Peer/Send', requestStream: true, responseStream: false, requestSerialize: raw, requestDeserialize: raw, responseSerialize: raw, responseDeserialize: raw, originalName: 'Send' } },
-      { Send: (call: grpc.ServerReadableStream<Buffer, Buffer>) => call.pause() },
-    );
-    await new Promise<void>((resolve, reject) => stalled.bindAsync(`127.0.0.1:${pb}`, grpc.ServerCredentials.createInsecure(), (e) => (e ? reject(e) : resolve())));
+    const stalled = await stalledReceiver(pb);
     const unreachable: bigint[] = [];
     const a = await transport(1n, 77n, pa, [], unreachable);
     a.addPeer(2n, [`http://127.0.0.1:${pb}`]);
@@ -160,14 +166,7 @@ describe('peer transport', () => {
 
   it('recovers a link whose stream died while flow control held it (it used to stay silent for good)', async () => {
     const [pa, pb] = await freePorts(2);
-    // A receiver that accepts the stream and never reads it: the sender's writes back up.
-    const raw = (b: Buffer): Buffer => b;
-    const stalled = new grpc.Server();
-    stalled.addService(
-      { Send: { path: '/cairnpb.Peer/Send', requestStream: true, responseStream: false, requestSerialize: raw, requestDeserialize: raw, responseSerialize: raw, responseDeserialize: raw, originalName: 'Send' } },
-      { Send: (call: grpc.ServerReadableStream<Buffer, Buffer>) => call.pause() },
-    );
-    await new Promise<void>((resolve, reject) => stalled.bindAsync(`127.0.0.1:${pb}`, grpc.ServerCredentials.createInsecure(), (e) => (e ? reject(e) : resolve())));
+    const stalled = await stalledReceiver(pb);
     const a = await transport(1n, 77n, pa, [], []);
     a.addPeer(2n, [`http://127.0.0.1:${pb}`]);
     // 10 MiB to a receiver that reads nothing: far beyond every HTTP/2 window and socket buffer,
