@@ -3,7 +3,7 @@ import { serviceDefinition } from '../../proto';
 import type { EtcdServer } from '../etcdserver/server';
 import type { ServerMetrics } from '../etcdserver/metrics';
 import { clusterService } from '../v3rpc/cluster';
-import { kvService } from '../v3rpc/kv';
+import { kvService, kvServiceDefinition } from '../v3rpc/kv';
 import { leaseService } from '../v3rpc/lease';
 import { maintenanceService } from '../v3rpc/maintenance';
 import { watchService, watchServiceDefinition } from '../v3rpc/watch';
@@ -35,7 +35,7 @@ export function clientServices(server: EtcdServer, metrics: ServerMetrics, resol
     implementation,
   });
   return [
-    of('etcdserverpb', 'KV', kvService(server, metrics, resolver)),
+    { name: 'etcdserverpb.KV', definition: kvServiceDefinition(), implementation: kvService(server, metrics, resolver) },
     of('etcdserverpb', 'Lease', leaseService(server, metrics, resolver)),
     of('etcdserverpb', 'Auth', authService(server.auth, resolver, metrics, server)),
     { name: 'etcdserverpb.Watch', definition: watchServiceDefinition(), implementation: watchService(server, watchHub, metrics, { server: server.auth, resolver }) },
