@@ -24,6 +24,9 @@ export { TxnWrite };
 import { COMPACTION_BATCH_LIMIT, DEFAULT_VALUE_CACHE_BYTES, WATCH_BATCH_MAX_REVS } from './limits';
 import { ValueCache } from './value-cache';
 import { LiveKeys } from './live-keys';
+import {
+  KEY_BUCKET, META_BUCKET, META_CONSISTENT_INDEX, META_FINISHED_COMPACT, META_SCHEDULED_COMPACT, encodeUint64, readMeta,
+} from './kv-store-meta';
 import { REVISION_BYTES, readMainRevision, writeRevision } from './revision';
 import { TreeIndex, resolveRange } from './tree-index';
 
@@ -49,11 +52,7 @@ export interface CompactResult {
   readonly done: Promise<void>;
 }
 
-export const KEY_BUCKET = 'key';
-export const META_BUCKET = 'meta';
-const META_CONSISTENT_INDEX = 'consistent_index';
-const META_SCHEDULED_COMPACT = 'scheduledCompactRev';
-const META_FINISHED_COMPACT = 'finishedCompactRev';
+export { KEY_BUCKET, META_BUCKET };
 
 /**
  * Told of every committed write txn, in revision order, right after it became readable, and of a
@@ -549,9 +548,8 @@ export class KvStore {
    * key bucket builds every key's revisions; values are not kept (ranges read them by revision).
    */
   private async restore(): Promise<void> {
-    this.appliedIndex = decodeUint64(await this.metaBucket.get(META_CONSISTENT_INDEX)) ?? 0;
-    const scheduled = decodeUint64(await this.metaBucket.get(META_SCHEDULED_COMPACT));
-    const finished = decodeUint64(await this.metaBucket.get(META_FINISHED_COMPACT));
+    const { consistentIndex, scheduledCompact: scheduled, finishedCompact: finished } = await readMeta(this.metaBucket);
+    this.appliedIndex = consistentIndex;
     const maxMain = await restoreIndex(this.keyBucket, this.index, this.live);
     this.compactMainRev = Math.max(scheduled ?? -1, finished ?? -1);
     // Compaction may have removed every revision up to compactMainRev (e.g. trailing tombstones).
@@ -568,17 +566,4 @@ function allPresent(kvs: Array<KeyValue | undefined>): kvs is KeyValue[] {
 
 function normaliseLimit(limit: number | undefined): number {
   return limit !== undefined && limit > 0 ? limit : Infinity;
-}
-
-function encodeUint64(n: number): Buffer {
-  const buf = Buffer.allocUnsafe(8);
-  buf.writeUInt32BE(Math.floor(n / 0x1_0000_0000), 0);
-  buf.writeUInt32BE(n >>> 0, 4);
-  return buf;
-}
-
-function decodeUint64(buf: Buffer | undefined): number | undefined {
-  if (buf === undefined) return undefined;
-  assert(buf.length === 8, 'malformed meta value');
-  return buf.readUInt32BE(0) * 0x1_0000_0000 + buf.readUInt32BE(4);
 }
