@@ -7,8 +7,8 @@
  */
 import assert from 'node:assert/strict';
 import { Backend, type Entry, type BackendOptions, type Bucket } from './backend';
-import { crc32cUpdate } from './crc32c';
 import { ErrClosed, ErrCompacted, ErrFutureRev } from './errors';
+import { type HashContext, type HashKVResult, hashBackend, hashKeyBucket } from './hash';
 import { KeyIndex, NO_LEASE } from './key-index';
 import type { Event, KeyValue, RangeOptions, RangeResult, RevRangeOptions } from './kv';
 import { decodeKeyValue } from './kv-codec';
@@ -21,6 +21,7 @@ import type { StoreMetricsHooks, TxnOps } from './metrics-hooks';
 import { type StagedChange, type TxnHost, TxnWrite } from './kv-store-txn';
 
 export { TxnWrite };
+export type { HashKVResult };
 import { COMPACTION_BATCH_LIMIT, DEFAULT_VALUE_CACHE_BYTES, WATCH_BATCH_MAX_REVS } from './limits';
 import { ValueCache } from './value-cache';
 import { LiveKeys } from './live-keys';
@@ -37,14 +38,6 @@ export interface KvStoreOptions extends BackendOptions {
   readonly compactionBatchLimit?: number;
   /** Bytes of recently written and point-read values kept in memory (default DEFAULT_VALUE_CACHE_BYTES). */
   readonly valueCacheBytes?: number;
-}
-
-export interface HashKVResult {
-  /** crc32c over the key bucket's surviving revisions up to hashRev. */
-  readonly hash: number;
-  /** The store's compact revision when hashed (-1 if never compacted). */
-  readonly compactRev: number;
-  readonly hashRev: number;
 }
 
 export interface CompactResult {
@@ -74,6 +67,7 @@ export class KvStore {
   private readonly consistentIndexKey: Buffer;
   private readonly compactionBatchLimit: number;
   private readonly txnHost: TxnHost;
+  private readonly hashing: HashContext;
   private readonly metrics: StoreMetricsHooks;
 
   private currentRev = 1;
@@ -100,6 +94,10 @@ export class KvStore {
     this.txnHost = this.makeTxnHost();
     this.metrics = opts.metrics ?? {};
     const cache = new ValueCache(opts.valueCacheBytes ?? DEFAULT_VALUE_CACHE_BYTES);
+    this.hashing = {
+      backend, revisionKey: (main) => this.revisionKey(main), prefixBytes: this.keyPrefixBytes,
+      consistentIndexKey: this.consistentIndexKey, metrics: this.metrics,
+    };
     this.reads = { index: this.index, live: this.live, backend, cache, revisionKey: (main, sub) => this.revisionKey(main, sub) };
   }
 
@@ -301,9 +299,8 @@ export class KvStore {
   // ---------------------------------------------------------------- hashing & maintenance
 
   /**
-   * crc32c over the revisions (key-bucket key and stored value) with main <= rev that survive
-   * compaction, after any running compaction finishes: equal on any two stores that applied the
-   * same writes and compactions. `rev` 0 = current.
+   * HashKV (hash.ts) over the revisions with main <= rev that survive compaction, after any running
+   * compaction finishes. `rev` 0 = current.
    */
   async hashKV(rev = 0): Promise<HashKVResult> {
     this.assertOpen();
@@ -312,33 +309,14 @@ export class KvStore {
     this.checkRevision(rev);
     const hashRev = rev > 0 ? rev : this.currentRev;
     const compactRev = this.compactMainRev;
-    const started = performance.now();
-    let crc = crc32cUpdate(0, Buffer.from(KEY_BUCKET));
-    for await (const chunk of this.backend.iterateChunks(this.revisionKey(0), this.revisionKey(hashRev + 1))) {
-      for (const [key, value] of chunk) {
-        crc = crc32cUpdate(crc, key.subarray(this.keyPrefixBytes));
-        crc = crc32cUpdate(crc, value);
-      }
-    }
-    this.metrics.hash?.('hashRev', (performance.now() - started) / 1000);
-    return { hash: crc, compactRev, hashRev };
+    return { hash: await hashKeyBucket(this.hashing, hashRev), compactRev, hashRev };
   }
 
-  /** crc32c over the whole backend (all buckets), excluding consistent_index (etcd's Hash ignores it). */
+  /** Hash (hash.ts) over the whole backend, after any running compaction finishes. */
   async hash(): Promise<number> {
     this.assertOpen();
     await this.compactionIdle();
-    const started = performance.now();
-    let crc = 0;
-    for await (const chunk of this.backend.allEntries()) {
-      for (const [key, value] of chunk) {
-        if (key.equals(this.consistentIndexKey) || this.backend.isSyncMarker(key)) continue;
-        crc = crc32cUpdate(crc, key);
-        crc = crc32cUpdate(crc, value);
-      }
-    }
-    this.metrics.hash?.('hash', (performance.now() - started) / 1000);
-    return crc;
+    return hashBackend(this.hashing);
   }
 
   /**
