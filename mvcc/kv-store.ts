@@ -16,7 +16,7 @@ import {
   type ReadContext, fetchRevisions, fetchRevisionsSync, pickAt, pickCurrent, readLatestSync,
 } from './kv-store-read';
 import { restoreIndex } from './kv-store-restore';
-import { type CompactionContext, type CompactionStats, compactBackend, compactIndex } from './kv-store-compaction';
+import { type CompactionContext, CompactionQueue, runCompaction } from './kv-store-compaction';
 import type { StoreMetricsHooks, TxnOps } from './metrics-hooks';
 import { type StagedChange, type TxnHost, TxnWrite } from './kv-store-txn';
 
@@ -65,9 +65,9 @@ export class KvStore {
   private readonly metaBucket: Bucket;
   private readonly keyPrefixBytes: number;
   private readonly consistentIndexKey: Buffer;
-  private readonly compactionBatchLimit: number;
   private readonly txnHost: TxnHost;
   private readonly hashing: HashContext;
+  private readonly compacting: CompactionContext;
   private readonly metrics: StoreMetricsHooks;
 
   private currentRev = 1;
@@ -75,10 +75,8 @@ export class KvStore {
   private appliedIndex = 0;
   private activeTxn: TxnWrite | null = null;
   private readsOpen = 0;
-  /** Keys with a current value (etcd's keysGauge: +1 on a new key's put, -1 on a delete). */
   /** Compactions run one after another (etcd's FIFO compaction scheduler). */
-  private compactionTail: Promise<void> = Promise.resolve();
-  private compactionsRunning = 0;
+  private readonly compactions = new CompactionQueue();
   private closing = false;
   private closed = false;
   /** The watch hub over this store (etcd's watchableStore), told of every commit and restore. */
@@ -89,14 +87,18 @@ export class KvStore {
     this.metaBucket = backend.bucket(META_BUCKET);
     this.keyPrefixBytes = this.keyBucket.prefix.length;
     this.consistentIndexKey = this.metaBucket.fullKey(META_CONSISTENT_INDEX);
-    this.compactionBatchLimit = opts.compactionBatchLimit ?? COMPACTION_BATCH_LIMIT;
-    assert(this.compactionBatchLimit > 0);
+    const compactionBatchLimit = opts.compactionBatchLimit ?? COMPACTION_BATCH_LIMIT;
+    assert(compactionBatchLimit > 0);
     this.txnHost = this.makeTxnHost();
     this.metrics = opts.metrics ?? {};
     const cache = new ValueCache(opts.valueCacheBytes ?? DEFAULT_VALUE_CACHE_BYTES);
     this.hashing = {
       backend, revisionKey: (main) => this.revisionKey(main), prefixBytes: this.keyPrefixBytes,
       consistentIndexKey: this.consistentIndexKey, metrics: this.metrics,
+    };
+    this.compacting = {
+      index: this.index, backend, revisionKey: (main) => this.revisionKey(main), prefixBytes: this.keyPrefixBytes,
+      chunkSize: compactionBatchLimit, shouldStop: () => this.closing,
     };
     this.reads = { index: this.index, live: this.live, backend, cache, revisionKey: (main, sub) => this.revisionKey(main, sub) };
   }
@@ -292,8 +294,8 @@ export class KvStore {
   }
 
   /** Resolves when no compaction is queued or running. */
-  async compactionIdle(): Promise<void> {
-    while (this.compactionsRunning > 0) await this.compactionTail;
+  compactionIdle(): Promise<void> {
+    return this.compactions.idle();
   }
 
   // ---------------------------------------------------------------- hashing & maintenance
@@ -365,7 +367,7 @@ export class KvStore {
   async close(): Promise<void> {
     if (this.closing) return;
     this.closing = true;
-    await this.compactionTail;
+    await this.compactions.drained();
     this.closed = true;
     await this.backend.close();
   }
@@ -464,31 +466,8 @@ export class KvStore {
   }
 
   private scheduleCompaction(rev: number): Promise<void> {
-    this.compactionsRunning++;
-    const done = this.compactionTail.then(() => this.runCompaction(rev)).finally(() => {
-      this.compactionsRunning--;
-    });
-    this.compactionTail = done.catch(() => undefined);
-    done.catch(() => undefined); // the caller may ignore `done`; failures stay observable through it
-    return done;
-  }
-
-  private async runCompaction(rev: number): Promise<void> {
-    const ctx: CompactionContext = {
-      index: this.index,
-      backend: this.backend,
-      revisionKey: (main) => this.revisionKey(main),
-      prefixBytes: this.keyPrefixBytes,
-      chunkSize: this.compactionBatchLimit,
-      shouldStop: () => this.closing,
-    };
-    const started = performance.now();
-    const stats: CompactionStats = { indexPauseMs: 0, dbPauseMs: [], keysCompacted: 0 };
-    const keep = await compactIndex(ctx, rev, stats);
-    if (keep === undefined || !(await compactBackend(ctx, rev, keep, stats))) throw new ErrClosed();
-    this.metaBucket.put(META_FINISHED_COMPACT, encodeUint64(rev));
-    await this.backend.forceCommit();
-    this.metrics.compaction?.({ ...stats, totalMs: performance.now() - started });
+    const finished = (at: number): void => this.metaBucket.put(META_FINISHED_COMPACT, encodeUint64(at));
+    return this.compactions.schedule(() => runCompaction(this.compacting, rev, finished, this.metrics));
   }
 
   /**
