@@ -11,9 +11,8 @@ import { ErrClosed, ErrCompacted, ErrFutureRev } from './errors';
 import { type HashContext, type HashKVResult, hashBackend, hashKeyBucket } from './hash';
 import { KeyIndex, NO_LEASE } from './key-index';
 import type { Event, KeyValue, RangeOptions, RangeResult, RevRangeOptions } from './kv';
-import { decodeKeyValue } from './kv-codec';
 import {
-  type ReadContext, fetchRevisions, fetchRevisionsSync, pickAt, pickCurrent, readLatestSync,
+  type ReadContext, fetchRevisions, fetchRevisionsSync, pickAt, pickCurrent, readEventRange, readLatestSync,
 } from './kv-store-read';
 import { restoreIndex } from './kv-store-restore';
 import { type CompactionContext, CompactionQueue, runCompaction } from './kv-store-compaction';
@@ -28,7 +27,7 @@ import { LiveKeys } from './live-keys';
 import {
   KEY_BUCKET, META_BUCKET, META_CONSISTENT_INDEX, META_FINISHED_COMPACT, META_SCHEDULED_COMPACT, encodeUint64, readMeta,
 } from './kv-store-meta';
-import { REVISION_BYTES, readMainRevision, writeRevision } from './revision';
+import { REVISION_BYTES, writeRevision } from './revision';
 import { TreeIndex, resolveRange } from './tree-index';
 
 export interface KvStoreOptions extends BackendOptions {
@@ -100,7 +99,10 @@ export class KvStore {
       index: this.index, backend, revisionKey: (main) => this.revisionKey(main), prefixBytes: this.keyPrefixBytes,
       chunkSize: compactionBatchLimit, shouldStop: () => this.closing,
     };
-    this.reads = { index: this.index, live: this.live, backend, cache, revisionKey: (main, sub) => this.revisionKey(main, sub) };
+    this.reads = {
+      index: this.index, live: this.live, backend, cache, revisionKey: (main, sub) => this.revisionKey(main, sub),
+      prefixBytes: this.keyPrefixBytes,
+    };
   }
 
   /** Opens (or creates) the store at `path`, restoring its exact state from disk. */
@@ -246,22 +248,8 @@ export class KvStore {
     if (fromRev < this.compactMainRev) throw new ErrCompacted();
     const first = Math.max(fromRev, 0);
     const last = Math.min(toRev, this.currentRev);
-    const events: Event[] = [];
-    if (last < first) return events;
-    const revEnd = this.keyPrefixBytes + REVISION_BYTES;
-    let revs = 0;
-    let lastMain = -1;
-    outer: for await (const chunk of this.backend.iterateChunks(this.revisionKey(first), this.revisionKey(last + 1))) {
-      for (const [key, record] of chunk) {
-        const main = readMainRevision(key, this.keyPrefixBytes);
-        if (main !== lastMain) {
-          if (revs === maxRevs) break outer;
-          revs++;
-          lastMain = main;
-        }
-        events.push({ type: key.length === revEnd ? 'PUT' : 'DELETE', kv: decodeKeyValue(record) });
-      }
-    }
+    if (last < first) return [];
+    const events = await readEventRange(this.reads, first, last, maxRevs);
     if (fromRev < this.compactMainRev) throw new ErrCompacted();
     return events;
   }
