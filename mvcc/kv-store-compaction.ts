@@ -10,6 +10,8 @@
  * Both phases only touch revisions <= atRev, while writers only add revisions > the current
  * revision >= atRev, so interleaving with writers is safe. Reads at any revision >= atRev find the
  * kept revision (or newer ones) throughout.
+ *
+ * The store queues compactions (CompactionQueue) and each one runs both phases (runCompaction).
  */
 import type { Backend } from './backend';
 import { ErrClosed } from './errors';
