@@ -41,19 +41,23 @@ export interface TxnTarget {
 export class StoreTxnHost implements TxnHost {
   readonly index: TreeIndex;
   readonly live: LiveKeys;
+  private readonly reads: ReadContext;
+  private readonly revs: StoreRevisions;
   private activeTxn: TxnWrite | null = null;
 
   constructor(private readonly target: TxnTarget) {
     this.index = target.reads.index;
     this.live = target.reads.live;
+    this.reads = target.reads;
+    this.revs = target.revs;
   }
 
   get currentRev(): number {
-    return this.target.revs.currentRev;
+    return this.revs.currentRev;
   }
 
   get compactRev(): number {
-    return this.target.revs.compactMainRev;
+    return this.revs.compactMainRev;
   }
 
   /** True while a txn started by `begin` has not ended. */
@@ -70,17 +74,17 @@ export class StoreTxnHost implements TxnHost {
   }
 
   rangeHistoricalSync(range: KeyRange, rev: number, limit: number, countOnly: boolean): { kvs: KeyValue[]; count: number } {
-    const picks = pickAt(this.target.reads, range, rev, limit, countOnly);
-    return { kvs: fetchRevisionsSync(this.target.reads, picks), count: picks.count };
+    const picks = pickAt(this.reads, range, rev, limit, countOnly);
+    return { kvs: fetchRevisionsSync(this.reads, picks), count: picks.count };
   }
 
   readLatest(latin1: string, ki: KeyIndex): KeyValue {
-    return readLatestSync(this.target.reads, latin1, ki);
+    return readLatestSync(this.reads, latin1, ki);
   }
 
   cachedLatest(latin1: string, ki: KeyIndex): KeyValue | undefined {
     const latest = ki.latest;
-    return latest === undefined ? undefined : this.target.reads.cache.peek(latin1, latest.main);
+    return latest === undefined ? undefined : this.reads.cache.peek(latin1, latest.main);
   }
 
   commit(changes: readonly StagedChange[], consistentIndex: number, events: readonly Event[], ops: TxnOps): void {
@@ -88,7 +92,7 @@ export class StoreTxnHost implements TxnHost {
     this.target.metrics.txn?.(ops);
     // etcd's watchableStore: the store that committed the write notifies its own watchers,
     // right after the write became readable and before the next one starts.
-    if (events.length > 0) this.target.notify(events, this.target.revs.currentRev);
+    if (events.length > 0) this.target.notify(events, this.revs.currentRev);
   }
 
   release(txn: TxnWrite): void {
@@ -98,12 +102,12 @@ export class StoreTxnHost implements TxnHost {
 
   recordConsistentIndex(consistentIndex: number): void {
     assert(Number.isSafeInteger(consistentIndex) && consistentIndex >= 0, 'consistentIndex out of range');
-    this.target.revs.appliedIndex = consistentIndex;
-    this.target.reads.backend.putKey(this.target.consistentIndexKey, encodeUint64(consistentIndex));
+    this.revs.appliedIndex = consistentIndex;
+    this.reads.backend.putKey(this.target.consistentIndexKey, encodeUint64(consistentIndex));
   }
 
   private apply(changes: readonly StagedChange[], consistentIndex: number): void {
-    const { reads, revs } = this.target;
+    const { reads, revs } = this;
     if (changes.length > 0) {
       const main = revs.currentRev + 1;
       for (const change of changes) {
