@@ -10,10 +10,14 @@
  * Both phases only touch revisions <= atRev, while writers only add revisions > the current
  * revision >= atRev, so interleaving with writers is safe. Reads at any revision >= atRev find the
  * kept revision (or newer ones) throughout.
+ *
+ * The store queues compactions (CompactionQueue) and each one runs both phases (runCompaction).
  */
 import type { Backend } from './backend';
+import { ErrClosed } from './errors';
 import type { TreeIndex } from './tree-index';
 import { REVISION_BYTES, encodeRevision } from './revision';
+import type { StoreMetricsHooks } from './metrics-hooks';
 
 export interface CompactionContext {
   readonly index: TreeIndex;
@@ -91,4 +95,48 @@ export async function compactBackend(ctx: CompactionContext, atRev: number, keep
     await yieldToEventLoop();
   }
   return true;
+}
+
+/**
+ * Compactions run one after another (etcd's FIFO compaction scheduler, pkg/schedule): each job
+ * starts when the one before it has settled.
+ */
+export class CompactionQueue {
+  private tail: Promise<void> = Promise.resolve();
+  private running = 0;
+
+  /** Queues `job`; the returned promise settles with it. */
+  schedule(job: () => Promise<void>): Promise<void> {
+    this.running++;
+    const done = this.tail.then(job).finally(() => {
+      this.running--;
+    });
+    this.tail = done.catch(() => undefined);
+    done.catch(() => undefined); // the caller may ignore `done`; failures stay observable through it
+    return done;
+  }
+
+  /** Resolves when no compaction is queued or running. */
+  async idle(): Promise<void> {
+    while (this.running > 0) await this.tail;
+  }
+
+  /** Settles when every compaction queued so far has (never rejects). */
+  drained(): Promise<void> {
+    return this.tail;
+  }
+}
+
+/**
+ * One compaction to `rev` (etcd store.compact's job): both phases, then `finished` records it in
+ * the meta bucket and the backend is flushed. Rejects with ErrClosed if the store closed first.
+ */
+export async function runCompaction(ctx: CompactionContext, rev: number, finished: (rev: number) => void, metrics: StoreMetricsHooks): Promise<void> {
+  const started = performance.now();
+  const stats: CompactionStats = { indexPauseMs: 0, dbPauseMs: [], keysCompacted: 0 };
+  const keep = await compactIndex(ctx, rev, stats);
+  if (keep === undefined || !(await compactBackend(ctx, rev, keep, stats))) throw new ErrClosed();
+  finished(rev);
+  await ctx.backend.forceCommit();
+  metrics.compaction?.({ ...stats, totalMs: performance.now() - started });
 }

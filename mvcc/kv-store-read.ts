@@ -6,14 +6,18 @@
  * overlay, so a just-committed write is visible before its batch is flushed), as etcd reads them
  * from bbolt by revision. The async path fetches in chunks of RANGE_FETCH_CHUNK revisions with
  * LevelDB's getMany, so a large range never holds more than the result plus one chunk of keys.
+ *
+ * Reading events scans the key bucket by revision instead (etcd watchable_store.go syncWatchers:
+ * UnsafeRange over the key bucket, then kvsToEvents).
  */
 import assert from 'node:assert/strict';
 import type { Backend } from './backend';
 import type { IndexedRevision, KeyIndex } from './key-index';
-import type { KeyValue } from './kv';
+import type { Event, KeyValue } from './kv';
 import { decodeKeyValue } from './kv-codec';
 import { RANGE_FETCH_CHUNK } from './limits';
 import type { LiveKeys } from './live-keys';
+import { REVISION_BYTES, readMainRevision } from './revision';
 import type { KeyRange, TreeIndex } from './tree-index';
 import type { ValueCache } from './value-cache';
 
@@ -24,6 +28,8 @@ export interface ReadContext {
   readonly cache: ValueCache;
   /** The full backend key of revision (main, sub) in the key bucket. */
   readonly revisionKey: (main: number, sub: number) => Buffer;
+  /** Length of the key bucket prefix in full backend keys. */
+  readonly prefixBytes: number;
 }
 
 /** The revisions a range returns (at most `limit`, none when countOnly) and the range's count. */
@@ -127,4 +133,27 @@ function readRevisionSync(ctx: ReadContext, rev: IndexedRevision): KeyValue {
   const record = ctx.backend.getKeySync(ctx.revisionKey(rev.main, rev.sub));
   assert(record !== undefined, 'indexed revision missing from the backend');
   return decodeKeyValue(record);
+}
+
+/**
+ * Every change with first <= main revision <= last, in revision order, covering at most `maxRevs`
+ * distinct main revisions. DELETE events carry only key and modRevision; events carry no prevKv.
+ */
+export async function readEventRange(ctx: ReadContext, first: number, last: number, maxRevs: number): Promise<Event[]> {
+  const events: Event[] = [];
+  const revEnd = ctx.prefixBytes + REVISION_BYTES;
+  let revs = 0;
+  let lastMain = -1;
+  outer: for await (const chunk of ctx.backend.iterateChunks(ctx.revisionKey(first, 0), ctx.revisionKey(last + 1, 0))) {
+    for (const [key, record] of chunk) {
+      const main = readMainRevision(key, ctx.prefixBytes);
+      if (main !== lastMain) {
+        if (revs === maxRevs) break outer;
+        revs++;
+        lastMain = main;
+      }
+      events.push({ type: key.length === revEnd ? 'PUT' : 'DELETE', kv: decodeKeyValue(record) });
+    }
+  }
+  return events;
 }

@@ -44,7 +44,7 @@ export interface StagedChange {
   readonly key: StagedKey;
 }
 
-/** What a txn needs from its store; implemented privately by KvStore. */
+/** What a txn needs from its store; implemented by StoreTxnHost (kv-store-txn-host.ts). */
 export interface TxnHost {
   readonly index: TreeIndex;
   readonly live: LiveKeys;

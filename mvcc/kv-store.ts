@@ -7,25 +7,29 @@
  */
 import assert from 'node:assert/strict';
 import { Backend, type Entry, type BackendOptions, type Bucket } from './backend';
-import { crc32cUpdate } from './crc32c';
 import { ErrClosed, ErrCompacted, ErrFutureRev } from './errors';
-import { KeyIndex, NO_LEASE } from './key-index';
+import { type HashContext, type HashKVResult, hashBackend, hashKeyBucket } from './hash';
+import { NO_LEASE } from './key-index';
 import type { Event, KeyValue, RangeOptions, RangeResult, RevRangeOptions } from './kv';
-import { decodeKeyValue } from './kv-codec';
 import {
-  type ReadContext, fetchRevisions, fetchRevisionsSync, pickAt, pickCurrent, readLatestSync,
+  type ReadContext, fetchRevisions, fetchRevisionsSync, pickAt, pickCurrent, readEventRange,
 } from './kv-store-read';
 import { restoreIndex } from './kv-store-restore';
-import { type CompactionContext, type CompactionStats, compactBackend, compactIndex } from './kv-store-compaction';
+import { type CompactionContext, CompactionQueue, runCompaction } from './kv-store-compaction';
+import {
+  KEY_BUCKET, META_BUCKET, META_CONSISTENT_INDEX, META_FINISHED_COMPACT, META_SCHEDULED_COMPACT, encodeUint64, readMeta,
+} from './kv-store-meta';
+import { TxnWrite } from './kv-store-txn';
+import { type StoreRevisions, StoreTxnHost } from './kv-store-txn-host';
 import type { StoreMetricsHooks, TxnOps } from './metrics-hooks';
-import { type StagedChange, type TxnHost, TxnWrite } from './kv-store-txn';
-
-export { TxnWrite };
 import { COMPACTION_BATCH_LIMIT, DEFAULT_VALUE_CACHE_BYTES, WATCH_BATCH_MAX_REVS } from './limits';
 import { ValueCache } from './value-cache';
 import { LiveKeys } from './live-keys';
-import { REVISION_BYTES, readMainRevision, writeRevision } from './revision';
+import { REVISION_BYTES, writeRevision } from './revision';
 import { TreeIndex, resolveRange } from './tree-index';
+
+export { TxnWrite, KEY_BUCKET, META_BUCKET };
+export type { HashKVResult };
 
 export interface KvStoreOptions extends BackendOptions {
   /** etcd's mvcc and backend metrics (see metrics-hooks.ts). */
@@ -36,24 +40,10 @@ export interface KvStoreOptions extends BackendOptions {
   readonly valueCacheBytes?: number;
 }
 
-export interface HashKVResult {
-  /** crc32c over the key bucket's surviving revisions up to hashRev. */
-  readonly hash: number;
-  /** The store's compact revision when hashed (-1 if never compacted). */
-  readonly compactRev: number;
-  readonly hashRev: number;
-}
-
 export interface CompactResult {
   /** Settles when the physical deletion has finished and been flushed (rejects if the store closes first). */
   readonly done: Promise<void>;
 }
-
-export const KEY_BUCKET = 'key';
-export const META_BUCKET = 'meta';
-const META_CONSISTENT_INDEX = 'consistent_index';
-const META_SCHEDULED_COMPACT = 'scheduledCompactRev';
-const META_FINISHED_COMPACT = 'finishedCompactRev';
 
 /**
  * Told of every committed write txn, in revision order, right after it became readable, and of a
@@ -73,19 +63,16 @@ export class KvStore {
   private readonly metaBucket: Bucket;
   private readonly keyPrefixBytes: number;
   private readonly consistentIndexKey: Buffer;
-  private readonly compactionBatchLimit: number;
-  private readonly txnHost: TxnHost;
+  private readonly txnHost: StoreTxnHost;
+  private readonly hashing: HashContext;
+  private readonly compacting: CompactionContext;
   private readonly metrics: StoreMetricsHooks;
 
-  private currentRev = 1;
-  private compactMainRev = -1;
-  private appliedIndex = 0;
-  private activeTxn: TxnWrite | null = null;
+  /** currentRev, compactMainRev and the consistent index; the txn host bumps them at commit. */
+  private readonly revs: StoreRevisions = { currentRev: 1, compactMainRev: -1, appliedIndex: 0 };
   private readsOpen = 0;
-  /** Keys with a current value (etcd's keysGauge: +1 on a new key's put, -1 on a delete). */
   /** Compactions run one after another (etcd's FIFO compaction scheduler). */
-  private compactionTail: Promise<void> = Promise.resolve();
-  private compactionsRunning = 0;
+  private readonly compactions = new CompactionQueue();
   private closing = false;
   private closed = false;
   /** The watch hub over this store (etcd's watchableStore), told of every commit and restore. */
@@ -96,12 +83,27 @@ export class KvStore {
     this.metaBucket = backend.bucket(META_BUCKET);
     this.keyPrefixBytes = this.keyBucket.prefix.length;
     this.consistentIndexKey = this.metaBucket.fullKey(META_CONSISTENT_INDEX);
-    this.compactionBatchLimit = opts.compactionBatchLimit ?? COMPACTION_BATCH_LIMIT;
-    assert(this.compactionBatchLimit > 0);
-    this.txnHost = this.makeTxnHost();
+    const compactionBatchLimit = opts.compactionBatchLimit ?? COMPACTION_BATCH_LIMIT;
+    assert(compactionBatchLimit > 0);
     this.metrics = opts.metrics ?? {};
     const cache = new ValueCache(opts.valueCacheBytes ?? DEFAULT_VALUE_CACHE_BYTES);
-    this.reads = { index: this.index, live: this.live, backend, cache, revisionKey: (main, sub) => this.revisionKey(main, sub) };
+    this.hashing = {
+      backend, revisionKey: (main) => this.revisionKey(main), prefixBytes: this.keyPrefixBytes,
+      consistentIndexKey: this.consistentIndexKey, metrics: this.metrics,
+    };
+    this.compacting = {
+      index: this.index, backend, revisionKey: (main) => this.revisionKey(main), prefixBytes: this.keyPrefixBytes,
+      chunkSize: compactionBatchLimit, shouldStop: () => this.closing,
+    };
+    this.reads = {
+      index: this.index, live: this.live, backend, cache, revisionKey: (main, sub) => this.revisionKey(main, sub),
+      prefixBytes: this.keyPrefixBytes,
+    };
+    this.txnHost = new StoreTxnHost({
+      reads: this.reads, revs: this.revs, revisionKey: (main, sub, tombstone) => this.revisionKey(main, sub, tombstone),
+      consistentIndexKey: this.consistentIndexKey, metrics: this.metrics,
+      notify: (events, rev) => this.observer?.notify(events, rev),
+    });
   }
 
   /** Opens (or creates) the store at `path`, restoring its exact state from disk. */
@@ -119,17 +121,17 @@ export class KvStore {
 
   /** The current revision; 1 on a fresh store, +1 per write txn with changes. */
   get rev(): number {
-    return this.currentRev;
+    return this.revs.currentRev;
   }
 
   /** The compacted-to revision (etcd compactMainRev); -1 if never compacted. */
   get compactRev(): number {
-    return this.compactMainRev;
+    return this.revs.compactMainRev;
   }
 
   /** The raft index of the last applied entry, as recorded by `TxnWrite.end`; 0 on a fresh store. */
   get consistentIndex(): number {
-    return this.appliedIndex;
+    return this.revs.appliedIndex;
   }
 
   /** Reads of past revisions in flight (etcd_mvcc_db_open_read_transactions). */
@@ -156,7 +158,7 @@ export class KvStore {
   rangeCurrent(key: Buffer, end: Buffer | null | undefined, opts: RangeOptions = {}): RangeResult {
     this.assertOpen();
     const picks = pickCurrent(this.reads, resolveRange(key, end), normaliseLimit(opts.limit), opts.countOnly === true);
-    return { kvs: fetchRevisionsSync(this.reads, picks), count: picks.count, rev: this.currentRev };
+    return { kvs: fetchRevisionsSync(this.reads, picks), count: picks.count, rev: this.revs.currentRev };
   }
 
   /**
@@ -174,9 +176,9 @@ export class KvStore {
     // (etcd_mvcc_db_open_read_transactions).
     this.readsOpen++;
     try {
-      if (rev <= 0 || rev === this.currentRev) {
+      if (rev <= 0 || rev === this.revs.currentRev) {
         for (;;) {
-          const readRev = this.currentRev;
+          const readRev = this.revs.currentRev;
           const picks = pickCurrent(this.reads, range, limit, countOnly);
           const kvs = await fetchRevisions(this.reads, picks);
           const count = picks.count;
@@ -184,7 +186,7 @@ export class KvStore {
           // was superseded): read again at the newer current revision, as a later read would.
           if (allPresent(kvs)) return { kvs, count, rev: readRev };
           // A compaction at or below readRev keeps every picked revision: anything else is damage.
-          assert(this.compactMainRev > readRev, 'indexed revision missing from the backend');
+          assert(this.revs.compactMainRev > readRev, 'indexed revision missing from the backend');
           this.assertOpen();
         }
       }
@@ -193,9 +195,9 @@ export class KvStore {
       const kvs = await fetchRevisions(this.reads, picks);
       const count = picks.count;
       // A compaction that started meanwhile may have deleted what we read.
-      if (rev < this.compactMainRev) throw new ErrCompacted();
+      if (rev < this.revs.compactMainRev) throw new ErrCompacted();
       assert(allPresent(kvs), 'indexed revision missing from the backend');
-      return { kvs, count, rev: this.currentRev };
+      return { kvs, count, rev: this.revs.currentRev };
     } finally {
       this.readsOpen--;
     }
@@ -210,7 +212,7 @@ export class KvStore {
 
   /** The key's KeyValue as of `rev`; undefined if it did not exist then or `rev` is compacted. */
   async kvAt(key: Buffer, rev: number): Promise<KeyValue | undefined> {
-    if (rev <= 0 || rev < this.compactMainRev) return undefined;
+    if (rev <= 0 || rev < this.revs.compactMainRev) return undefined;
     try {
       return (await this.range(key, null, { rev })).kvs[0];
     } catch (e) {
@@ -225,7 +227,7 @@ export class KvStore {
    */
   kvAtSync(key: Buffer, rev: number): KeyValue | undefined {
     this.assertOpen();
-    if (rev <= 0 || rev < this.compactMainRev || rev > this.currentRev) return undefined;
+    if (rev <= 0 || rev < this.revs.compactMainRev || rev > this.revs.currentRev) return undefined;
     // At rev >= compactMainRev every revision the index picks survives compaction (see compact).
     return fetchRevisionsSync(this.reads, pickAt(this.reads, resolveRange(key, null), rev, 1, false))[0];
   }
@@ -244,26 +246,12 @@ export class KvStore {
   async readEvents(fromRev: number, toRev: number, maxRevs: number = WATCH_BATCH_MAX_REVS): Promise<Event[]> {
     this.assertOpen();
     assert(maxRevs > 0, 'maxRevs must be positive');
-    if (fromRev < this.compactMainRev) throw new ErrCompacted();
+    if (fromRev < this.revs.compactMainRev) throw new ErrCompacted();
     const first = Math.max(fromRev, 0);
-    const last = Math.min(toRev, this.currentRev);
-    const events: Event[] = [];
-    if (last < first) return events;
-    const revEnd = this.keyPrefixBytes + REVISION_BYTES;
-    let revs = 0;
-    let lastMain = -1;
-    outer: for await (const chunk of this.backend.iterateChunks(this.revisionKey(first), this.revisionKey(last + 1))) {
-      for (const [key, record] of chunk) {
-        const main = readMainRevision(key, this.keyPrefixBytes);
-        if (main !== lastMain) {
-          if (revs === maxRevs) break outer;
-          revs++;
-          lastMain = main;
-        }
-        events.push({ type: key.length === revEnd ? 'PUT' : 'DELETE', kv: decodeKeyValue(record) });
-      }
-    }
-    if (fromRev < this.compactMainRev) throw new ErrCompacted();
+    const last = Math.min(toRev, this.revs.currentRev);
+    if (last < first) return [];
+    const events = await readEventRange(this.reads, first, last, maxRevs);
+    if (fromRev < this.revs.compactMainRev) throw new ErrCompacted();
     return events;
   }
 
@@ -272,10 +260,7 @@ export class KvStore {
   /** Starts the write txn. One at a time; it must be ended before the next `write()`. */
   write(): TxnWrite {
     this.assertOpen();
-    assert(this.activeTxn === null, 'a write txn is already active');
-    const txn = new TxnWrite(this.txnHost);
-    this.activeTxn = txn;
-    return txn;
+    return this.txnHost.begin();
   }
 
   /**
@@ -285,61 +270,41 @@ export class KvStore {
    */
   compact(rev: number, opts: { consistentIndex?: number } = {}): CompactResult {
     this.assertOpen();
-    assert(this.activeTxn === null, 'compact during a write txn');
-    if (rev <= this.compactMainRev) throw new ErrCompacted();
-    if (rev > this.currentRev) throw new ErrFutureRev();
-    this.compactMainRev = rev;
+    assert(!this.txnHost.busy, 'compact during a write txn');
+    if (rev <= this.revs.compactMainRev) throw new ErrCompacted();
+    if (rev > this.revs.currentRev) throw new ErrFutureRev();
+    this.revs.compactMainRev = rev;
     this.metaBucket.put(META_SCHEDULED_COMPACT, encodeUint64(rev));
-    if (opts.consistentIndex !== undefined) this.recordConsistentIndex(opts.consistentIndex);
+    if (opts.consistentIndex !== undefined) this.txnHost.recordConsistentIndex(opts.consistentIndex);
     return { done: this.scheduleCompaction(rev) };
   }
 
   /** Resolves when no compaction is queued or running. */
-  async compactionIdle(): Promise<void> {
-    while (this.compactionsRunning > 0) await this.compactionTail;
+  compactionIdle(): Promise<void> {
+    return this.compactions.idle();
   }
 
   // ---------------------------------------------------------------- hashing & maintenance
 
   /**
-   * crc32c over the revisions (key-bucket key and stored value) with main <= rev that survive
-   * compaction, after any running compaction finishes: equal on any two stores that applied the
-   * same writes and compactions. `rev` 0 = current.
+   * HashKV (hash.ts) over the revisions with main <= rev that survive compaction, after any running
+   * compaction finishes. `rev` 0 = current.
    */
   async hashKV(rev = 0): Promise<HashKVResult> {
     this.assertOpen();
     this.checkRevision(rev);
     await this.compactionIdle();
     this.checkRevision(rev);
-    const hashRev = rev > 0 ? rev : this.currentRev;
-    const compactRev = this.compactMainRev;
-    const started = performance.now();
-    let crc = crc32cUpdate(0, Buffer.from(KEY_BUCKET));
-    for await (const chunk of this.backend.iterateChunks(this.revisionKey(0), this.revisionKey(hashRev + 1))) {
-      for (const [key, value] of chunk) {
-        crc = crc32cUpdate(crc, key.subarray(this.keyPrefixBytes));
-        crc = crc32cUpdate(crc, value);
-      }
-    }
-    this.metrics.hash?.('hashRev', (performance.now() - started) / 1000);
-    return { hash: crc, compactRev, hashRev };
+    const hashRev = rev > 0 ? rev : this.revs.currentRev;
+    const compactRev = this.revs.compactMainRev;
+    return { hash: await hashKeyBucket(this.hashing, hashRev), compactRev, hashRev };
   }
 
-  /** crc32c over the whole backend (all buckets), excluding consistent_index (etcd's Hash ignores it). */
+  /** Hash (hash.ts) over the whole backend, after any running compaction finishes. */
   async hash(): Promise<number> {
     this.assertOpen();
     await this.compactionIdle();
-    const started = performance.now();
-    let crc = 0;
-    for await (const chunk of this.backend.allEntries()) {
-      for (const [key, value] of chunk) {
-        if (key.equals(this.consistentIndexKey) || this.backend.isSyncMarker(key)) continue;
-        crc = crc32cUpdate(crc, key);
-        crc = crc32cUpdate(crc, value);
-      }
-    }
-    this.metrics.hash?.('hash', (performance.now() - started) / 1000);
-    return crc;
+    return hashBackend(this.hashing);
   }
 
   /**
@@ -388,7 +353,7 @@ export class KvStore {
   async close(): Promise<void> {
     if (this.closing) return;
     this.closing = true;
-    await this.compactionTail;
+    await this.compactions.drained();
     this.closed = true;
     await this.backend.close();
   }
@@ -401,8 +366,8 @@ export class KvStore {
 
   /** ErrFutureRev / ErrCompacted for a read at `rev` (0 = current). */
   private checkRevision(rev: number): void {
-    if (rev > this.currentRev) throw new ErrFutureRev();
-    if (rev > 0 && rev < this.compactMainRev) throw new ErrCompacted();
+    if (rev > this.revs.currentRev) throw new ErrFutureRev();
+    if (rev > 0 && rev < this.revs.compactMainRev) throw new ErrCompacted();
   }
 
   /** The full backend key of revision (main, sub) in the key bucket. */
@@ -413,105 +378,9 @@ export class KvStore {
     return key;
   }
 
-  private recordConsistentIndex(consistentIndex: number): void {
-    assert(Number.isSafeInteger(consistentIndex) && consistentIndex >= 0, 'consistentIndex out of range');
-    this.appliedIndex = consistentIndex;
-    this.backend.putKey(this.consistentIndexKey, encodeUint64(consistentIndex));
-  }
-
-  private commit(changes: readonly StagedChange[], consistentIndex: number): void {
-    if (changes.length > 0) {
-      const main = this.currentRev + 1;
-      for (const change of changes) {
-        this.backend.putKey(this.revisionKey(main, change.sub, change.tombstone), change.record);
-        const staged = change.key;
-        let ki = staged.ki;
-        if (ki === undefined) {
-          ki = new KeyIndex();
-          staged.ki = ki;
-          this.index.set(staged.latin1, ki);
-        }
-        if (change.tombstone) {
-          ki.tombstone(main, change.sub);
-          this.live.delete(staged.latin1);
-          this.reads.cache.delete(staged.latin1);
-        } else {
-          ki.put(main, change.sub, change.kv.lease);
-          // The txn took both from the index (or its own earlier write); they must agree.
-          assert(ki.createRevision === change.kv.createRevision && ki.version === change.kv.version, 'key index generation out of step');
-          this.live.add(staged.latin1);
-          this.reads.cache.set(staged.latin1, change.kv);
-        }
-      }
-      this.currentRev = main;
-    }
-    this.recordConsistentIndex(consistentIndex);
-    this.backend.commitIfFull();
-  }
-
-  private makeTxnHost(): TxnHost {
-    // eslint-disable-next-line @typescript-eslint/no-this-alias
-    const store = this;
-    return {
-      index: this.index,
-      live: this.live,
-      get currentRev() {
-        return store.currentRev;
-      },
-      get compactRev() {
-        return store.compactMainRev;
-      },
-      rangeHistoricalSync(range, rev, limit, countOnly) {
-        const picks = pickAt(store.reads, range, rev, limit, countOnly);
-        return { kvs: fetchRevisionsSync(store.reads, picks), count: picks.count };
-      },
-      readLatest(latin1, ki) {
-        return readLatestSync(store.reads, latin1, ki);
-      },
-      cachedLatest(latin1, ki) {
-        const latest = ki.latest;
-        return latest === undefined ? undefined : store.reads.cache.peek(latin1, latest.main);
-      },
-      commit(changes, consistentIndex, events, ops) {
-        store.commit(changes, consistentIndex);
-        store.metrics.txn?.(ops);
-        // etcd's watchableStore: the store that committed the write notifies its own watchers,
-        // right after the write became readable and before the next one starts.
-        if (events.length > 0) store.observer?.notify(events, store.currentRev);
-      },
-      release(txn) {
-        assert(store.activeTxn === txn, 'ending a txn that is not active');
-        store.activeTxn = null;
-      },
-    };
-  }
-
   private scheduleCompaction(rev: number): Promise<void> {
-    this.compactionsRunning++;
-    const done = this.compactionTail.then(() => this.runCompaction(rev)).finally(() => {
-      this.compactionsRunning--;
-    });
-    this.compactionTail = done.catch(() => undefined);
-    done.catch(() => undefined); // the caller may ignore `done`; failures stay observable through it
-    return done;
-  }
-
-  private async runCompaction(rev: number): Promise<void> {
-    const ctx: CompactionContext = {
-      index: this.index,
-      backend: this.backend,
-      revisionKey: (main) => this.revisionKey(main),
-      prefixBytes: this.keyPrefixBytes,
-      chunkSize: this.compactionBatchLimit,
-      shouldStop: () => this.closing,
-    };
-    const started = performance.now();
-    const stats: CompactionStats = { indexPauseMs: 0, dbPauseMs: [], keysCompacted: 0 };
-    const keep = await compactIndex(ctx, rev, stats);
-    if (keep === undefined || !(await compactBackend(ctx, rev, keep, stats))) throw new ErrClosed();
-    this.metaBucket.put(META_FINISHED_COMPACT, encodeUint64(rev));
-    await this.backend.forceCommit();
-    this.metrics.compaction?.({ ...stats, totalMs: performance.now() - started });
+    const finished = (at: number): void => this.metaBucket.put(META_FINISHED_COMPACT, encodeUint64(at));
+    return this.compactions.schedule(() => runCompaction(this.compacting, rev, finished, this.metrics));
   }
 
   /**
@@ -521,14 +390,14 @@ export class KvStore {
    */
   async replaceContents(chunks: AsyncIterable<Entry[]> | Iterable<Entry[]>): Promise<void> {
     this.assertOpen();
-    assert(this.activeTxn === null, 'replaceContents during a write txn');
+    assert(!this.txnHost.busy, 'replaceContents during a write txn');
     await this.compactionIdle();
     await this.backend.replaceAll(chunks);
     this.index.clear();
     this.live.clear();
     this.reads.cache.clear();
-    this.currentRev = 1;
-    this.compactMainRev = -1;
+    this.revs.currentRev = 1;
+    this.revs.compactMainRev = -1;
     await this.restore();
     this.observer?.restored();
   }
@@ -549,13 +418,12 @@ export class KvStore {
    * key bucket builds every key's revisions; values are not kept (ranges read them by revision).
    */
   private async restore(): Promise<void> {
-    this.appliedIndex = decodeUint64(await this.metaBucket.get(META_CONSISTENT_INDEX)) ?? 0;
-    const scheduled = decodeUint64(await this.metaBucket.get(META_SCHEDULED_COMPACT));
-    const finished = decodeUint64(await this.metaBucket.get(META_FINISHED_COMPACT));
+    const { consistentIndex, scheduledCompact: scheduled, finishedCompact: finished } = await readMeta(this.metaBucket);
+    this.revs.appliedIndex = consistentIndex;
     const maxMain = await restoreIndex(this.keyBucket, this.index, this.live);
-    this.compactMainRev = Math.max(scheduled ?? -1, finished ?? -1);
+    this.revs.compactMainRev = Math.max(scheduled ?? -1, finished ?? -1);
     // Compaction may have removed every revision up to compactMainRev (e.g. trailing tombstones).
-    this.currentRev = Math.max(1, maxMain, this.compactMainRev);
+    this.revs.currentRev = Math.max(1, maxMain, this.revs.compactMainRev);
     if (scheduled !== undefined && (finished === undefined || finished < scheduled)) {
       this.scheduleCompaction(scheduled).catch(() => undefined);
     }
@@ -568,17 +436,4 @@ function allPresent(kvs: Array<KeyValue | undefined>): kvs is KeyValue[] {
 
 function normaliseLimit(limit: number | undefined): number {
   return limit !== undefined && limit > 0 ? limit : Infinity;
-}
-
-function encodeUint64(n: number): Buffer {
-  const buf = Buffer.allocUnsafe(8);
-  buf.writeUInt32BE(Math.floor(n / 0x1_0000_0000), 0);
-  buf.writeUInt32BE(n >>> 0, 4);
-  return buf;
-}
-
-function decodeUint64(buf: Buffer | undefined): number | undefined {
-  if (buf === undefined) return undefined;
-  assert(buf.length === 8, 'malformed meta value');
-  return buf.readUInt32BE(0) * 0x1_0000_0000 + buf.readUInt32BE(4);
 }
