@@ -5,6 +5,7 @@ import { EntryType, MessageType, newMessage, type Message } from '../../raft';
 import { PeerTransport, type PeerHandlers } from '../../server/rafthttp/transport';
 import { waitFor } from '../support/cluster';
 import { freePorts } from '../support/ports';
+import { quietPeerHandlers } from '../support/peer-handlers';
 
 /** The peer port: batches of Raft messages between members, and nothing from another cluster. */
 
@@ -15,21 +16,7 @@ afterEach(() => {
 });
 
 function handlers(received: Message[], unreachable: bigint[], extra: Partial<PeerHandlers> = {}): PeerHandlers {
-  return {
-    onMessages: (m) => received.push(...m),
-    onSnapshot: () => undefined,
-    snapshotEntries: async function* () {},
-    reportUnreachable: (id) => unreachable.push(id),
-    reportSnapshot: () => undefined,
-    leaseRenew: async () => ({ ttl: 0, notFound: true }),
-    leaseTimeToLive: async () => ({ found: false, ttl: -1, grantedTtl: 0, keys: [] }),
-    members: () => [],
-    appliedIndex: () => 0,
-    isRemoved: () => false,
-    removedIds: () => [],
-    onRemovedFromCluster: () => undefined,
-    ...extra,
-  };
+  return quietPeerHandlers({ onMessages: (m) => received.push(...m), reportUnreachable: (id) => unreachable.push(id), ...extra });
 }
 
 interface TransportOptions {

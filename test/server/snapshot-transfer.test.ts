@@ -4,6 +4,7 @@ import { MessageType, newMessage, type Message } from '../../raft';
 import { PeerTransport, type PeerHandlers, type SnapshotEntries } from '../../server/rafthttp/transport';
 import { waitFor } from '../support/cluster';
 import { freePorts } from '../support/ports';
+import { quietPeerHandlers } from '../support/peer-handlers';
 
 /**
  * A MsgSnap and its backend entries between two peer transports on loopback (snapshot-sender.ts,
@@ -17,22 +18,7 @@ afterEach(() => {
 });
 
 function handlers(extra: Partial<PeerHandlers>): PeerHandlers {
-  return {
-    onMessages: () => undefined,
-    onSnapshot: async () => undefined,
-    snapshotEntries: async function* () {},
-    reportUnreachable: () => undefined,
-    reportSnapshot: () => undefined,
-    leaseRenew: async () => ({ ttl: 0, notFound: true }),
-    leaseTimeToLive: async () => ({ found: false, ttl: -1, grantedTtl: 0, keys: [] }),
-    learnerReady: async () => false,
-    members: () => [],
-    appliedIndex: () => 0,
-    isRemoved: () => false,
-    removedIds: () => [],
-    onRemovedFromCluster: () => undefined,
-    ...extra,
-  };
+  return quietPeerHandlers(extra);
 }
 
 async function transport(memberId: bigint, clusterId: bigint, port: number, extra: Partial<PeerHandlers>): Promise<PeerTransport> {
