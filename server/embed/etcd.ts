@@ -61,6 +61,9 @@ export async function startMember(config: ServerConfig, log: Logger = pino({ lev
   const grpcServer = new grpc.Server({
     'grpc.max_receive_message_length': cfg.maxRequestBytes + GRPC_OVERHEAD_BYTES,
     'grpc.max_send_message_length': -1,
+    // channelz (grpc-js's per-call and per-socket introspection counters) has no etcd counterpart
+    // and costs every call a tracker; etcd does not register channelz either (issue 12, hot path).
+    'grpc.enable_channelz': 0,
     'grpc.keepalive_time_ms': cfg.grpcKeepaliveIntervalMs,
     'grpc.keepalive_timeout_ms': cfg.grpcKeepaliveTimeoutMs,
     // Accept client pings as often as --grpc-keepalive-min-time allows (kube-apiserver pings every 30 s).

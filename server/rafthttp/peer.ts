@@ -49,6 +49,7 @@ export class Peer {
       ...peerChannelOptions(peerUrl, target),
       'grpc.max_send_message_length': -1,
       'grpc.max_receive_message_length': -1,
+      'grpc.enable_channelz': 0,
       'grpc.keepalive_time_ms': 10_000,
       'grpc.keepalive_timeout_ms': 5_000,
       'grpc.initial_reconnect_backoff_ms': PEER_RECONNECT_MS,

@@ -100,7 +100,7 @@ export class PeerTransport {
   readonly log: Logger;
   readonly handlers: PeerHandlers;
   private readonly peers = new Map<bigint, Peer>();
-  private readonly server = new grpc.Server({ 'grpc.max_receive_message_length': -1, 'grpc.max_send_message_length': -1 });
+  private readonly server = new grpc.Server({ 'grpc.max_receive_message_length': -1, 'grpc.max_send_message_length': -1, 'grpc.enable_channelz': 0 });
   private readonly dialOverride: ReadonlyMap<string, string>;
   private readonly memberName: (id: bigint) => string | undefined;
   readonly activity: PeerActivity;
