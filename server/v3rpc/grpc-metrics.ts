@@ -7,6 +7,7 @@
  */
 import * as grpc from '@grpc/grpc-js';
 import type { ServerMetrics } from '../etcdserver/metrics';
+import type { CounterSeries } from '../etcdserver/metrics/families';
 
 /** grpc-go's codes.Code.String(), indexed by status number: the grpc_code label values. */
 export const GRPC_CODE_NAMES = [
@@ -17,6 +18,8 @@ export const GRPC_CODE_NAMES = [
 
 /** etcd clientv3 sends its API version under this metadata key (rpctypes.MetadataClientAPIVersionKey). */
 const CLIENT_API_VERSION_KEY = 'client-api-version';
+/** Distinct (type, client version) series counted by handle; past it, by prom-client's inc. */
+const MAX_CLIENT_VERSION_SERIES = 64;
 
 export type GrpcType = 'unary' | 'client_stream' | 'server_stream' | 'bidi_stream';
 
@@ -43,15 +46,15 @@ function split(path: string): { service: string; method: string } {
   return { service, method };
 }
 
-/** One method's series, resolved once: prom-client hashes a label object on every inc(). */
+/** One method's series, resolved once (metrics/families.ts hotCounterVec: no label hash per call). */
 interface MethodSeries {
   readonly method: string;
   readonly type: GrpcType;
   readonly labels: { grpc_type: GrpcType; grpc_service: string; grpc_method: string };
-  readonly started: { inc(): void };
-  readonly received: { inc(): void };
-  readonly sent: { inc(): void };
-  readonly handled: Map<number, { inc(): void }>;
+  readonly started: CounterSeries;
+  readonly received: CounterSeries;
+  readonly sent: CounterSeries;
+  readonly handled: Map<number, CounterSeries>;
 }
 
 /** One call's counting: started at creation; then messages each way, and the status it ends with (once). */
@@ -83,24 +86,38 @@ export function callCounter(m: ServerMetrics): (desc: MethodDesc, md: grpc.Metad
       const { service, method } = split(desc.path);
       const type = grpcType(desc);
       const labels = { grpc_type: type, grpc_service: service, grpc_method: method };
-      s = { method, type, labels, started: m.grpcStarted.labels(labels), received: m.grpcMsgReceived.labels(labels), sent: m.grpcMsgSent.labels(labels), handled: new Map() };
+      s = { method, type, labels, started: m.grpcStarted.series(labels), received: m.grpcMsgReceived.series(labels), sent: m.grpcMsgSent.series(labels), handled: new Map() };
       byPath.set(desc.path, s);
     }
     return s;
+  };
+  // etcd_server_client_requests_total by type and client version. The version is the client's
+  // word, so the series kept here are capped like the label values prom-client would keep anyway.
+  const requests = new Map<string, CounterSeries>();
+  const requestsOf = (type: 'unary' | 'stream', version: string): CounterSeries => {
+    const k = `${type} ${version}`;
+    let r = requests.get(k);
+    if (r) return r;
+    const labels = { type, client_api_version: version };
+    // Past the cap, prom-client's own (hashing) inc: a deferred series is never forgotten.
+    if (requests.size >= MAX_CLIENT_VERSION_SERIES) return { inc: (by = 1) => m.clientRequests.inc(labels, by) };
+    r = m.clientRequests.series(labels);
+    requests.set(k, r);
+    return r;
   };
   return (desc, md) => {
     const s = seriesOf(desc);
     const started = performance.now();
     s.started.inc();
     const version = md.get(CLIENT_API_VERSION_KEY)[0];
-    m.clientRequests.inc({ type: s.type === 'unary' ? 'unary' : 'stream', client_api_version: version ? String(version) : 'unknown' });
+    requestsOf(s.type === 'unary' ? 'unary' : 'stream', version ? String(version) : 'unknown').inc();
     let handled = false;
     const finish = (code: number): void => {
       if (handled) return;
       handled = true;
       let h = s.handled.get(code);
       if (!h) {
-        h = m.grpcHandled.labels({ ...s.labels, grpc_code: codeName(code) });
+        h = m.grpcHandled.series({ ...s.labels, grpc_code: codeName(code) });
         s.handled.set(code, h);
       }
       h.inc();

@@ -1,5 +1,5 @@
 import type * as prom from 'prom-client';
-import { counter, counterVec, exp, gaugeVec, histogramVec } from './families';
+import { counter, counterVec, exp, gaugeVec, histogramVec, hotCounterVec } from './families';
 
 /**
  * etcd_network_* (etcd 3.4 rafthttp/metrics.go, v3rpc/metrics.go) and the grpc_server_* families of
@@ -25,10 +25,10 @@ export function networkFamilies(r: prom.Registry) {
     clientGrpcSentBytes: counter(r, 'etcd_network_client_grpc_sent_bytes_total', 'The total number of bytes sent to grpc clients.'),
     clientGrpcReceivedBytes: counter(r, 'etcd_network_client_grpc_received_bytes_total', 'The total number of bytes received from grpc clients.'),
 
-    grpcStarted: counterVec(r, 'grpc_server_started_total', 'Total number of RPCs started on the server.', ['grpc_type', 'grpc_service', 'grpc_method']),
-    grpcHandled: counterVec(r, 'grpc_server_handled_total', 'Total number of RPCs completed on the server, regardless of success or failure.', ['grpc_type', 'grpc_service', 'grpc_method', 'grpc_code']),
-    grpcMsgReceived: counterVec(r, 'grpc_server_msg_received_total', 'Total number of RPC stream messages received on the server.', ['grpc_type', 'grpc_service', 'grpc_method']),
-    grpcMsgSent: counterVec(r, 'grpc_server_msg_sent_total', 'Total number of gRPC stream messages sent by the server.', ['grpc_type', 'grpc_service', 'grpc_method']),
+    grpcStarted: hotCounterVec(r, 'grpc_server_started_total', 'Total number of RPCs started on the server.', ['grpc_type', 'grpc_service', 'grpc_method']),
+    grpcHandled: hotCounterVec(r, 'grpc_server_handled_total', 'Total number of RPCs completed on the server, regardless of success or failure.', ['grpc_type', 'grpc_service', 'grpc_method', 'grpc_code']),
+    grpcMsgReceived: hotCounterVec(r, 'grpc_server_msg_received_total', 'Total number of RPC stream messages received on the server.', ['grpc_type', 'grpc_service', 'grpc_method']),
+    grpcMsgSent: hotCounterVec(r, 'grpc_server_msg_sent_total', 'Total number of gRPC stream messages sent by the server.', ['grpc_type', 'grpc_service', 'grpc_method']),
   };
 }
 

@@ -1,5 +1,5 @@
 import type * as prom from 'prom-client';
-import { counter, counterVec, exp, gauge, gaugeVec, histogramVec } from './families';
+import { counter, counterVec, exp, gauge, gaugeVec, histogramVec, hotCounterVec } from './families';
 
 /** State the scrape reads at collection time (set once the server has opened). */
 export interface ServerSource {
@@ -34,7 +34,7 @@ export function serverFamilies(r: prom.Registry, source: () => ServerSource | un
     clusterVersion: gaugeVec(r, 'etcd_cluster_version', "Which version is running. 1 for 'cluster_version' label with current cluster version", ['cluster_version']),
     healthSuccess: counter(r, 'etcd_server_health_success', 'The total number of successful health checks'),
     healthFailures: counter(r, 'etcd_server_health_failures', 'The total number of failed health checks'),
-    clientRequests: counterVec(r, 'etcd_server_client_requests_total', 'The total number of client requests per client version.', ['type', 'client_api_version']),
+    clientRequests: hotCounterVec(r, 'etcd_server_client_requests_total', 'The total number of client requests per client version.', ['type', 'client_api_version']),
     snapshotApplyInProgress: gauge(r, 'etcd_server_snapshot_apply_in_progress_total', '1 if the server is applying the incoming snapshot. 0 if none.'),
     leaseExpired: counter(r, 'etcd_debugging_server_lease_expired_total', 'The total number of expired leases.'),
     authRevision: gauge(r, 'etcd_debugging_auth_revision', 'The current revision of auth store.'),
