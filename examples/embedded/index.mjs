@@ -6,7 +6,12 @@
  *   npm run build && node examples/embedded/index.mjs
  *
  * Inside this repository `cairn` resolves to the package itself (Node's self-reference through
- * package.json "exports"); in your own project, `npm install cairn etcd3` and copy this file.
+ * package.json "exports"). cairn is not on the npm registry (package.json is "private", so it
+ * cannot be published by accident, and `npm install cairn` would fetch someone else's package):
+ * in your own project install it from a checkout, `npm pack` there (builds dist/) and then
+ * `npm install /path/to/cairn-<version>.tgz etcd3`, or from git,
+ * `npm install git+https://<host>/<path>/cairn.git etcd3` (npm runs its `prepare` build), and copy
+ * this file.
  * CLIENT_PORT and PEER_PORT (default 2379 / 2380) choose the ports.
  */
 import * as fs from 'node:fs';

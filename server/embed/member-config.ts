@@ -6,6 +6,8 @@ import { buildConfig, FlagError, FLAGS, parseFlags, type ServerConfig } from './
  * flag table (config.ts). The options go through the same parser and validation as bin/cairn's
  * command line, so a bad value fails with the same FlagError message etcd prints, e.g.
  * `invalid value "x" for flag -initial-cluster-state: valid values are "new", "existing"`.
+ * TLS, authentication and metrics options included: they fill the same ServerConfig fields
+ * (`tls`, `authToken`, `metrics`, ...) the flags do, and are checked the same way at start.
  *
  *   const cfg = memberConfig({ name: 'app', dataDir: '/var/lib/app/etcd', listenClientUrls: 'http://127.0.0.1:2379' });
  *   const member = await startMember(cfg);
@@ -47,6 +49,48 @@ export interface MemberOptions {
   preVote?: boolean;
   forceNewCluster?: boolean;
   logLevel?: 'debug' | 'info' | 'warn' | 'error' | 'panic' | 'fatal';
+  /** --metrics: 'extensive' adds grpc_server_handling_seconds, as etcd's. */
+  metrics?: 'basic' | 'extensive';
+
+  // Authentication (etcd's --auth-token, --bcrypt-cost, --auth-token-ttl).
+  /** 'simple', or 'jwt,pub-key=...,priv-key=...,sign-method=...[,ttl=...]'. */
+  authToken?: string;
+  bcryptCost?: number;
+  /** --auth-token-ttl, in seconds (300): how long a simple token lives. */
+  authTokenTtlSeconds?: number;
+
+  // Client TLS (the client and metrics URLs that are https://).
+  certFile?: string;
+  keyFile?: string;
+  trustedCaFile?: string;
+  /** Require a client certificate signed by trustedCaFile. */
+  clientCertAuth?: boolean;
+  clientCrlFile?: string;
+  clientCertAllowedHostname?: string;
+  /** A self-signed certificate made at start when certFile/keyFile are not given. */
+  autoTls?: boolean;
+
+  // Peer TLS.
+  peerCertFile?: string;
+  peerKeyFile?: string;
+  peerTrustedCaFile?: string;
+  peerClientCertAuth?: boolean;
+  peerCrlFile?: string;
+  peerAutoTls?: boolean;
+  peerCertAllowedCn?: string;
+  peerCertAllowedHostname?: string;
+  /** The pair this member presents when it dials peers, if not peerCertFile/peerKeyFile. */
+  peerClientCertFile?: string;
+  peerClientKeyFile?: string;
+  experimentalPeerSkipClientSanVerification?: boolean;
+
+  // Both.
+  /** --self-signed-cert-validity, in years (1), for autoTls / peerAutoTls. */
+  selfSignedCertValidityYears?: number;
+  /** Go's cipher suite names, e.g. ['TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256']. */
+  cipherSuites?: string | readonly string[];
+  tlsMinVersion?: 'TLS1.2' | 'TLS1.3';
+  tlsMaxVersion?: 'TLS1.2' | 'TLS1.3';
 }
 
 /** Option name → flag name, for the options above (each is in config.ts's flag table). */
@@ -79,6 +123,32 @@ const FLAG_OF: Record<keyof MemberOptions, string> = {
   preVote: 'pre-vote',
   forceNewCluster: 'force-new-cluster',
   logLevel: 'log-level',
+  metrics: 'metrics',
+  authToken: 'auth-token',
+  bcryptCost: 'bcrypt-cost',
+  authTokenTtlSeconds: 'auth-token-ttl',
+  certFile: 'cert-file',
+  keyFile: 'key-file',
+  trustedCaFile: 'trusted-ca-file',
+  clientCertAuth: 'client-cert-auth',
+  clientCrlFile: 'client-crl-file',
+  clientCertAllowedHostname: 'client-cert-allowed-hostname',
+  autoTls: 'auto-tls',
+  peerCertFile: 'peer-cert-file',
+  peerKeyFile: 'peer-key-file',
+  peerTrustedCaFile: 'peer-trusted-ca-file',
+  peerClientCertAuth: 'peer-client-cert-auth',
+  peerCrlFile: 'peer-crl-file',
+  peerAutoTls: 'peer-auto-tls',
+  peerCertAllowedCn: 'peer-cert-allowed-cn',
+  peerCertAllowedHostname: 'peer-cert-allowed-hostname',
+  peerClientCertFile: 'peer-client-cert-file',
+  peerClientKeyFile: 'peer-client-key-file',
+  experimentalPeerSkipClientSanVerification: 'experimental-peer-skip-client-san-verification',
+  selfSignedCertValidityYears: 'self-signed-cert-validity',
+  cipherSuites: 'cipher-suites',
+  tlsMinVersion: 'tls-min-version',
+  tlsMaxVersion: 'tls-max-version',
 };
 
 function flagValue(key: string, value: unknown): string {

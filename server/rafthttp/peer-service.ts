@@ -1,4 +1,4 @@
-import type * as grpc from '@grpc/grpc-js';
+import * as grpc from '@grpc/grpc-js';
 import { messageCodec } from '../../proto';
 import { PROBE_PATH } from './peer-metrics';
 import { SEND_SNAPSHOT_PATH } from './snapshot-sender';
@@ -9,6 +9,21 @@ import { SEND_SNAPSHOT_PATH } from './snapshot-sender';
  */
 
 export const identity = (b: Buffer): Buffer => b;
+
+/** The metadata key a Send stream carries its sender's member ID (hex) in, as etcd's X-Server-From header. */
+export const SENDER_METADATA_KEY = 'cairn-from';
+
+export function senderMetadata(memberId: bigint): grpc.Metadata {
+  const md = new grpc.Metadata();
+  md.set(SENDER_METADATA_KEY, memberId.toString(16));
+  return md;
+}
+
+/** The sender's member ID (hex) a Send stream announced, if it is one. */
+export function senderFromMetadata(md: grpc.Metadata): string | undefined {
+  const v = md.get(SENDER_METADATA_KEY)[0];
+  return typeof v === 'string' && /^[0-9a-f]{1,16}$/.test(v) ? v : undefined;
+}
 
 /** The Peer service with raw-bytes framing: we encode batches ourselves (raft-codec.ts). */
 export const PEER_SERVICE: grpc.ServiceDefinition = {

@@ -1,7 +1,7 @@
 import * as grpc from '@grpc/grpc-js';
 import { MessageType, type Message } from '../../raft';
 import { hexId, startProber } from './peer-metrics';
-import { REMOVED_MEMBER_DETAILS, identity } from './peer-service';
+import { REMOVED_MEMBER_DETAILS, identity, senderMetadata } from './peer-service';
 import { encodeBatch } from './raft-codec';
 import { sendSnapshot } from './snapshot-sender';
 import { peerChannelOptions, peerCredentials } from './tls';
@@ -109,7 +109,7 @@ export class Peer {
       '/cairnpb.Peer/Send',
       identity,
       identity,
-      new grpc.Metadata(),
+      senderMetadata(this.t.memberId),
       {},
       (err) => {
         if (this.stream === stream) {

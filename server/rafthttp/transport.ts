@@ -7,7 +7,7 @@ import { MessageType, type Message } from '../../raft';
 import { decodeBatch } from './raft-codec';
 import type { SnapshotEntries } from './snapshot-sender';
 import { handleSnapshot } from './snapshot-handler';
-import { PEER_SERVICE, REMOVED_MEMBER_DETAILS, dialAddress, identity, learnerReadyReq, learnerReadyResp, leaseRenewReq, leaseRenewResp, membersReq, membersResp, normalizePeerUrl, ttlReq, ttlResp } from './peer-service';
+import { PEER_SERVICE, REMOVED_MEMBER_DETAILS, dialAddress, identity, learnerReadyReq, learnerReadyResp, leaseRenewReq, leaseRenewResp, membersReq, membersResp, normalizePeerUrl, senderFromMetadata, ttlReq, ttlResp } from './peer-service';
 import { hexId, snapshotTransfer, type PeerMetrics } from './peer-metrics';
 import { PeerActivity } from './peer-activity';
 import { Peer } from './peer';
@@ -288,6 +288,10 @@ export class PeerTransport {
 
   private onSend(call: grpc.ServerReadableStream<Buffer, Buffer>, callback: grpc.sendUnaryData<Buffer>): void {
     let failed = false;
+    // Who sent this stream, for etcd_network_peer_received_failures_total{From}: the member ID the
+    // sender puts in the stream's metadata, else the one of a batch it already sent, else (as etcd
+    // labels a pipeline body it could not read) the remote address.
+    let sender = senderFromMetadata(call.metadata);
     call.on('data', (buf: Buffer) => {
       if (failed) return;
       let batch;
@@ -295,7 +299,7 @@ export class PeerTransport {
         batch = decodeBatch(buf);
       } catch (e) {
         failed = true;
-        this.metrics?.peerReceivedFailures.inc({ From: '0' });
+        this.metrics?.peerReceivedFailures.inc({ From: sender ?? call.getPeer() });
         callback(new PeerError(grpc.status.INVALID_ARGUMENT, `malformed raft batch: ${String(e)}`) as unknown as grpc.ServiceError);
         return;
       }
@@ -311,6 +315,7 @@ export class PeerTransport {
         callback({ code: grpc.status.FAILED_PRECONDITION, details: REMOVED_MEMBER_DETAILS });
         return;
       }
+      sender ??= hexId(batch.from);
       this.metrics?.peerReceivedBytes.inc({ From: hexId(batch.from) }, buf.length);
       this.handlers.onMessages(batch.messages);
     });

@@ -8,6 +8,7 @@ import { freePorts } from '../support/ports';
 import { REPO_ROOT } from '../support/member';
 import { waitFor } from '../support/cluster';
 import { etcdctl } from '../support/etcdctl';
+import { makePki, type TestPki } from '../support/certs';
 
 /**
  * cairn as a library: the package's entry point (package.json "main", the built dist/) starts a
@@ -15,8 +16,10 @@ import { etcdctl } from '../support/etcdctl';
  */
 
 const dirs: string[] = [];
+const pkis: TestPki[] = [];
 afterAll(() => {
   for (const d of dirs) fs.rmSync(d, { recursive: true, force: true });
+  for (const p of pkis) p.cleanup();
 });
 
 type EmbedApi = typeof import('../../server/embed/index');
@@ -177,5 +180,78 @@ describe('the typed config builder and lifecycle events', () => {
     // It released its data dir and listeners: close() is a no-op that resolves.
     await second.close();
     await first.close();
+  });
+
+  it('memberConfig takes TLS, auth-token and metrics options into the same config fields as their flags', () => {
+    const { memberConfig, buildConfig, parseFlags, FlagError } = byName();
+    const fromFlags = (argv: string[]) => buildConfig(parseFlags(argv, {}));
+    const typed = memberConfig({
+      certFile: '/pki/server.crt', keyFile: '/pki/server.key', trustedCaFile: '/pki/ca.crt', clientCertAuth: true,
+      clientCrlFile: '/pki/crl.pem', clientCertAllowedHostname: 'client.example',
+      peerCertFile: '/pki/peer.crt', peerKeyFile: '/pki/peer.key', peerTrustedCaFile: '/pki/ca.crt', peerClientCertAuth: true,
+      peerCrlFile: '/pki/crl.pem', peerCertAllowedCn: 'etcd-peer', peerClientCertFile: '/pki/pc.crt', peerClientKeyFile: '/pki/pc.key',
+      experimentalPeerSkipClientSanVerification: true, selfSignedCertValidityYears: 2,
+      cipherSuites: ['TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256', 'TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256'], tlsMinVersion: 'TLS1.2', tlsMaxVersion: 'TLS1.3',
+      authToken: 'jwt,pub-key=/pki/jwt.pub,priv-key=/pki/jwt.key,sign-method=RS256', bcryptCost: 4, authTokenTtlSeconds: 60, metrics: 'extensive',
+    });
+    expect(typed).toEqual(
+      fromFlags([
+        '--cert-file=/pki/server.crt', '--key-file=/pki/server.key', '--trusted-ca-file=/pki/ca.crt', '--client-cert-auth',
+        '--client-crl-file=/pki/crl.pem', '--client-cert-allowed-hostname=client.example',
+        '--peer-cert-file=/pki/peer.crt', '--peer-key-file=/pki/peer.key', '--peer-trusted-ca-file=/pki/ca.crt', '--peer-client-cert-auth',
+        '--peer-crl-file=/pki/crl.pem', '--peer-cert-allowed-cn=etcd-peer', '--peer-client-cert-file=/pki/pc.crt', '--peer-client-key-file=/pki/pc.key',
+        '--experimental-peer-skip-client-san-verification', '--self-signed-cert-validity=2',
+        '--cipher-suites=TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256,TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256', '--tls-min-version=TLS1.2', '--tls-max-version=TLS1.3',
+        '--auth-token=jwt,pub-key=/pki/jwt.pub,priv-key=/pki/jwt.key,sign-method=RS256', '--bcrypt-cost=4', '--auth-token-ttl=60', '--metrics=extensive',
+      ]),
+    );
+    expect(typed.tls.client).toMatchObject({ certFile: '/pki/server.crt', keyFile: '/pki/server.key', clientCertAuth: true });
+    expect(typed.tls.peer).toMatchObject({ certFile: '/pki/peer.crt', clientCertAuth: true, allowedCN: 'etcd-peer' });
+    expect(typed).toMatchObject({ metrics: 'extensive', bcryptCost: 4, authTokenTtlSeconds: 60 });
+    expect(memberConfig({ autoTls: true, peerAutoTls: true }).tls).toEqual(fromFlags(['--auto-tls', '--peer-auto-tls']).tls);
+    // The same validation as the flags': a bad value fails with the flag's message.
+    expect(() => memberConfig({ bcryptCost: 'x' as unknown as number })).toThrow(FlagError);
+    expect(() => memberConfig({ bcryptCost: 'x' as unknown as number })).toThrow('invalid value "x" for flag -bcrypt-cost: parse error');
+  });
+
+  it('an embedded member configured for mTLS by memberConfig serves a client with a certificate and refuses one without', { timeout: 60_000 }, async () => {
+    const { memberConfig, startMember } = byName();
+    const pki = makePki();
+    pkis.push(pki);
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'cairn-embed-'));
+    dirs.push(dir);
+    const [client, peer] = await freePorts(2);
+    const url = (port: number): string => `https://127.0.0.1:${port}`;
+    const member = await startMember(
+      memberConfig({
+        name: 'tls', dataDir: path.join(dir, 'data'), logLevel: 'error',
+        listenClientUrls: url(client), advertiseClientUrls: url(client), listenPeerUrls: url(peer), initialAdvertisePeerUrls: url(peer),
+        certFile: pki.server.cert, keyFile: pki.server.key, trustedCaFile: pki.ca, clientCertAuth: true,
+        peerCertFile: pki.server.cert, peerKeyFile: pki.server.key, peerTrustedCaFile: pki.ca, peerClientCertAuth: true,
+      }),
+    );
+    try {
+      await member.ready;
+      const ep = url(client);
+      const withCert = await etcdctl(ep, [`--cacert=${pki.ca}`, `--cert=${pki.client.cert}`, `--key=${pki.client.key}`, 'put', 'tls/k', 'v']);
+      expect(withCert.stdout.trim(), withCert.stderr).toBe('OK');
+      const read = await etcdctl(ep, [`--cacert=${pki.ca}`, `--cert=${pki.client.cert}`, `--key=${pki.client.key}`, 'get', 'tls/k', '--print-value-only']);
+      expect(read.stdout.trim()).toBe('v');
+      // No client certificate: the handshake is refused, nothing is written.
+      const without = await etcdctl(ep, ['--dial-timeout=2s', '--command-timeout=3s', `--cacert=${pki.ca}`, 'put', 'tls/refused', 'v']);
+      expect(without.code).not.toBe(0);
+      expect(without.stdout).not.toContain('OK');
+      // A certificate from another CA is refused as well.
+      const other = await etcdctl(ep, ['--dial-timeout=2s', '--command-timeout=3s', `--cacert=${pki.ca}`, `--cert=${pki.otherClient.cert}`, `--key=${pki.otherClient.key}`, 'put', 'tls/refused', 'v']);
+      expect(other.code).not.toBe(0);
+      const none = await etcdctl(ep, [`--cacert=${pki.ca}`, `--cert=${pki.client.cert}`, `--key=${pki.client.key}`, 'get', 'tls/refused']);
+      expect(none.code, none.stderr).toBe(0);
+      expect(none.stdout).toBe('');
+      // Plain http on the https port gets nothing either.
+      const plain = await etcdctl(`http://127.0.0.1:${client}`, ['--dial-timeout=2s', '--command-timeout=3s', 'get', 'tls/k']);
+      expect(plain.code).not.toBe(0);
+    } finally {
+      await member.close();
+    }
   });
 });

@@ -2,6 +2,8 @@ import * as grpc from '@grpc/grpc-js';
 import pino from 'pino';
 import { afterEach, describe, expect, it } from 'vitest';
 import { EntryType, MessageType, newMessage, type Message } from '../../raft';
+import { ServerMetrics } from '../../server/etcdserver/metrics';
+import { senderMetadata } from '../../server/rafthttp/peer-service';
 import { PeerTransport, type PeerHandlers } from '../../server/rafthttp/transport';
 import { waitFor } from '../support/cluster';
 import { freePorts } from '../support/ports';
@@ -23,6 +25,7 @@ interface TransportOptions {
   extra?: Partial<PeerHandlers>;
   dialOverride?: Map<string, string>;
   names?: Map<bigint, string>;
+  metrics?: ServerMetrics;
 }
 
 async function transport(memberId: bigint, clusterId: bigint, port: number, received: Message[], unreachable: bigint[], o: TransportOptions = {}): Promise<PeerTransport> {
@@ -34,6 +37,7 @@ async function transport(memberId: bigint, clusterId: bigint, port: number, rece
     dialOverride: o.dialOverride ?? new Map(),
     memberName: (id) => names.get(id),
     handlers: handlers(received, unreachable, o.extra),
+    metrics: o.metrics,
   });
   await t.listen([new URL(`http://127.0.0.1:${port}`)]);
   open.push(t);
@@ -171,5 +175,44 @@ describe('peer transport', () => {
       a.send([newMessage(MessageType.MsgHeartbeat, 2n, 1n, 1)]);
       return atB.some((m) => m.type === MessageType.MsgHeartbeat);
     });
+  });
+
+  it('counts an undecodable batch in etcd_network_peer_received_failures_total under the sending member, else its address', async () => {
+    const [pb] = await freePorts(1);
+    const metrics = new ServerMetrics();
+    const atB: Message[] = [];
+    await transport(2n, 77n, pb, atB, [], { metrics });
+    const raw = (b: Buffer): Buffer => b;
+    const sendGarbage = (md: grpc.Metadata): Promise<grpc.ServiceError | null> => {
+      const client = new grpc.Client(`127.0.0.1:${pb}`, grpc.credentials.createInsecure());
+      return new Promise((resolve) => {
+        const call = client.makeClientStreamRequest<Buffer, Buffer>('/cairnpb.Peer/Send', raw, raw, md, {}, (err) => {
+          client.close();
+          resolve(err);
+        });
+        // A length-delimited field whose length runs past the end: not a batch.
+        call.write(Buffer.from([0x0a, 0x05, 0x01]));
+        call.end();
+      });
+    };
+    const failures = async (): Promise<Record<string, number>> => {
+      const m = await metrics.peerReceivedFailures.get();
+      return Object.fromEntries(m.values.map((v) => [String(v.labels.From), v.value]));
+    };
+
+    const e1 = await sendGarbage(senderMetadata(0xabcn));
+    expect(e1?.code).toBe(grpc.status.INVALID_ARGUMENT);
+    expect(await failures()).toEqual({ abc: 1 });
+
+    // A stream that does not say who it is from is labelled by its remote address, as etcd labels a
+    // pipeline request it could not read (r.RemoteAddr).
+    const e2 = await sendGarbage(new grpc.Metadata());
+    expect(e2?.code).toBe(grpc.status.INVALID_ARGUMENT);
+    const f = await failures();
+    expect(f.abc).toBe(1);
+    const other = Object.keys(f).filter((k) => k !== 'abc');
+    expect(other).toHaveLength(1);
+    expect(other[0]).toMatch(/^127\.0\.0\.1:\d+$/);
+    expect(atB).toHaveLength(0);
   });
 });

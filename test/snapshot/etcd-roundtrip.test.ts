@@ -17,7 +17,8 @@ function toDump(t: Tree): DumpedBucket {
  * Snapshots in etcd's format both ways, against Debian's etcd 3.4 and etcdctl:
  * cairn -> `etcdctl snapshot save` -> `etcdctl snapshot restore` -> etcd serves what cairn served,
  * and etcd -> `etcdctl snapshot save` -> `bin/cairn snapshot restore` -> cairn serves what etcd
- * served: keys, values, create/mod revisions, versions, history since the compaction, leases.
+ * served: keys, values, create/mod revisions, versions, history since the compaction, leases, and
+ * auth (users, roles, permissions, auth enabled: the restored side authenticates and enforces them).
  */
 const members: Member[] = [];
 afterAll(async () => {
@@ -91,8 +92,48 @@ async function observe(endpoint: string, compactRev: number): Promise<Observed> 
 }
 
 async function save(m: Member, file: string): Promise<void> {
-  const r = await etcdctl(m.endpoint, ['snapshot', 'save', file], { timeoutMs: 30_000 });
+  const r = await etcdctl(m.endpoint, [...ROOT, 'snapshot', 'save', file], { timeoutMs: 30_000 });
   expect(r.code, r.stderr).toBe(0);
+}
+
+const ROOT = ['--user=root:rootpw'];
+
+async function ok(endpoint: string, args: string[]): Promise<string> {
+  const r = await etcdctl(endpoint, args);
+  expect(r.code, `etcdctl ${args.join(' ')}: ${r.stderr}`).toBe(0);
+  return r.stdout;
+}
+
+/** Auth state the snapshot must carry: root, a user with a role that may read `many/` only, auth on. */
+async function addAuth(endpoint: string): Promise<void> {
+  await ok(endpoint, ['user', 'add', 'root:rootpw']);
+  await ok(endpoint, ['user', 'grant-role', 'root', 'root']);
+  await ok(endpoint, ['user', 'add', 'alice:alicepw']);
+  await ok(endpoint, ['role', 'add', 'reader']);
+  await ok(endpoint, ['role', 'grant-permission', 'reader', 'read', 'many/', '--prefix']);
+  await ok(endpoint, ['user', 'grant-role', 'alice', 'reader']);
+  expect(await ok(endpoint, ['auth', 'enable'])).toContain('Authentication Enabled');
+}
+
+/**
+ * On a member restored from a snapshot taken with auth on: alice authenticates with her password,
+ * her role's permission is enforced (reads under many/ only, no writes), a wrong password and no
+ * user are refused; then root turns auth off so the data can be compared.
+ */
+async function checkAuthThenDisable(endpoint: string): Promise<void> {
+  const alice = ['--user=alice:alicepw'];
+  expect(await ok(endpoint, [...alice, 'get', 'many/0001', '--print-value-only'])).toBe('v1\n');
+  const write = await etcdctl(endpoint, [...alice, 'put', 'many/0001', 'x']);
+  expect(write.stderr).toContain('etcdserver: permission denied');
+  const outside = await etcdctl(endpoint, [...alice, 'get', 'a']);
+  expect(outside.stderr).toContain('etcdserver: permission denied');
+  const wrong = await etcdctl(endpoint, ['--user=alice:nope', 'get', 'many/0001']);
+  expect(wrong.stderr).toContain('authentication failed, invalid user ID or password');
+  const anonymous = await etcdctl(endpoint, ['get', 'many/0001']);
+  expect(anonymous.stderr).toContain('etcdserver: user name is empty');
+  expect(await ok(endpoint, [...ROOT, 'role', 'get', 'reader'])).toContain('[many/, many0) (prefix many/)');
+  expect(await ok(endpoint, [...ROOT, 'user', 'get', 'alice'])).toContain('Roles: reader');
+  expect(await ok(endpoint, [...ROOT, 'auth', 'disable'])).toContain('Authentication Disabled');
 }
 
 function etcdctlStatus(file: string): { hash: number; revision: number; totalKey: number; totalSize: number } {
@@ -126,6 +167,7 @@ describe('etcd-format snapshots', () => {
     expect(cairnSeen.compactedErr).toBe(11);
     expect(cairnSeen.kvs).toHaveLength(295);
     expect(cairnSeen.leases.map((l) => l.keys.length)).toEqual([1, 2]); // lease 42: leased/3; the other: leased/1, leased/2
+    await addAuth(src.endpoint);
     cairnFile = path.join(src.tmpDir, 'cairn-snap.db');
     await save(src, cairnFile);
 
@@ -141,6 +183,7 @@ describe('etcd-format snapshots', () => {
     const restored = await etcdctl(src.endpoint, ['snapshot', 'restore', cairnFile, '--data-dir', dataDir, '--name', 'r1', '--initial-cluster', 'r1=http://127.0.0.1:2380', '--initial-advertise-peer-urls', 'http://127.0.0.1:2380']);
     expect(restored.code, restored.stderr).toBe(0);
     const etcd = await start('etcd', { name: 'r1', dataDir });
+    await checkAuthThenDisable(etcd.endpoint);
     expect(await observe(etcd.endpoint, compactRev)).toEqual(cairnSeen);
   });
 
@@ -152,6 +195,7 @@ describe('etcd-format snapshots', () => {
     etcdSeen = await observe(src.endpoint, compactRev);
     // Same operations, same answers: the two sources agree before any snapshot.
     expect(etcdSeen).toEqual(cairnSeen);
+    await addAuth(src.endpoint);
     etcdFile = path.join(src.tmpDir, 'etcd-snap.db');
     await save(src, etcdFile);
     expect(JSON.parse(cairn(['snapshot', 'status', etcdFile, '-w', 'json']))).toEqual(etcdctlStatus(etcdFile));
@@ -159,6 +203,7 @@ describe('etcd-format snapshots', () => {
     const dataDir = path.join(src.tmpDir, 'cairn-restored');
     expect(cairn(['snapshot', 'restore', etcdFile, '--data-dir', dataDir, '--name', 'r2'])).toContain(`at revision ${etcdSeen.revision}`);
     const restored = await start('cairn', { name: 'r2', dataDir });
+    await checkAuthThenDisable(restored.endpoint);
     expect(await observe(restored.endpoint, compactRev)).toEqual(etcdSeen);
     // The restored member goes on from the snapshot's revision.
     const r = connect(restored.endpoint);

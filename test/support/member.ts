@@ -203,7 +203,9 @@ class MemberImpl implements Member {
           );
         }
         const r = await client.range({ key: Buffer.from('health') });
-        if (!r.err) return;
+        // A member with auth enabled (e.g. restored from such a snapshot) answers the anonymous
+        // probe with etcd's "user name is empty": it is serving.
+        if (!r.err || r.err.details === 'etcdserver: user name is empty') return;
         if (Date.now() - started > this.readyTimeoutMs) {
           await this.kill('SIGKILL');
           throw new Error(

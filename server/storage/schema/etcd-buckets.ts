@@ -13,8 +13,8 @@
  * | members_removed | cairn: ID BE8; etcd: hex ID       | empty                        | "removed"                        |
  * | alarm           | cairn: ID BE8 + type; etcd: AlarmMember protobuf | empty         | empty                            |
  *
- * Other buckets (auth, authUsers, authRoles, cluster) hold etcd's encodings where cairn has them
- * and are copied unchanged.
+ * Other buckets (auth, authUsers, authRoles, cluster) hold etcd's encodings (cairn's auth store,
+ * server/auth/store.ts, writes authpb.User / authpb.Role and etcd's keys) and are copied unchanged.
  */
 import { decodeKeyValue, encodeKeyValue } from '../../../mvcc/kv-codec';
 import { decodeRevision, encodeRevision } from '../../../mvcc/revision';
@@ -103,7 +103,9 @@ export function etcdMemberJson(m: { id: bigint; name: string; peerUrls: string[]
 export function etcdDefaultBuckets(clusterVersion: string): Map<string, Pair[]> {
   return new Map<string, Pair[]>([
     [ALARM, []],
-    // auth.NewAuthStore commits revision 1 on a fresh backend; cairn has no auth store of its own yet.
+    // Only when cairn's backend has no auth bucket yet: its auth store (server/auth/store.ts) keeps
+    // etcd's buckets and encodings, copied unchanged, once auth has been used; a backend that never
+    // wrote one gets what etcd's auth.NewAuthStore commits on a fresh backend, revision 1.
     [AUTH, [[Buffer.from('authRevision'), u64(1)]]],
     [AUTH_ROLES, []],
     [AUTH_USERS, []],
