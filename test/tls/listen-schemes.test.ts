@@ -6,6 +6,7 @@ import * as path from 'node:path';
 import * as tls from 'node:tls';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { makePki, type TestPki } from '../support/certs';
+import { etcdctl } from '../support/etcdctl';
 import { waitFor } from '../support/cluster';
 import { CAIRN_BIN, ETCD_BIN, trackChild } from '../support/member';
 import { freePorts } from '../support/ports';
@@ -14,7 +15,8 @@ import { dialAddress } from '../../server/rafthttp/peer-service';
 import { urlScheme } from '../../server/transport/url-scheme';
 
 /**
- * unix:// and unixs:// listen URLs, as etcd 3.4 serves them: a unix socket at the URL's host (the
+ * Listen URL schemes. http:// and https:// client URLs side by side on one member, each served as
+ * it asks. unix:// and unixs:// listen URLs, as etcd 3.4 serves them: a unix socket at the URL's host (the
  * file `name:port` in the working directory), TLS on unixs://. A unixs:// client, peer or metrics
  * URL must never be served in plaintext, nor on TCP at host:port. Each case runs against cairn and
  * etcd 3.4 with the same flags.
@@ -167,6 +169,36 @@ describe.each(['cairn', 'etcd'] as const)('unix socket listeners (%s)', (kind) =
       expect(fs.existsSync(path.join(cwd, `localhost:${p}`))).toBe(true);
       expect(await tcpRefused(c)).toBe(true);
       expect(await tcpRefused(p)).toBe(true);
+    } finally {
+      child.kill('SIGKILL');
+    }
+  }, 60_000);
+});
+
+describe.each(['cairn', 'etcd'] as const)('mixed http and https client URLs (%s)', (kind) => {
+  it('serves both on one member: plaintext on the http URL, TLS on the https URL, which refuses plaintext', async () => {
+    const [h, s, p] = await freePorts(3);
+    const cwd = path.join(dir, `${kind}-mixed`);
+    const peer = `http://127.0.0.1:${p}`;
+    const child = start(kind, cwd, [
+      '--name', 'x', '--data-dir', path.join(cwd, 'data'),
+      '--listen-client-urls', `http://127.0.0.1:${h},https://127.0.0.1:${s}`, '--advertise-client-urls', `https://127.0.0.1:${s}`,
+      '--listen-peer-urls', peer, '--initial-advertise-peer-urls', peer, '--initial-cluster', `x=${peer}`,
+      '--cert-file', pki.server.cert, '--key-file', pki.server.key,
+    ]);
+    try {
+      const plain = await waitFor(`${kind} on http`, START_TIMEOUT_MS, async () => {
+        const r = await etcdctl(`http://127.0.0.1:${h}`, ['put', 'mixed', 'plain']);
+        return r.code === 0 ? r : undefined;
+      });
+      expect(plain.stdout.trim()).toBe('OK');
+      const secure = await etcdctl(`https://127.0.0.1:${s}`, ['--cacert', pki.ca, 'get', 'mixed', '--print-value-only']);
+      expect(secure.stdout.trim()).toBe('plain');
+      const refused = await etcdctl(`http://127.0.0.1:${s}`, ['--dial-timeout', '2s', '--command-timeout', '3s', 'get', 'mixed'], { timeoutMs: 10_000 });
+      expect(refused.code).not.toBe(0);
+      expect(refused.stdout).not.toContain('plain');
+      const r = await plaintextGet(() => net.connect({ host: '127.0.0.1', port: s }));
+      expect(r.data).not.toContain('"health"');
     } finally {
       child.kill('SIGKILL');
     }
