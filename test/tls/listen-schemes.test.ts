@@ -175,6 +175,37 @@ describe.each(['cairn', 'etcd'] as const)('unix socket listeners (%s)', (kind) =
   }, 60_000);
 });
 
+describe('peers over unixs:// sockets', () => {
+  it('two cairn members dial each other\'s unixs:// peer socket with TLS and form a cluster', async () => {
+    const [c1, c2] = await freePorts(2);
+    const cwd = path.join(dir, 'pair');
+    const initial = 'a=unixs://pa:1,b=unixs://pb:1';
+    const members = (['a', 'b'] as const).map((n, i) => {
+      const client = `http://127.0.0.1:${[c1, c2][i]}`;
+      return start('cairn', cwd, [
+        '--name', n, '--data-dir', path.join(cwd, `data-${n}`),
+        '--listen-client-urls', client, '--advertise-client-urls', client,
+        '--listen-peer-urls', `unixs://p${n}:1`, '--initial-advertise-peer-urls', `unixs://p${n}:1`, '--initial-cluster', initial,
+        '--peer-cert-file', pki.server.cert, '--peer-key-file', pki.server.key, '--peer-trusted-ca-file', pki.ca,
+      ]);
+    });
+    try {
+      // Two voters: a committed write needs both, so the peers reached each other over their sockets.
+      const put = await waitFor('a committed write', START_TIMEOUT_MS, async () => {
+        const r = await etcdctl(`http://127.0.0.1:${c1}`, ['--command-timeout', '3s', 'put', 'over-unixs', 'yes']);
+        return r.code === 0 ? r : undefined;
+      });
+      expect(put.stdout.trim()).toBe('OK');
+      const got = await etcdctl(`http://127.0.0.1:${c2}`, ['get', 'over-unixs', '--print-value-only']);
+      expect(got.stdout.trim()).toBe('yes');
+      // And nothing in plaintext on either peer socket.
+      for (const n of ['pa:1', 'pb:1']) expect((await plaintextGet(() => net.connect({ path: path.join(cwd, n) }))).end).toBe('closed');
+    } finally {
+      for (const m of members) m.kill('SIGKILL');
+    }
+  }, 60_000);
+});
+
 describe.each(['cairn', 'etcd'] as const)('mixed http and https client URLs (%s)', (kind) => {
   it('serves both on one member: plaintext on the http URL, TLS on the https URL, which refuses plaintext', async () => {
     const [h, s, p] = await freePorts(3);
