@@ -5,13 +5,16 @@ import type { Logger } from 'pino';
 import { EMPTY_SETTINGS_FRAME, prepareClientFrames } from '../transport/h2/authority';
 import { TlsTerminator } from '../transport/tls/tls-terminator';
 import type { TLSInfo } from '../transport/tls/tls-info';
+import { listenOptions, urlScheme } from '../transport/url-scheme';
 
 /**
  * One client port for gRPC (HTTP/2) and plain HTTP/1.1 (/health, /version, /metrics), as etcd
  * does with cmux. The first bytes of a connection decide: the HTTP/2 client preface goes to the
  * gRPC server, anything else to the HTTP server. An https:// URL first terminates TLS (etcd's
  * --cert-file, --key-file, --trusted-ca-file, --client-cert-auth, ...) and sniffs the decrypted
- * stream the same way, so gRPC, the HTTP endpoints and the :authority fix all work over TLS. The
+ * stream the same way, so gRPC, the HTTP endpoints and the :authority fix all work over TLS.
+ * unix:// and unixs:// URLs are the same on a unix socket (etcd's path: the URL's host and path),
+ * unixs:// with TLS (see transport/url-scheme.ts). The
  * gRPC server gets the TLSSocket itself: grpc-js's call.getAuthContext() then reports the verified
  * client certificate (see transport/tls/peer-identity.ts).
  */
@@ -35,10 +38,10 @@ export class ClientListener {
     private readonly url: URL,
     private readonly handlers: ClientListenerHandlers,
     private readonly log: Logger,
-    /** Required for an https:// URL (startMember validated it). */
+    /** Required for an https:// or unixs:// URL (startMember validated it). */
     tlsInfo?: TLSInfo,
   ) {
-    const secure = url.protocol === 'https:';
+    const { secure } = urlScheme(url);
     if (secure && !tlsInfo) throw new Error(`no TLS configuration for ${url.href}`);
     this.tls = secure && tlsInfo ? new TlsTerminator(tlsInfo, log, (s) => this.onConnection(s)) : undefined;
     this.server = net.createServer({ noDelay: true }, (socket) => {
@@ -55,11 +58,10 @@ export class ClientListener {
   }
 
   async listen(): Promise<void> {
-    const host = this.url.hostname.replace(/^\[|\]$/g, '');
-    const port = Number(this.url.port || 2379);
+    const options = listenOptions(this.url, 'client', 2379);
     await new Promise<void>((resolve, reject) => {
       this.server.once('error', reject);
-      this.server.listen({ host: host === 'localhost' ? '127.0.0.1' : host, port }, () => {
+      this.server.listen(options, () => {
         this.server.off('error', reject);
         resolve();
       });
@@ -68,8 +70,10 @@ export class ClientListener {
     else this.log.info({ address: this.url.href }, 'serving client traffic insecurely; this is strongly discouraged!');
   }
 
-  address(): net.AddressInfo {
-    return this.server.address() as net.AddressInfo;
+  /** The bound TCP address, or undefined on a unix socket. */
+  address(): net.AddressInfo | undefined {
+    const a = this.server.address();
+    return a && typeof a === 'object' ? a : undefined;
   }
 
   private onConnection(socket: net.Socket): void {

@@ -6,6 +6,7 @@
  */
 
 import { mapCipherSuites, parseTlsVersion, type TLSConfig } from '../transport/tls/tls-info';
+import { urlScheme } from '../transport/url-scheme';
 
 type FlagKind = 'string' | 'bool' | 'int' | 'duration';
 
@@ -316,9 +317,7 @@ function urls(list: string, flag: string): URL[] {
     .map((s) => {
       try {
         const u = new URL(s.trim());
-        if (u.protocol !== 'http:' && u.protocol !== 'https:' && u.protocol !== 'unix:' && u.protocol !== 'unixs:') {
-          throw new Error('scheme');
-        }
+        urlScheme(u); // throws on any scheme but http, https, unix, unixs
         return u;
       } catch {
         throw new FlagError(`invalid value "${list}" for flag -${flag}: URL scheme must be http, https, unix, or unixs: ${s}`);

@@ -29,7 +29,7 @@ export const GRPC_OVERHEAD_BYTES = 512 * 1024;
 export interface RunningMember extends MemberLifecycle {
   server: EtcdServer;
   metrics: ServerMetrics;
-  /** The bound client address of each --listen-client-urls entry (useful with port 0). */
+  /** The bound client address of each TCP --listen-client-urls entry (useful with port 0); unix sockets are not listed. */
   clientAddresses: { host: string; port: number }[];
   /** Stops the member and releases its data dir; idempotent. Emits 'stopped'. */
   close(): Promise<void>;
@@ -173,7 +173,10 @@ export async function startMember(config: ServerConfig, log: Logger = pino({ lev
   return Object.assign(lifecycle, {
     server,
     metrics,
-    clientAddresses: listeners.map((l) => ({ host: l.address().address, port: l.address().port })),
+    clientAddresses: listeners.flatMap((l) => {
+      const a = l.address();
+      return a ? [{ host: a.address, port: a.port }] : [];
+    }),
     close,
   });
 }

@@ -6,6 +6,7 @@ import type { ServerConfig } from './config';
 import { selfCert, urlHosts } from '../transport/tls/self-signed';
 import { tlsInfoEmpty, validateTls, type TLSInfo } from '../transport/tls/tls-info';
 import { TlsTerminator } from '../transport/tls/tls-terminator';
+import { listenOptions, urlScheme } from '../transport/url-scheme';
 
 /**
  * The member's TLS at startup (etcd's embed.StartEtcd): --auto-tls / --peer-auto-tls generate a
@@ -35,27 +36,31 @@ export function resolveTls(cfg: ServerConfig, log: Logger): ServerConfig {
   validateTls(resolved);
   for (const u of cfg.listenClientUrls) {
     // etcd serves such a URL without client certificates and says so.
-    if (u.protocol === 'http:' && client.clientCertAuth) log.warn({ 'client-url': u.href }, 'scheme is HTTP while --client-cert-auth is enabled; ignoring client cert auth for this URL');
+    if (!urlScheme(u).secure && client.clientCertAuth) log.warn({ 'client-url': u.href }, 'scheme is HTTP while --client-cert-auth is enabled; ignoring client cert auth for this URL');
   }
   return resolved;
 }
 
 /**
- * One --listen-metrics-urls listener; https:// uses the client TLS settings, as etcd does
- * (embed/etcd.go serveMetrics uses ClientTLSInfo).
+ * One --listen-metrics-urls listener; https:// and unixs:// use the client TLS settings, as etcd
+ * does (embed/etcd.go serveMetrics uses ClientTLSInfo); unix:// and unixs:// listen on a unix
+ * socket (see transport/url-scheme.ts).
  */
 export async function listenMetrics(url: URL, handler: http.RequestListener, clientTls: TLSInfo, log: Logger): Promise<http.Server> {
   const server = http.createServer(handler);
-  const host = url.hostname.replace(/^\[|\]$/g, '');
-  if (url.protocol === 'https:') {
+  const options = listenOptions(url, 'metrics', 2379);
+  if (urlScheme(url).secure) {
     // HTTP/1.1 only: this listener has no gRPC server to take HTTP/2.
     const terminator = new TlsTerminator(clientTls, log, (socket) => server.emit('connection', socket), ['http/1.1']);
     const tcp = net.createServer((socket) => terminator.accept(socket));
     await new Promise<void>((resolve, reject) => {
       tcp.once('error', reject);
-      tcp.listen(Number(url.port), host, () => resolve());
+      tcp.listen(options, () => {
+        tcp.off('error', reject);
+        resolve();
+      });
     });
-    // Closing the metrics server closes its TCP listener and connections too.
+    // Closing the metrics server closes its listener and connections too.
     const close = server.close.bind(server);
     server.close = (cb?: (err?: Error) => void): http.Server => {
       tcp.close();
@@ -67,7 +72,11 @@ export async function listenMetrics(url: URL, handler: http.RequestListener, cli
   }
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
-    server.listen(Number(url.port), host, resolve);
+    server.listen(options, () => {
+      server.off('error', reject);
+      resolve();
+    });
   });
+  log.info({ address: url.href }, 'serving metrics');
   return server;
 }

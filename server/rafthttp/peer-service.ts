@@ -2,6 +2,7 @@ import * as grpc from '@grpc/grpc-js';
 import { messageCodec } from '../../proto';
 import { PROBE_PATH } from './peer-metrics';
 import { SEND_SNAPSHOT_PATH } from './snapshot-sender';
+import { grpcDialTarget } from '../transport/url-scheme';
 
 /**
  * The Peer gRPC service (proto/cairn/raft.proto) as the transport serves and dials it: the method
@@ -57,8 +58,7 @@ export function normalizePeerUrl(key: string): string {
 
 /** host:port to dial for a peer URL (localhost as 127.0.0.1, etcd's default peer port 2380). */
 export function dialAddress(peerUrl: string): string {
-  const url = new URL(peerUrl);
-  return `${url.hostname === 'localhost' ? '127.0.0.1' : url.hostname}:${url.port || 2380}`;
+  return grpcDialTarget(peerUrl, 2380);
 }
 
 /** etcd's rafthttp answer to a removed member (HTTP 410 there, FAILED_PRECONDITION here). */

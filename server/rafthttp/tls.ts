@@ -5,10 +5,11 @@ import * as tls from 'node:tls';
 import type { Logger } from 'pino';
 import { TlsTerminator } from '../transport/tls/tls-terminator';
 import type { TLSInfo } from '../transport/tls/tls-info';
+import { isSecureUrl, listenOptions, urlScheme } from '../transport/url-scheme';
 
 /**
  * Peer TLS (etcd's --peer-* flags) beside the transport: how a member dials another member's
- * https:// peer URL, and how it serves its own https:// peer URLs.
+ * https:// or unixs:// peer URL, and how it serves its own.
  */
 
 /** How often a dialing member re-checks its peer certificate files for a rotation. */
@@ -23,7 +24,9 @@ export const PEER_CERT_RECHECK_MS = 5_000;
  * --peer-client-cert-auth still checks it. The server side enforces versions and cipher suites.
  */
 export function peerCredentials(info: TLSInfo | undefined, peerUrl: string, log?: Logger): grpc.ChannelCredentials {
-  if (!peerUrl.startsWith('https://') || !info) return grpc.credentials.createInsecure();
+  if (!isSecureUrl(peerUrl)) return grpc.credentials.createInsecure();
+  // A TLS peer URL is never dialed in plaintext, even when this member has no peer TLS of its own.
+  if (!info) return grpc.credentials.createSsl();
   const certFile = info.clientCertFile || info.certFile;
   const keyFile = info.clientKeyFile || info.keyFile;
   if (info.selfSigned || info.trustedCAFile === '') {
@@ -144,7 +147,11 @@ class FilePairProvider implements grpc.experimental.CertificateProvider {
  * the peer URL's host.
  */
 export function peerChannelOptions(peerUrl: string, target: string): grpc.ChannelOptions {
-  if (!peerUrl.startsWith('https://')) return {};
+  const scheme = urlScheme(peerUrl);
+  if (!scheme.secure) return {};
+  // A unix socket has no host to verify against but the certificate's localhost (grpc-js's
+  // authority for a unix: target).
+  if (scheme.unix) return {};
   const host = new URL(peerUrl).hostname.replace(/^\[|\]$/g, '');
   const targetHost = target.slice(0, target.lastIndexOf(':')).replace(/^\[|\]$/g, '');
   if (targetHost === host || (host === 'localhost' && targetHost === '127.0.0.1')) return {};
@@ -152,7 +159,7 @@ export function peerChannelOptions(peerUrl: string, target: string): grpc.Channe
 }
 
 /**
- * Serves `server`'s peer service on an https:// peer URL: a TCP listener whose connections are
+ * Serves `server`'s peer service on an https:// or unixs:// peer URL: a TCP or unix socket listener whose connections are
  * TLS-terminated (peer CA, --peer-client-cert-auth, allowed CN/hostname, the SAN check) and then
  * injected into the gRPC server, which sees an ordinary HTTP/2 connection.
  */
@@ -175,10 +182,10 @@ export async function listenPeerTls(server: grpc.Server, url: URL, info: TLSInfo
     socket.once('close', () => sockets.delete(socket));
     terminator.accept(socket);
   });
-  const host = url.hostname === 'localhost' ? '127.0.0.1' : url.hostname.replace(/^\[|\]$/g, '');
+  const options = listenOptions(url, 'peer', 2380);
   await new Promise<void>((resolve, reject) => {
     tcp.once('error', reject);
-    tcp.listen({ host, port: Number(url.port || 2380) }, () => {
+    tcp.listen(options, () => {
       tcp.off('error', reject);
       resolve();
     });

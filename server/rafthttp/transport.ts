@@ -3,6 +3,7 @@ import type { Logger } from 'pino';
 import type * as net from 'node:net';
 import type { TLSInfo } from '../transport/tls/tls-info';
 import { listenPeerTls, peerCredentials } from './tls';
+import { listenOptions, urlScheme } from '../transport/url-scheme';
 import { MessageType, type Message } from '../../raft';
 import { decodeBatch } from './raft-codec';
 import type { SnapshotEntries } from './snapshot-sender';
@@ -171,16 +172,18 @@ export class PeerTransport {
 
   async listen(urls: URL[]): Promise<void> {
     for (const url of urls) {
-      if (url.protocol === 'https:') {
-        // Never plaintext on an https:// URL (startMember validated the peer TLS settings).
+      const scheme = urlScheme(url);
+      if (scheme.secure) {
+        // Never plaintext on an https:// or unixs:// URL (startMember validated the peer TLS settings).
         if (!this.tls) throw new Error(`cannot listen on TLS for ${url.host}: KeyFile and CertFile are not presented`);
         this.tlsListeners.push(await listenPeerTls(this.server, url, this.tls, this.log));
         this.log.info({ address: url.href }, 'listening for peers securely');
         continue;
       }
-      const host = url.hostname === 'localhost' ? '127.0.0.1' : url.hostname.replace(/^\[|\]$/g, '');
+      const o = listenOptions(url, 'peer', 2380);
+      const addr = o.path !== undefined ? `unix:${o.path}` : `${o.host}:${o.port}`;
       await new Promise<void>((resolve, reject) => {
-        this.server.bindAsync(`${host}:${url.port || 2380}`, grpc.ServerCredentials.createInsecure(), (err) => (err ? reject(err) : resolve()));
+        this.server.bindAsync(addr, grpc.ServerCredentials.createInsecure(), (err) => (err ? reject(err) : resolve()));
       });
       this.log.info({ address: url.href }, 'listening for peers');
     }

@@ -144,6 +144,15 @@ export function maintenanceService(server: MaintenanceServer, metrics: ServerMet
       return { header: server.header(server.revision()) };
     }),
     // etcd's AlarmResponse carries no header (the applier builds it bare, maintenanceServer passes it on).
-    Alarm: u('Alarm', async (r: AlarmRequest) => ({ alarms: (await server.alarm(r)).alarms })),
+    // Any caller may raise, list or clear alarms (etcd 3.4), but the request goes through Raft, so
+    // etcd's processInternalRaftRequestOnce reads its auth info first: a token that does not
+    // resolve (forged, expired) fails it with "invalid auth token" — untranslated, as etcd 3.4's
+    // maintenanceServer.Alarm returns it ("auth: invalid auth token", codes.Unknown).
+    Alarm: unary<AlarmRequest, unknown>(metrics, 'etcdserverpb.Maintenance', 'Alarm', async (r, call) => {
+      await resolver.authInfo(call).catch((e: unknown) => {
+        throw untranslated(e);
+      });
+      return { alarms: (await server.alarm(r)).alarms };
+    }, server),
   };
 }

@@ -13,7 +13,7 @@ import { startMember, type Member } from '../support/member';
 /**
  * --auth-token jwt with keys made by openssl here: etcd 3.4 and cairn with the same keys issue
  * tokens any holder of the public key can verify (user name, auth revision, expiry), refuse a
- * token signed by another key, refuse a token from before an auth change as old, and both refuse
+ * token signed by another key or expired, refuse a token from before an auth change as old, and both refuse
  * to start with options they cannot use.
  */
 
@@ -81,6 +81,9 @@ async function scenario(m: Member): Promise<Record<string, unknown>> {
     forged: await rangeWithToken(m.endpoint, forged),
     put: (await etcdctl(m.endpoint, ['--user', 'root:rootpw', 'put', 'k', 'v'])).stdout,
   };
+  // Signed with the member's own key, for the current revision, but expired a minute ago.
+  const expired = jwt.sign({ username: 'root', revision: claims.revision, exp: Math.floor(Date.now() / 1000) - 60 }, fs.readFileSync(file('priv.pem')), { algorithm: 'RS256' });
+  out.expired = await rangeWithToken(m.endpoint, expired);
   // An auth change makes every earlier token's revision old.
   await etcdctl(m.endpoint, ['--user', 'root:rootpw', 'user', 'add', 'carol:pw']);
   out.afterChange = await rangeWithToken(m.endpoint, token);
@@ -98,6 +101,7 @@ describe('--auth-token jwt', () => {
       expiresInRange: true,
       withToken: 'OK',
       forged: 'UNAUTHENTICATED: etcdserver: invalid auth token',
+      expired: 'UNAUTHENTICATED: etcdserver: invalid auth token',
       afterChange: 'INVALID_ARGUMENT: etcdserver: revision of auth store is old',
       fresh: 'OK',
     });

@@ -17,6 +17,14 @@ export type ServiceName = 'KV' | 'Lease' | 'Maintenance' | 'Cluster' | 'Auth' | 
 export interface CallOptions {
   /** Per-call deadline in ms (default: the client's default, 10 s). */
   deadlineMs?: number;
+  /** Request metadata, e.g. `{ token }` (etcd's auth token field). */
+  metadata?: Record<string, string>;
+}
+
+function metadataOf(opts: CallOptions): grpc.Metadata {
+  const md = new grpc.Metadata();
+  for (const [k, v] of Object.entries(opts.metadata ?? {})) md.set(k, v);
+  return md;
 }
 
 type UnaryFn = (
@@ -70,7 +78,7 @@ export class EtcdClient {
     if (typeof fn !== 'function') throw new Error(`no RPC ${service}.${method}`);
     const deadline = Date.now() + (opts.deadlineMs ?? this.defaultDeadlineMs);
     return new Promise((resolve) => {
-      fn.call(c, req, new grpc.Metadata(), { deadline }, (err, res) => {
+      fn.call(c, req, metadataOf(opts), { deadline }, (err, res) => {
         if (err) resolve({ err: toErr(err) });
         else resolve({ ok: res as T });
       });
@@ -111,6 +119,20 @@ export class EtcdClient {
   defragment = (req: object = {}, o?: CallOptions) => this.call('Maintenance', 'Defragment', req, o);
   // Cluster
   memberList = (req: object = {}, o?: CallOptions) => this.call('Cluster', 'MemberList', req, o);
+
+  /** A server-streaming call (e.g. Maintenance.Snapshot): the messages, or the error that ended it. */
+  serverStream<T = any>(service: ServiceName, method: string, req: object, opts: CallOptions = {}): Promise<{ messages: T[]; err?: GrpcErr }> {
+    const c = this.client(service) as unknown as Record<string, (req: unknown, md: grpc.Metadata, o: grpc.CallOptions) => grpc.ClientReadableStream<T>>;
+    const fn = c[method];
+    if (typeof fn !== 'function') throw new Error(`no RPC ${service}.${method}`);
+    const stream = fn.call(c, req, metadataOf(opts), { deadline: Date.now() + (opts.deadlineMs ?? this.defaultDeadlineMs) });
+    const messages: T[] = [];
+    return new Promise((resolve) => {
+      stream.on('data', (m: T) => messages.push(m));
+      stream.on('error', (e: grpc.ServiceError) => resolve({ messages, err: toErr(e) }));
+      stream.on('end', () => resolve({ messages }));
+    });
+  }
 
   close(): void {
     for (const c of Object.values(this.clients)) c?.close();

@@ -49,12 +49,13 @@ function runToExit(kind: 'cairn' | 'etcd', args: string[]): Promise<{ code: numb
   );
 }
 
-async function memberArgs(name: string, client: 'http' | 'https', peer: 'http' | 'https'): Promise<string[]> {
+async function memberArgs(name: string, client: 'http' | 'https' | 'unixs', peer: 'http' | 'https' | 'unixs'): Promise<string[]> {
   const [c, p] = await freePorts(2);
-  const peerUrl = `${peer}://127.0.0.1:${p}`;
+  const host = (scheme: string): string => (scheme === 'unixs' ? 'localhost' : '127.0.0.1');
+  const peerUrl = `${peer}://${host(peer)}:${p}`;
   return [
     '--name', name, '--data-dir', path.join(dir, `${name}-${c}`),
-    '--listen-client-urls', `${client}://127.0.0.1:${c}`, '--advertise-client-urls', `${client}://127.0.0.1:${c}`,
+    '--listen-client-urls', `${client}://${host(client)}:${c}`, '--advertise-client-urls', `${client}://${host(client)}:${c}`,
     '--listen-peer-urls', peerUrl, '--initial-advertise-peer-urls', peerUrl, '--initial-cluster', `${name}=${peerUrl}`,
   ];
 }
@@ -80,6 +81,22 @@ describe('fail-closed startup', () => {
     expect(ours.out).toContain(want);
     expect(ours.code).not.toBe(0);
   });
+
+  it('refuses unixs:// client and peer URLs without a certificate and key, as etcd 3.4 does', async () => {
+    const client = await memberArgs('u', 'unixs', 'http');
+    const url = client[client.indexOf('--listen-client-urls') + 1];
+    const peer = await memberArgs('v', 'http', 'unixs');
+    const host = new URL(peer[peer.indexOf('--listen-peer-urls') + 1]).host;
+    for (const [args, want] of [
+      [client, `TLS key/cert (--cert-file, --key-file) must be provided for client url ${url} with HTTPS scheme`],
+      [peer, `cannot listen on TLS for ${host}: KeyFile and CertFile are not presented`],
+    ] as const) {
+      const [ours, theirs] = await Promise.all([runToExit('cairn', [...args]), runToExit('etcd', [...args])]);
+      expect(theirs.out).toContain(want);
+      expect(ours.out).toContain(want);
+      expect(ours.code).not.toBe(0);
+    }
+  }, 60_000);
 
   it('refuses TLS settings it cannot honour instead of starting without them', async () => {
     const tlsArgs = ['--cert-file', pki.server.cert, '--key-file', pki.server.key];

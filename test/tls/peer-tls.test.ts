@@ -2,12 +2,19 @@ import * as grpc from '@grpc/grpc-js';
 import * as fs from 'node:fs';
 import * as http from 'node:http';
 import type * as net from 'node:net';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { spawn } from 'node:child_process';
 import pino from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { listenPeerTls, peerCredentials } from '../../server/rafthttp/tls';
 import { ClientListener } from '../../server/embed/client-listener';
 import type { TLSInfo } from '../../server/transport/tls/tls-info';
 import { makePki, revoke, type CertPair, type TestPki } from '../support/certs';
+import { waitFor } from '../support/cluster';
+import { CAIRN_BIN, trackChild } from '../support/member';
+import { freePorts } from '../support/ports';
+import { PROBE_PATH } from '../../server/rafthttp/peer-metrics';
 
 /**
  * The peer listener's checks on a member's client certificate, as etcd's pkg/transport does them:
@@ -117,7 +124,7 @@ describe('peer TLS listener checks', () => {
     });
     const read = (f: string): Buffer => fs.readFileSync(f);
     const call = (pair: CertPair): Promise<string | number> => {
-      const client = new grpc.Client(`127.0.0.1:${l.address().port}`, grpc.credentials.createSsl(read(pki.ca), read(pair.key), read(pair.cert)));
+      const client = new grpc.Client(`127.0.0.1:${l.address()!.port}`, grpc.credentials.createSsl(read(pki.ca), read(pair.key), read(pair.cert)));
       return new Promise((resolve) =>
         client.makeUnaryRequest('/test.Peer/Ping', identity, identity, Buffer.alloc(0), { deadline: Date.now() + 3000 }, (err, res) => {
           client.close();
@@ -128,4 +135,53 @@ describe('peer TLS listener checks', () => {
     expect(await call(good)).toBe('pong');
     expect(await call(bad)).toBe(grpc.status.UNAVAILABLE);
   });
+});
+
+describe('peer certificate checks through bin/cairn flags', () => {
+  /** A member with peer mTLS and `extra`; resolves its peer port once it serves peers. */
+  async function member(extra: string[], good: CertPair): Promise<number> {
+    const [c, p] = await freePorts(2);
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'cairn-peerflags-'));
+    const peer = `https://127.0.0.1:${p}`;
+    const child = spawn(process.execPath, [
+      CAIRN_BIN, '--name', 'a', '--data-dir', path.join(dir, 'data'),
+      '--listen-client-urls', `http://127.0.0.1:${c}`, '--advertise-client-urls', `http://127.0.0.1:${c}`,
+      '--listen-peer-urls', peer, '--initial-advertise-peer-urls', peer, '--initial-cluster', `a=${peer}`,
+      '--peer-cert-file', pki.server.cert, '--peer-key-file', pki.server.key, '--peer-trusted-ca-file', pki.ca, '--peer-client-cert-auth',
+      ...extra,
+    ], { stdio: 'ignore', cwd: dir });
+    trackChild(child);
+    closers.push(() => {
+      child.kill('SIGKILL');
+      fs.rmSync(dir, { recursive: true, force: true });
+    });
+    await waitFor('the member to serve peers', 20_000, async () => (await probe(p, good)) === '');
+    return p;
+  }
+
+  /** The peer service's Probe, dialed as a member dials (peerCredentials) with `pair`: '' or the gRPC code. */
+  function probe(port: number, pair: CertPair): Promise<string | number> {
+    const creds = peerCredentials(info({ clientCertFile: pair.cert, clientKeyFile: pair.key }), `https://127.0.0.1:${port}`);
+    const client = new grpc.Client(`127.0.0.1:${port}`, creds);
+    return new Promise((resolve) =>
+      client.makeUnaryRequest(PROBE_PATH, identity, identity, Buffer.alloc(0), { deadline: Date.now() + 3000 }, (err, res) => {
+        client.close();
+        resolve(err ? err.code : (res ?? Buffer.alloc(0)).toString());
+      }),
+    );
+  }
+
+  it('--peer-cert-allowed-cn: a member whose peer certificate has another CN is refused', async () => {
+    const good = pki.issue('flag-member', { cn: 'member' });
+    const port = await member(['--peer-cert-allowed-cn', 'member'], good);
+    expect(await probe(port, pki.issue('flag-intruder', { cn: 'intruder' }))).toBe(grpc.status.UNAVAILABLE);
+    expect(await probe(port, good)).toBe('');
+  }, 30_000);
+
+  it('--peer-cert-allowed-hostname: a member whose peer certificate is not valid for that host is refused', async () => {
+    const good = pki.issue('flag-named', { cn: 'x', sans: ['IP:127.0.0.1', 'DNS:member.example'] });
+    const port = await member(['--peer-cert-allowed-hostname', 'member.example'], good);
+    expect(await probe(port, pki.issue('flag-unnamed', { cn: 'x', sans: ['IP:127.0.0.1', 'DNS:other.example'] }))).toBe(grpc.status.UNAVAILABLE);
+    expect(await probe(port, good)).toBe('');
+  }, 30_000);
 });

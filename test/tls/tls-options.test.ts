@@ -6,7 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ClientListener } from '../../server/embed/client-listener';
 import { buildConfig, parseFlags } from '../../server/embed/config';
 import { listenMetrics } from '../../server/embed/tls-setup';
-import { makePki, type TestPki } from '../support/certs';
+import { fingerprint256, makePki, type TestPki } from '../support/certs';
 import { freePorts } from '../support/ports';
 
 /**
@@ -32,7 +32,7 @@ async function listenWith(flags: string[]): Promise<number> {
   const l = new ClientListener(new URL('https://127.0.0.1:0'), { grpc: (s) => s.destroy(), http: httpServer }, log, cfg.tls.client);
   await l.listen();
   listeners.push(l);
-  return l.address().port;
+  return l.address()!.port;
 }
 
 interface Handshake {
@@ -85,6 +85,37 @@ describe('TLS versions, cipher suites and ALPN', () => {
         });
       expect(await get(true)).toContain('etcd_server_has_leader 1');
       await expect(get(false)).rejects.toThrow();
+    } finally {
+      server.close();
+    }
+  });
+
+  it('re-reads the metrics listener\'s certificate files when they change (rotation without restart)', async () => {
+    const [port] = await freePorts(1);
+    const first = pki.issue('metrics-first', { cn: 'metrics' });
+    const next = pki.issue('metrics-next', { cn: 'metrics' });
+    const pair = { cert: `${pki.dir}/metrics.crt`, key: `${pki.dir}/metrics.key` };
+    fs.copyFileSync(first.cert, pair.cert);
+    fs.copyFileSync(first.key, pair.key);
+    const cfg = buildConfig(parseFlags(['--cert-file', pair.cert, '--key-file', pair.key], {}));
+    const server = await listenMetrics(new URL(`https://127.0.0.1:${port}`), (_req, res) => res.end('ok'), cfg.tls.client, log);
+    const servedCert = (): Promise<string> =>
+      new Promise((resolve, reject) => {
+        const s = tls.connect({ host: '127.0.0.1', port, ca: fs.readFileSync(pki.ca) }, () => {
+          const fp = s.getPeerCertificate().fingerprint256;
+          s.destroy();
+          resolve(fp);
+        });
+        s.once('error', reject);
+      });
+    try {
+      expect(await servedCert()).toBe(fingerprint256(first.cert));
+      // Swapped by rename, as cert-manager and kubelet do.
+      for (const [src, dst] of [[next.key, pair.key], [next.cert, pair.cert]]) {
+        fs.copyFileSync(src, `${dst}.tmp`);
+        fs.renameSync(`${dst}.tmp`, dst);
+      }
+      expect(await servedCert()).toBe(fingerprint256(next.cert));
     } finally {
       server.close();
     }

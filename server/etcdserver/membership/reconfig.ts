@@ -13,6 +13,7 @@ import {
   ErrUnhealthy,
 } from '../errors';
 import { computeMemberId } from './member-id';
+import { urlScheme } from '../../transport/url-scheme';
 import type { Member, Membership } from './membership';
 
 /** etcd allows one learner at a time (maxLearners). */
@@ -151,10 +152,11 @@ export class Reconfig {
   }
 }
 
+/** etcd's types.NewURLs: http, https, unix or unixs. */
 function isPeerUrl(u: string): boolean {
   try {
-    const url = new URL(u);
-    return url.protocol === 'http:' || url.protocol === 'https:';
+    urlScheme(new URL(u));
+    return true;
   } catch {
     return false;
   }

@@ -1,4 +1,5 @@
 import type { SecureVersion } from 'node:tls';
+import { urlScheme } from '../url-scheme';
 
 /**
  * One listener family's TLS settings, as etcd's pkg/transport TLSInfo: the client side
@@ -107,13 +108,13 @@ export function tlsInfoEmpty(info: TLSInfo): boolean {
 export function validateTls(cfg: { listenClientUrls: URL[]; listenPeerUrls: URL[]; listenMetricsUrls: URL[]; tls: TLSConfig }): void {
   const { client, peer } = cfg.tls;
   for (const u of [...cfg.listenClientUrls, ...cfg.listenMetricsUrls]) {
-    if (u.protocol !== 'https:' && u.protocol !== 'unixs:') continue;
+    if (!urlScheme(u).secure) continue;
     if (client.certFile === '' || client.keyFile === '') {
       throw new TlsConfigError(`TLS key/cert (--cert-file, --key-file) must be provided for client url ${u.href.replace(/\/$/, '')} with HTTPS scheme`);
     }
   }
   for (const u of cfg.listenPeerUrls) {
-    if (u.protocol !== 'https:' && u.protocol !== 'unixs:') continue;
+    if (!urlScheme(u).secure) continue;
     if (peer.certFile === '' || peer.keyFile === '') {
       throw new TlsConfigError(`cannot listen on TLS for ${u.host}: KeyFile and CertFile are not presented`);
     }
