@@ -166,7 +166,6 @@ export function buildComponents(cfg: ServerConfig, log: Logger, metrics: ServerM
   });
   const reconfig = new Reconfig({
     memberId: identity.memberId,
-    initialClusterToken: cfg.initialClusterToken,
     strictReconfigCheck: cfg.strictReconfigCheck,
     membership,
     raftStatus: () => host.raft().status(),

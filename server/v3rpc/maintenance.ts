@@ -130,9 +130,11 @@ export function maintenanceService(server: MaintenanceServer, metrics: ServerMet
       const res = await server.hashKV(Number(r.revision));
       return { header: server.header(server.revision()), hash: res.hash, compact_revision: res.compactRev, hash_revision: res.hashRev };
     }),
+    // etcd 3.4 answers Defragment and MoveLeader with empty responses (&pb.DefragmentResponse{},
+    // &pb.MoveLeaderResponse{}): no header.
     Defragment: admin('Defragment', async () => {
       await server.defragment();
-      return { header: server.header(server.revision()) };
+      return {};
     }),
     Snapshot: (call: grpc.ServerWritableStream<unknown, unknown>) => {
       void checkAdmin(auth, resolver, call)
@@ -141,7 +143,7 @@ export function maintenanceService(server: MaintenanceServer, metrics: ServerMet
     },
     MoveLeader: u('MoveLeader', async (r: { targetID: string }) => {
       await server.moveLeader(BigInt(r.targetID));
-      return { header: server.header(server.revision()) };
+      return {};
     }),
     // etcd's AlarmResponse carries no header (the applier builds it bare, maintenanceServer passes it on).
     // Any caller may raise, list or clear alarms (etcd 3.4), but the request goes through Raft, so

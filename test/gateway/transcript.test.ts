@@ -30,6 +30,22 @@ function mask(body: string): string {
     .replace(/"TTL":"\d+","grantedTTL"/g, '"TTL":"X","grantedTTL"');
 }
 
+/**
+ * Member lists are sorted by member ID, and an added member's ID is random (etcd derives it from
+ * the time): once IDs are masked, the list is put in a fixed order so only its content counts.
+ */
+function sortMembers(body: string): string {
+  let parsed: { members?: unknown[] };
+  try {
+    parsed = JSON.parse(body) as { members?: unknown[] };
+  } catch {
+    return body;
+  }
+  if (!Array.isArray(parsed.members)) return body;
+  const members = parsed.members.map((m) => JSON.stringify(m)).sort();
+  return body.replace(/"members":\[.*\]/, `"members":[${members.join(',')}]`);
+}
+
 /** Bodies Go's decoder or jsonpb refuses (or, for the last ones, accepts), each with its own message. */
 const BAD_BODIES = [
   '{"key":"Zm9v","limit":"abc"}',
@@ -62,7 +78,7 @@ const SESSION_LEASE = '2000';
 async function transcript(base: string): Promise<Entry[]> {
   const out: Entry[] = [];
   const record = (step: string, a: Answer): void => {
-    out.push({ step, status: a.status, headers: a.headers, body: mask(a.body) });
+    out.push({ step, status: a.status, headers: a.headers, body: sortMembers(mask(a.body)) });
   };
   const call = async (step: string, path: string, body: string | object, init?: Parameters<typeof post>[3]): Promise<Answer> => {
     const a = await post(base, path, body, init);
@@ -109,19 +125,46 @@ async function transcript(base: string): Promise<Entry[]> {
   await call('lease timetolive keys', '/v3/lease/timetolive', { ID: LEASE, keys: true });
   await call('lease timetolive unknown (kv path)', '/v3/kv/lease/timetolive', { ID: '77' });
   await call('lease leases', '/v3/lease/leases', {});
+  await call('lease leases (kv path)', '/v3/kv/lease/leases', {});
   const ka = await StreamCall.open(base, '/v3/lease/keepalive', `{"ID":"${LEASE}"} {"ID":${LEASE}} {"ID":"77"}`);
   out.push({ step: 'lease keepalive x3', status: ka.status, headers: ka.headers, body: mask(await ka.rest()) });
   await call('lease revoke', '/v3/lease/revoke', { ID: LEASE });
   await call('lease revoke again (kv path)', '/v3/kv/lease/revoke', { ID: LEASE });
   await call('range after revoke', '/v3/kv/range', { key: b64('leased') });
 
-  // Cluster and maintenance.
-  await call('member list', '/v3/cluster/member/list', {});
+  // Cluster and maintenance. A learner is added (a voter that never starts would cost the
+  // single member its quorum), is refused promotion (it has not caught up), and is removed.
+  const list = JSON.parse((await call('member list', '/v3/cluster/member/list', {})).body) as { header: { member_id: string }; members: { peerURLs: string[] }[] };
+  const self = list.header.member_id;
+  const selfPeer = list.members[0].peerURLs[0];
   await call('member remove unknown', '/v3/cluster/member/remove', { ID: '5' });
+  const addedFrom = Math.floor(Date.now() / 1000);
+  const added = await call('member add learner', '/v3/cluster/member/add', { peerURLs: ['http://127.0.0.1:9'], isLearner: true });
+  const addedTo = Math.floor(Date.now() / 1000);
+  const learner = (JSON.parse(added.body) as { member: { ID: string } }).member.ID;
+  // etcd's v3rpc MemberAdd: NewMember("", urls, "", &now), an ID from the sorted URLs and the unix second.
+  const idAt = (t: number): string => createHash('sha1').update(`http://127.0.0.1:9${t}`).digest().readBigUInt64BE(0).toString();
+  const idFromTime = [addedFrom, addedTo].some((t) => idAt(t) === learner);
+  out.push({ step: 'member add: ID is sha1(peer URLs + unix second)', status: 0, headers: {}, body: String(idFromTime) });
+  // Not the same URL set (whose ID, within the same second, would already exist): a URL in use.
+  await call('member add a peer URL in use', '/v3/cluster/member/add', { peerURLs: ['http://127.0.0.1:9', 'http://127.0.0.1:8'] });
+  await call('member add bad peer URL', '/v3/cluster/member/add', { peerURLs: ['127.0.0.1:10'] });
+  await call('member list with learner', '/v3/cluster/member/list', {});
+  await call('member promote learner not ready', '/v3/cluster/member/promote', { ID: learner });
+  await call('member promote a voter', '/v3/cluster/member/promote', { ID: self });
+  await call('member promote unknown', '/v3/cluster/member/promote', { ID: '5' });
+  // A voter's update; a learner's is not compared (etcd 3.4 drops isLearner then, see docs/gateway.md).
+  await call('member update voter, URLs unsorted', '/v3/cluster/member/update', { ID: self, peerURLs: ['http://localhost:9', selfPeer] });
+  await call('member update to a URL in use', '/v3/cluster/member/update', { ID: self, peerURLs: ['http://127.0.0.1:9'] });
+  await call('member update unknown', '/v3/cluster/member/update', { ID: '5', peerURLs: ['http://localhost:11'] });
+  await call('member remove learner', '/v3/cluster/member/remove', { ID: learner });
+  await call('member list after', '/v3/cluster/member/list', {});
   await call('maintenance status', '/v3/maintenance/status', {});
   await call('alarm get', '/v3/maintenance/alarm', { action: 'GET' });
   await call('hash', '/v3/maintenance/hash', {});
+  await call('defragment', '/v3/maintenance/defragment', {});
   await call('transfer leadership to a non-member', '/v3/maintenance/transfer-leadership', { targetID: '5' });
+  await call('transfer leadership to itself', '/v3/maintenance/transfer-leadership', { targetID: self });
 
   // Election and lock, on a session lease.
   await call('session lease', '/v3/lease/grant', { ID: SESSION_LEASE, TTL: 60 });
@@ -153,11 +196,19 @@ async function transcript(base: string): Promise<Entry[]> {
   const halfBad = await StreamCall.open(base, '/v3/watch', `{"create_request":{"key":"${b64('w')}"}} xx {"create_request":{"key":"${b64('v')}"}}`);
   out.push({ step: 'watch, bad second request', status: halfBad.status, headers: halfBad.headers, body: mask((await halfBad.lines(1)).join('\n')) });
   halfBad.close();
+  // A stream that fails after answering: the second create request is over the server's receive
+  // limit (--max-request-bytes + 512 KiB), so the Watch handler's Recv fails once the first watch
+  // has been created; grpc-gateway writes the status as an {"error": ...} chunk after the result.
+  const hugeKey = Buffer.alloc(2 * 1024 * 1024, 'k').toString('base64');
+  const failing = await StreamCall.open(base, '/v3/watch', `{"create_request":{"key":"${b64('w')}"}} {"create_request":{"key":"${hugeKey}"}}`);
+  out.push({ step: 'watch, second request over the limit', status: failing.status, headers: failing.headers, body: mask(await failing.rest()) });
 
   // Compaction, then a read and a watch at a compacted revision.
   await call('compaction', '/v3/kv/compaction', { revision: '10', physical: true });
   await call('range at compacted revision', '/v3/kv/range', { key: b64('foo'), revision: '2' });
   await call('range at future revision', '/v3/kv/range', { key: b64('foo'), revision: '1000' });
+  // The path is Hash's, not HashKV's: after a compaction HashKV would also give compact_revision.
+  await call('hash after compaction', '/v3/maintenance/hash', {});
   const compacted = await StreamCall.open(base, '/v3/watch', `{"create_request":{"key":"${b64('foo')}","start_revision":"2"}}`);
   out.push({ step: 'watch from compacted revision', status: compacted.status, headers: compacted.headers, body: mask((await compacted.lines(2)).join('\n')) });
   compacted.close();
@@ -199,12 +250,32 @@ async function transcript(base: string): Promise<Entry[]> {
   await call('alice put app/x', '/v3/kv/put', { key: b64('app/x'), value: b64('1') }, asAlice);
   await call('alice put outside her range', '/v3/kv/put', { key: b64('other'), value: b64('1') }, asAlice);
   await call('alice range app/', '/v3/kv/range', { key: b64('app/'), range_end: b64('app0') }, asAlice);
+  await call('alice role list', '/v3/auth/role/list', {}, asAlice);
+  await call('alice changes her password', '/v3/auth/user/changepw', { name: 'alice', password: 'alicepw2' }, asAlice);
   await call('alice auth disable', '/v3/auth/disable', {}, asAlice);
   await call('forged token', '/v3/kv/range', { key: b64('app/x') }, { headers: { Authorization: 'forged.1' } });
   const root = (JSON.parse((await post(base, '/v3/auth/authenticate', { name: 'root', password: 'rootpw' })).body) as { token: string }).token;
   await call('root auth status', '/v3/auth/status', {}, { headers: { Authorization: root } });
   await call('root auth disable', '/v3/auth/disable', {}, { headers: { Authorization: root } });
   await call('range after auth disable', '/v3/kv/range', { key: b64('app/x') });
+  await call('authenticate with auth disabled', '/v3/auth/authenticate', { name: 'alice', password: 'alicepw' });
+  await call('role list', '/v3/auth/role/list', {});
+  await call('user changepw', '/v3/auth/user/changepw', { name: 'alice', password: 'alicepw3' });
+  await call('user changepw unknown', '/v3/auth/user/changepw', { name: 'bob', password: 'x' });
+  await call('user revoke role', '/v3/auth/user/revoke', { name: 'alice', role: 'app' });
+  await call('user revoke role not granted', '/v3/auth/user/revoke', { name: 'alice', role: 'app' });
+  await call('user revoke role unknown user', '/v3/auth/user/revoke', { name: 'bob', role: 'app' });
+  await call('role revoke permission', '/v3/auth/role/revoke', { role: 'app', key: b64('app/'), range_end: b64('app0') });
+  await call('role revoke permission not granted', '/v3/auth/role/revoke', { role: 'app', key: b64('app/'), range_end: b64('app0') });
+  await call('role revoke permission unknown role', '/v3/auth/role/revoke', { role: 'nobody', key: b64('app/') });
+  await call('role get app after revoke', '/v3/auth/role/get', { role: 'app' });
+  await call('role delete', '/v3/auth/role/delete', { role: 'app' });
+  await call('role delete unknown', '/v3/auth/role/delete', { role: 'app' });
+  await call('role delete root', '/v3/auth/role/delete', { role: 'root' });
+  await call('user delete', '/v3/auth/user/delete', { name: 'alice' });
+  await call('user delete unknown', '/v3/auth/user/delete', { name: 'alice' });
+  await call('user list after delete', '/v3/auth/user/list', {});
+  await call('role list after delete', '/v3/auth/role/list', {});
   return out;
 }
 

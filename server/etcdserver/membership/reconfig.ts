@@ -25,7 +25,6 @@ export const HEALTH_INTERVAL_MS = 5_000;
 
 export interface ReconfigDeps {
   memberId: bigint;
-  initialClusterToken: string;
   /** --strict-reconfig-check (etcd's default: true). */
   strictReconfigCheck: boolean;
   membership: Membership;
@@ -46,16 +45,24 @@ export interface ReconfigDeps {
 export class Reconfig {
   constructor(private readonly d: ReconfigDeps) {}
 
-  /** MemberAdd: a new member (or learner) with an ID derived from its URLs, the token and the time. */
+  /**
+   * MemberAdd: a new member (or learner) with an ID derived from its URLs and the time, as etcd's
+   * v3rpc MemberAdd builds it (membership.NewMember("", urls, "", &now): no cluster token). The
+   * checks come in etcd's order: mayAddMember before proposing, then ValidateConfigurationChange's
+   * (a removed ID, an existing ID, a peer URL in use, too many learners), so the same request
+   * meets the same refusal (two adds of the same URLs within one second: "member ID already exist").
+   */
   async addMember(peerUrls: string[], isLearner: boolean): Promise<{ member: Member; members: Member[] }> {
     const { membership } = this.d;
     if (peerUrls.length === 0 || !peerUrls.every(isPeerUrl)) throw new ErrMemberBadURLs();
+    if (this.d.strictReconfigCheck) this.mayAddMember(isLearner);
+    const id = computeMemberId(peerUrls, '', Math.floor(Date.now() / 1000));
+    // ErrIDRemoved, which etcd's togRPCError answers as ErrGRPCMemberNotFound.
+    if (membership.isRemoved(id)) throw new ErrMemberNotFound();
+    if (membership.get(id)) throw new ErrMemberExist();
     const taken = new Set(membership.list().flatMap((m) => m.peerUrls));
     if (peerUrls.some((u) => taken.has(u))) throw new ErrPeerURLExist();
     if (isLearner && membership.list().filter((m) => m.isLearner).length >= MAX_LEARNERS) throw new ErrTooManyLearners();
-    const id = computeMemberId(peerUrls, this.d.initialClusterToken, Math.floor(Date.now() / 1000));
-    if (membership.get(id) || membership.isRemoved(id)) throw new ErrMemberExist();
-    if (this.d.strictReconfigCheck) this.mayAddMember(isLearner);
     const member: Member = { id, name: '', peerUrls, clientUrls: [], isLearner };
     await this.d.proposeConfChange(isLearner ? ConfChangeType.AddLearnerNode : ConfChangeType.AddNode, id, member);
     return { member, members: membership.list() };
