@@ -1,4 +1,6 @@
 import * as grpc from '@grpc/grpc-js';
+import { createHash } from 'node:crypto';
+import * as fs from 'node:fs';
 import { loadEtcdServices } from '../../proto';
 
 /**
@@ -117,6 +119,50 @@ export class EtcdClient {
   alarm = (req: object = {}, o?: CallOptions) => this.call('Maintenance', 'Alarm', req, o);
   hashKV = (req: object = {}, o?: CallOptions) => this.call('Maintenance', 'HashKV', req, o);
   defragment = (req: object = {}, o?: CallOptions) => this.call('Maintenance', 'Defragment', req, o);
+
+  /**
+   * Maintenance.Snapshot streamed to `file` with backpressure (the call is paused while the file
+   * write buffer is full), as `etcdctl snapshot save` does. etcd (and cairn) send the database and
+   * then its sha256 as one last blob; `bytes` counts everything written (database + 32-byte hash)
+   * and `hashOk` says whether that last blob is the sha256 of what came before it.
+   */
+  snapshotToFile(file: string, opts: CallOptions = {}): Promise<CallResult<{ bytes: number; hashOk: boolean }>> {
+    const c = this.client('Maintenance') as unknown as Record<string, (req: unknown, md: grpc.Metadata, o: grpc.CallOptions) => grpc.ClientReadableStream<{ blob: Buffer }>>;
+    const deadline = Date.now() + (opts.deadlineMs ?? this.defaultDeadlineMs);
+    return new Promise((resolve) => {
+      const out = fs.createWriteStream(file);
+      const call = c.Snapshot.call(c, {}, new grpc.Metadata(), { deadline });
+      const h = createHash('sha256');
+      let last: Buffer | undefined;
+      let bytes = 0;
+      let failed: GrpcErr | undefined;
+      const fail = (e: Error): void => {
+        if (failed) return;
+        failed = toErr(e);
+        call.cancel();
+        out.destroy();
+        resolve({ err: failed });
+      };
+      call.on('data', (m: { blob: Buffer }) => {
+        if (last) h.update(last);
+        last = m.blob;
+        bytes += m.blob.length;
+        if (!out.write(m.blob)) {
+          call.pause();
+          out.once('drain', () => call.resume());
+        }
+      });
+      call.on('error', fail);
+      out.on('error', fail);
+      call.on('end', () => {
+        if (failed) return;
+        out.end(() => {
+          const hashOk = !!last && last.length === 32 && h.digest().equals(last);
+          resolve({ ok: { bytes, hashOk } });
+        });
+      });
+    });
+  }
   // Cluster
   memberList = (req: object = {}, o?: CallOptions) => this.call('Cluster', 'MemberList', req, o);
 
