@@ -1,22 +1,30 @@
 import type * as grpc from '@grpc/grpc-js';
-import type { CompactionRequest, DeleteRangeRequest, PutRequest, RangeRequest, RangeResponse, TxnRequest } from '../../proto/etcd-types';
+import type { CompactionRequest, DeleteRangeRequest, DeleteRangeResponse, PutRequest, PutResponse, RangeRequest, RangeResponse, TxnRequest } from '../../proto/etcd-types';
 import type { KvServer } from '../etcdserver/interfaces';
 import { serviceDefinition } from '../../proto';
 import { unary } from './interceptor';
-import { encodeRangeResponse } from './range-response-encoder';
+import { encodeDeleteRangeResponse, encodePutResponse, encodeRangeResponse } from './kv-response-encoder';
 import type { ServerMetrics } from '../etcdserver/metrics';
 import type { AuthResolver } from './auth-interceptor';
 import { checkDeleteRequest, checkPutRequest, checkRangeRequest, checkTxnIntervals, checkTxnRequest } from './txn-check';
 
 /**
- * The KV service definition with Range responses encoded by hand (range-response-encoder.ts): a
- * large Range is where protobufjs's per-field encoding costs most. A copy, so the shared
- * definition (used by clients too) keeps protobufjs's serializer.
+ * The KV service definition with Range, Put and DeleteRange responses encoded by hand
+ * (kv-response-encoder.ts): a large Range is where protobufjs's per-field encoding costs most, and
+ * a Put's header where its uint64 parsing runs on every write. A copy, so the shared definition
+ * (used by clients too) keeps protobufjs's serializer.
  */
 export function kvServiceDefinition(): grpc.ServiceDefinition {
   const def = serviceDefinition('etcdserverpb', 'KV');
   const range = def.Range as grpc.MethodDefinition<RangeRequest, RangeResponse>;
-  return { ...def, Range: { ...range, responseSerialize: encodeRangeResponse } };
+  const put = def.Put as grpc.MethodDefinition<PutRequest, PutResponse>;
+  const del = def.DeleteRange as grpc.MethodDefinition<DeleteRangeRequest, DeleteRangeResponse>;
+  return {
+    ...def,
+    Range: { ...range, responseSerialize: encodeRangeResponse },
+    Put: { ...put, responseSerialize: encodePutResponse },
+    DeleteRange: { ...del, responseSerialize: encodeDeleteRangeResponse },
+  };
 }
 
 /** etcdserverpb.KV: validation at the edge (v3rpc/key.go), then the server's read or write path. */
