@@ -98,14 +98,15 @@ async function streamSnapshot(server: MaintenanceServer, call: grpc.ServerWritab
 
 /** etcdserverpb.Maintenance. Snapshot, MoveLeader and Downgrade come with the cluster work. */
 export function maintenanceService(server: MaintenanceServer, metrics: ServerMetrics, auth: AuthServer, resolver: AuthResolver): grpc.UntypedServiceImplementation {
-  const u = <Req, Res>(m: string, fn: (r: Req) => Promise<Res> | Res) => unary<Req, Res>(metrics, 'etcdserverpb.Maintenance', m, fn, server);
+  const u = <Req, Res>(m: string, fn: (r: Req, call: grpc.ServerUnaryCall<Req, Res>) => Promise<Res> | Res) =>
+    unary<Req, Res>(metrics, 'etcdserverpb.Maintenance', m, fn, server);
   // etcd's authMaintenanceServer: Defragment, Snapshot, Hash and HashKV need the root role;
   // Status, MoveLeader and Alarm do not (etcd 3.4).
   const admin = <Req, Res>(m: string, fn: (r: Req) => Promise<Res>) =>
-    unary<Req, Res>(metrics, 'etcdserverpb.Maintenance', m, async (r, call) => {
+    u<Req, Res>(m, async (r, call) => {
       await checkAdmin(auth, resolver, call);
       return fn(r);
-    }, server);
+    });
   return {
     Status: u('Status', async () => {
       const { dbSize, dbSizeInUse } = await server.backendSize();
@@ -150,11 +151,11 @@ export function maintenanceService(server: MaintenanceServer, metrics: ServerMet
     // etcd's processInternalRaftRequestOnce reads its auth info first: a token that does not
     // resolve (forged, expired) fails it with "invalid auth token" — untranslated, as etcd 3.4's
     // maintenanceServer.Alarm returns it ("auth: invalid auth token", codes.Unknown).
-    Alarm: unary<AlarmRequest, unknown>(metrics, 'etcdserverpb.Maintenance', 'Alarm', async (r, call) => {
+    Alarm: u('Alarm', async (r: AlarmRequest, call) => {
       await resolver.authInfo(call).catch((e: unknown) => {
         throw untranslated(e);
       });
       return { alarms: (await server.alarm(r)).alarms };
-    }, server),
+    }),
   };
 }

@@ -131,7 +131,7 @@ export class EtcdClient {
     const deadline = Date.now() + (opts.deadlineMs ?? this.defaultDeadlineMs);
     return new Promise((resolve) => {
       const out = fs.createWriteStream(file);
-      const call = c.Snapshot.call(c, {}, new grpc.Metadata(), { deadline });
+      const call = c.Snapshot.call(c, {}, metadataOf(opts), { deadline });
       const h = createHash('sha256');
       let last: Buffer | undefined;
       let bytes = 0;
