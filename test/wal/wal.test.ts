@@ -2,7 +2,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { Wal } from '../../server/storage/wal/wal';
-import { TEST_SEGMENT_BYTES, entries, entry, plain, removeTmpDirs, segmentPaths, tmpWalDir } from './support';
+import { TEST_SEGMENT_BYTES, entries, entry, frames, plain, removeTmpDirs, segmentPaths, tmpWalDir } from './support';
 
 /**
  * The WAL's durable contents survive reopening across segment cuts: entries (later records
@@ -147,5 +147,51 @@ describe('segment release', () => {
     await w.compact(10);
     expect(segmentPaths(dir)).toEqual(before);
     await w.close();
+  });
+});
+
+describe('replay selects segments as etcd does', () => {
+  it('reads from the segment holding the last snapshot on: damage in an earlier one goes unread, as in etcd', async () => {
+    const dir = tmpWalDir();
+    let w = await open(dir, 0);
+    await w.saveMetadata(meta);
+    const written = entries(1, 1500, 1, 200);
+    for (let i = 0; i < written.length; i += 20) await w.save({ entries: written.slice(i, i + 20), hardState: { term: 1, vote: 0n, commit: i + 20 }, sync: true });
+    await w.saveSnapshot({ index: 1200, term: 1, data: confState });
+    await w.close();
+    const segs = segmentPaths(dir);
+    // etcd's searchIndex: the last segment whose first index is at or below the snapshot's.
+    const selected = segs.reduce((at, s, i) => (firstIndex(s) <= 1200 ? i : at), 0);
+    expect(selected).toBeGreaterThan(1);
+
+    // A flipped byte inside the first segment's entries: a full replay refuses it...
+    const damaged = segs[0];
+    const f = frames(damaged);
+    const victim = f[Math.floor(f.length / 2)];
+    const bytes = fs.readFileSync(damaged);
+    bytes[victim.offset + 40] ^= 0xff;
+    fs.writeFileSync(damaged, bytes);
+    // ...but it lies before the selected segment, so it is never read (etcd reads from the snapshot's segment too).
+    w = await open(dir, 0);
+    const c = await w.readAll();
+    expect(c.snapshot?.index).toBe(1200);
+    expect(c.hardState?.commit).toBe(1500);
+    expect(c.metadata && Buffer.from(c.metadata).equals(meta)).toBe(true);
+    expect(plain(c.entries)).toEqual(plain(written.slice(1200)));
+    // Appending and cutting continue the names from the tail.
+    for (let i = 1501; i <= 1800; i += 20) await w.save({ entries: entries(i, i + 19, 1, 200), sync: true });
+    await w.close();
+    const after = segmentPaths(dir);
+    expect(after.length).toBeGreaterThan(segs.length);
+    for (let i = 1; i < after.length; i++) expect(firstIndex(after[i])).toBeGreaterThan(firstIndex(after[i - 1]));
+
+    // The same damage in the selected segment is refused with etcd's crc mismatch.
+    const inSelected = after[selected];
+    const g = frames(inSelected);
+    const hit = g[g.length - 2];
+    const b2 = fs.readFileSync(inSelected);
+    b2[hit.offset + 40] ^= 0xff;
+    fs.writeFileSync(inSelected, b2);
+    await expect(open(dir, 0)).rejects.toThrow(/wal: crc mismatch: in file/);
   });
 });

@@ -6,7 +6,8 @@ import { RecordType, type DecodedRecord } from './record';
 import type { SegmentName } from './segment-files';
 
 /**
- * Replay (etcd's WAL.ReadAll): every segment in sequence order, every record's crc checked. The
+ * Replay (etcd's WAL.ReadAll): the segments from the last snapshot's on, in sequence order, every
+ * record's crc checked. The
  * result is Raft's durable state, plus where the tail ends so appending can continue the chain.
  */
 
@@ -95,26 +96,36 @@ class ReplayState {
 }
 
 /**
- * Replays the segments. Entries before the last snapshot record are read and checked but dropped
- * when that record is reached; at a restart after a snapshot that can be every entry in the WAL
- * (etcd reads the snapshot's index from its .snap file first and starts there). So a first pass
- * skims the frames, without crcs, for the last snapshot record's index, and the verifying pass
- * keeps no payload at or below it. The skim is only a hint: should the verified replay end at a
- * lower snapshot (the record it saw was torn or damaged), payload-less entries could survive,
- * and the replay is done again without the hint.
+ * Replays the segments from the one holding the last snapshot, as etcd's wal.Open(snap) selects
+ * them (selectWALFiles / searchIndex: the last segment whose first index is at or below the
+ * snapshot's index; earlier ones hold only entries the snapshot covers and are neither read nor
+ * checked). etcd learns the snapshot's index from its .snap file; cairn's markers are in the WAL,
+ * so a first pass skims the frames of the newest segments, without crcs, for the last snapshot
+ * record's index (every segment's head repeats the latest marker, so the newest segment almost
+ * always has one). The verifying pass then starts at the selected segment, whose crc record
+ * carries the chain value, and keeps no payload at or below the index. The skim is only a hint:
+ * should the verified replay end at a lower snapshot (the record it saw was torn or damaged), the
+ * replay is done again over every segment without it.
  */
 export async function replay(dir: string, segments: readonly SegmentName[]): Promise<Replayed> {
   const hint = await lastSnapshotIndexHint(dir, segments);
-  const r = await replayFrom(dir, segments, hint);
+  const from = firstSegmentToRead(segments, hint);
+  const r = await replayFrom(dir, segments.slice(from), hint);
   if (hint > 0 && (r.contents.snapshot?.index ?? 0) < hint) return replayFrom(dir, segments, 0);
   return r;
 }
 
-/** The index in the last snapshot record, unverified (0 when there is none). */
+/** etcd's searchIndex: the last segment whose first entry index is at or below `index` (0 if none). */
+export function firstSegmentToRead(segments: readonly SegmentName[], index: number): number {
+  for (let i = segments.length - 1; i > 0; i--) if (segments[i].index <= index) return i;
+  return 0;
+}
+
+/** The index in the last snapshot record, unverified (0 when there is none): newest segment first. */
 async function lastSnapshotIndexHint(dir: string, segments: readonly SegmentName[]): Promise<number> {
-  let hint = 0;
-  for (const seg of segments) {
-    const d = await SegmentDecoder.open(path.join(dir, seg.name), 0);
+  for (let i = segments.length - 1; i >= 0; i--) {
+    let hint = 0;
+    const d = await SegmentDecoder.open(path.join(dir, segments[i].name), 0);
     try {
       await d.skim(8, (type, head) => {
         if (type === RecordType.Snapshot && head.length >= 8) hint = snapshotRecordIndex(head);
@@ -122,12 +133,15 @@ async function lastSnapshotIndexHint(dir: string, segments: readonly SegmentName
     } finally {
       await d.close();
     }
+    if (hint > 0) return hint;
   }
-  return hint;
+  return 0;
 }
 
 async function replayFrom(dir: string, segments: readonly SegmentName[], coveredUpTo: number): Promise<Replayed> {
   const state = new ReplayState(coveredUpTo);
+  // A segment is named for the entry after the last one before it: where naming the next cut continues from if no entry follows.
+  state.lastEntryIndex = Math.max(0, segments[0].index - 1);
   let crc = 0;
   let tailOffset = 0;
   let torn = false;
