@@ -215,10 +215,17 @@ export class Backend {
     const overlay = this.overlayBetween(gte, lt);
     const it = this.db.iterator({ gte, lt, values: opts.values !== false });
     let oi = 0;
+    // One nextv ahead: LevelDB reads the next chunk on libuv's thread pool while the caller works
+    // through this one (a full scan is otherwise half waiting: restore, snapshot, hash).
+    let ahead: Promise<Array<[Buffer, Buffer]>> | null = it.nextv(chunkSize) as Promise<Array<[Buffer, Buffer]>>;
     try {
       for (;;) {
-        const chunk = await it.nextv(chunkSize);
+        const chunk = await ahead;
+        ahead = null;
         if (chunk.length === 0) break;
+        ahead = it.nextv(chunkSize) as Promise<Array<[Buffer, Buffer]>>;
+        // Settled below or by close(); a failure surfaces on the next await.
+        ahead.catch(() => undefined);
         if (oi >= overlay.length) {
           yield chunk as Entry[];
           continue;
