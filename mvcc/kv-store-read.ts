@@ -5,7 +5,8 @@
  * Only the index lives in memory; values are read from LevelDB (through the backend's pending
  * overlay, so a just-committed write is visible before its batch is flushed), as etcd reads them
  * from bbolt by revision. The async path fetches in chunks of RANGE_FETCH_CHUNK revisions with
- * LevelDB's getMany, so a large range never holds more than the result plus one chunk of keys.
+ * LevelDB's getMany, one chunk ahead, so a large range never holds more than the result plus two
+ * chunks of keys.
  *
  * Reading events scans the key bucket by revision instead (etcd watchable_store.go syncWatchers:
  * UnsafeRange over the key bucket, then kvsToEvents).
@@ -90,7 +91,8 @@ export function pickAt(ctx: ReadContext, range: KeyRange, rev: number, limit: nu
 export async function fetchRevisions(ctx: ReadContext, picks: Picks): Promise<Array<KeyValue | undefined>> {
   const { revs, keys } = picks;
   const out: Array<KeyValue | undefined> = new Array(revs.length);
-  for (let start = 0; start < revs.length; start += RANGE_FETCH_CHUNK) {
+  // Cache hits are filled in at once; the misses of the chunk go to LevelDB in one getMany.
+  const lookup = (start: number): { missAt: number[]; records: Promise<Array<Buffer | undefined>> | null } => {
     const end = Math.min(revs.length, start + RANGE_FETCH_CHUNK);
     const missAt: number[] = [];
     const missKeys: Buffer[] = [];
@@ -100,16 +102,26 @@ export async function fetchRevisions(ctx: ReadContext, picks: Picks): Promise<Ar
       missAt.push(i);
       missKeys.push(ctx.revisionKey(revs[i].main, revs[i].sub));
     }
-    if (missKeys.length === 0) continue;
-    const records = await ctx.backend.getManyKeys(missKeys);
-    for (let j = 0; j < missAt.length; j++) {
+    if (missKeys.length === 0) return { missAt, records: null };
+    const records = ctx.backend.getManyKeys(missKeys);
+    records.catch(() => undefined); // awaited below; a failure of a chunk never awaited is not unhandled
+    return { missAt, records };
+  };
+  // One chunk ahead: LevelDB reads the next chunk on libuv's thread pool while this one is decoded.
+  let next = revs.length > 0 ? lookup(0) : null;
+  for (let start = 0; next !== null; start += RANGE_FETCH_CHUNK) {
+    const cur = next;
+    next = start + RANGE_FETCH_CHUNK < revs.length ? lookup(start + RANGE_FETCH_CHUNK) : null;
+    if (cur.records === null) continue;
+    const records = await cur.records;
+    for (let j = 0; j < cur.missAt.length; j++) {
       const record = records[j];
-      out[missAt[j]] = record === undefined ? undefined : decodeKeyValue(record);
+      out[cur.missAt[j]] = record === undefined ? undefined : decodeKeyValue(record);
     }
-    // A point read of a key's latest value is what the next Get or put of that key needs.
-    const only = out[0];
-    if (revs.length === 1 && only !== undefined && picks.latest) ctx.cache.set(keys[0], only);
   }
+  // A point read of a key's latest value is what the next Get or put of that key needs.
+  const only = out[0];
+  if (revs.length === 1 && only !== undefined && picks.latest) ctx.cache.set(keys[0], only);
   return out;
 }
 

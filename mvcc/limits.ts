@@ -32,8 +32,8 @@ export const ITERATOR_CHUNK_ENTRIES = 1_000;
 
 /**
  * A Range reads the values it returns from LevelDB in getMany calls of at most this many revisions,
- * so a large unpaginated range holds the result plus one chunk of keys, and LevelDB's thread pool
- * serves other reads between chunks.
+ * so a large unpaginated range holds the result plus two chunks of keys (one is fetched ahead), and
+ * LevelDB's thread pool serves other reads between chunks.
  */
 export const RANGE_FETCH_CHUNK = 1_000;
 
