@@ -124,8 +124,25 @@ async function exists(path: string): Promise<boolean> {
   );
 }
 
+/**
+ * What identifies a closed LevelDB directory's contents: CURRENT names the manifest, and LevelDB
+ * writes a new manifest on every open and appends to it on every flush and compaction, so any
+ * session that wrote to the database leaves a different name or size. Undefined when there is no
+ * database there. Read only while the database is closed.
+ */
+export async function levelFingerprint(path: string): Promise<string | undefined> {
+  try {
+    const manifest = (await fs.readFile(`${path}/CURRENT`, 'latin1')).trim();
+    if (!/^MANIFEST-\d+$/.test(manifest)) return undefined;
+    const { size } = await fs.stat(`${path}/${manifest}`);
+    return `${manifest}:${size}`;
+  } catch {
+    return undefined;
+  }
+}
+
 /** A rename or removal in `dir` survives power loss only once the directory itself is fsynced (mvcc/ cannot import server/storage). */
-async function fsyncDir(dir: string): Promise<void> {
+export async function fsyncDir(dir: string): Promise<void> {
   const h = await fs.open(dir, 'r');
   try {
     await h.sync();

@@ -12,7 +12,7 @@ import { promises as fs } from 'node:fs';
 import { join } from 'node:path';
 import { ErrBackend, ErrClosed } from './errors';
 import { BATCH_INTERVAL_MS, BATCH_LIMIT, DEFAULT_LEVELDB_CACHE_BYTES, ITERATOR_CHUNK_ENTRIES } from './limits';
-import { finishInterruptedInstall, openLevel, removeOldDir, swapInstallDir, writeInstallDir, type LevelDb } from './backend-files';
+import { finishInterruptedInstall, levelFingerprint, openLevel, removeOldDir, swapInstallDir, writeInstallDir, type LevelDb } from './backend-files';
 
 export interface BackendOptions {
   readonly batchIntervalMs?: number;
@@ -106,7 +106,11 @@ export class Backend {
   private readonly onFatal: BackendFatalHandler | undefined;
   private readonly onCommit: ((seconds: number) => void) | undefined;
 
-  private constructor(private db: LevelDb, readonly path: string, private readonly cacheSize: number, opts: BackendOptions) {
+  /**
+   * @param fingerprintAtOpen the LevelDB directory's fingerprint (levelFingerprint) just before
+   * this open, when it held a database: what an index checkpoint written at the last close names.
+   */
+  private constructor(private db: LevelDb, readonly path: string, private readonly cacheSize: number, opts: BackendOptions, readonly fingerprintAtOpen: string | undefined) {
     this.batchIntervalMs = opts.batchIntervalMs ?? BATCH_INTERVAL_MS;
     this.batchLimit = opts.batchLimit ?? BATCH_LIMIT;
     this.loseUnsyncedWrites = opts.loseUnsyncedWrites === true;
@@ -119,7 +123,8 @@ export class Backend {
     const cacheSize = opts.cacheBytes ?? DEFAULT_LEVELDB_CACHE_BYTES;
     assert(Number.isSafeInteger(cacheSize) && cacheSize >= 0, 'LevelDB cache size must be a non-negative integer');
     await finishInterruptedInstall(path);
-    return new Backend(await openLevel(path, cacheSize), path, cacheSize, opts);
+    const fingerprint = await levelFingerprint(path);
+    return new Backend(await openLevel(path, cacheSize), path, cacheSize, opts, fingerprint);
   }
 
   /** The bucket named `name` ("key", "meta", "lease", "members", …); created on first use. */
@@ -247,6 +252,17 @@ export class Backend {
     } finally {
       await it.close();
     }
+  }
+
+  /**
+   * The greatest key with gte <= key < lt in LevelDB, or undefined; only while no write to the
+   * range is pending (after a forceCommit, with the range's writer stopped).
+   */
+  async lastKeyIn(gte: Buffer, lt: Buffer): Promise<Buffer | undefined> {
+    this.assertOpen();
+    assert(this.overlayBetween(gte, lt).length === 0, 'lastKeyIn with writes to the range pending');
+    const keys = await this.db.keys({ gte, lt, reverse: true, limit: 1 }).all();
+    return keys[0];
   }
 
   // ---- maintenance ----
@@ -519,6 +535,12 @@ export class Bucket {
 
   del(key: Buffer | string): void {
     this.backend.delKey(this.fullKey(key));
+  }
+
+  /** The bucket's greatest key, prefix stripped (Backend.lastKeyIn: no write to the bucket pending). */
+  async lastKey(): Promise<Buffer | undefined> {
+    const key = await this.backend.lastKeyIn(this.prefix, this.upper);
+    return key?.subarray(this.prefix.length);
   }
 
   /** Entries with gte <= key < lt (defaults: the whole bucket) in key order, prefix stripped. */

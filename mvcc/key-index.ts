@@ -36,6 +36,19 @@ export class KeyIndex {
   createRevision = 0;
   version = 0;
 
+  /**
+   * A key's state as an index checkpoint recorded it (mvcc/index-checkpoint.ts); `revs` ascending
+   * by (main, sub), which the checkpoint's reader has checked.
+   */
+  static restored(revs: IndexedRevision[], createRevision: number, version: number, lease: bigint): KeyIndex {
+    const ki = new KeyIndex();
+    ki.revs = revs;
+    ki.createRevision = createRevision;
+    ki.version = version;
+    ki.lease = lease === NO_LEASE ? NO_LEASE : lease;
+    return ki;
+  }
+
   get revisionCount(): number {
     return this.revs.length;
   }

@@ -14,7 +14,8 @@ import type { Event, KeyValue, RangeOptions, RangeResult, RevRangeOptions } from
 import {
   type ReadContext, fetchRevisions, fetchRevisionsSync, pickAt, pickCurrent, readEventRange,
 } from './kv-store-read';
-import { restoreIndex } from './kv-store-restore';
+import { type IndexRestore, checkpointAfterClose, newestStoredRevision, restoreIndexOnOpen } from './kv-store-restore';
+import { type TakenCheckpoint, takeIndexCheckpoint } from './index-checkpoint';
 import { type CompactionContext, CompactionQueue, runCompaction } from './kv-store-compaction';
 import {
   KEY_BUCKET, META_BUCKET, META_CONSISTENT_INDEX, META_FINISHED_COMPACT, META_SCHEDULED_COMPACT, encodeUint64, readMeta,
@@ -38,6 +39,12 @@ export interface KvStoreOptions extends BackendOptions {
   readonly compactionBatchLimit?: number;
   /** Bytes of recently written and point-read values kept in memory (default DEFAULT_VALUE_CACHE_BYTES). */
   readonly valueCacheBytes?: number;
+  /**
+   * Write the key index to a checkpoint at a clean close and read it on the next open instead of
+   * scanning the key bucket (mvcc/index-checkpoint.ts); default true. A checkpoint found on open is
+   * removed either way.
+   */
+  readonly indexCheckpoint?: boolean;
 }
 
 export interface CompactResult {
@@ -77,12 +84,16 @@ export class KvStore {
   private closed = false;
   /** The watch hub over this store (etcd's watchableStore), told of every commit and restore. */
   private observer: CommitObserver | undefined;
+  private readonly checkpointOnClose: boolean;
+  /** How the last open or snapshot install rebuilt the index. */
+  indexRestore: IndexRestore = { source: 'scan' };
 
   private constructor(readonly backend: Backend, opts: KvStoreOptions) {
     this.keyBucket = backend.bucket(KEY_BUCKET);
     this.metaBucket = backend.bucket(META_BUCKET);
     this.keyPrefixBytes = this.keyBucket.prefix.length;
     this.consistentIndexKey = this.metaBucket.fullKey(META_CONSISTENT_INDEX);
+    this.checkpointOnClose = opts.indexCheckpoint !== false;
     const compactionBatchLimit = opts.compactionBatchLimit ?? COMPACTION_BATCH_LIMIT;
     assert(compactionBatchLimit > 0);
     this.metrics = opts.metrics ?? {};
@@ -108,10 +119,12 @@ export class KvStore {
 
   /** Opens (or creates) the store at `path`, restoring its exact state from disk. */
   static async open(path: string, opts: KvStoreOptions = {}): Promise<KvStore> {
+    // Taken (and removed) before the backend can change; used only if it describes it exactly.
+    const taken = await takeIndexCheckpoint(path);
     const backend = await Backend.open(path, opts);
     const store = new KvStore(backend, opts);
     try {
-      await store.restore();
+      await store.restore(opts.indexCheckpoint === false ? undefined : taken);
     } catch (e) {
       await backend.close();
       throw e;
@@ -349,13 +362,32 @@ export class KvStore {
     this.metrics.txn?.(ops);
   }
 
-  /** Stops any compaction at its next chunk (it resumes on open), flushes with fsync, and closes. */
+  /**
+   * Stops any compaction at its next chunk (it resumes on open), flushes with fsync, and closes;
+   * then writes the index checkpoint the next open reads instead of scanning.
+   */
   async close(): Promise<void> {
     if (this.closing) return;
     this.closing = true;
     await this.compactions.drained();
     this.closed = true;
-    await this.backend.close();
+    if (!this.checkpointOnClose) {
+      await this.backend.close();
+      return;
+    }
+    let stamp: Parameters<typeof checkpointAfterClose>[1];
+    try {
+      // No txn can start now, so once this flush is done nothing is pending in the key bucket.
+      await this.backend.forceCommit();
+      const meta = await readMeta(this.metaBucket);
+      stamp = {
+        consistentIndex: meta.consistentIndex, scheduledCompact: meta.scheduledCompact,
+        finishedCompact: meta.finishedCompact, newestStoredRevision: await newestStoredRevision(this.keyBucket),
+      };
+    } finally {
+      await this.backend.close();
+    }
+    await checkpointAfterClose(this.backend, stamp, this.index);
   }
 
   // ---------------------------------------------------------------- internals
@@ -417,10 +449,12 @@ export class KvStore {
    * Rebuilds the index and revision bookkeeping from disk (etcd kvstore.restore): one scan of the
    * key bucket builds every key's revisions; values are not kept (ranges read them by revision).
    */
-  private async restore(): Promise<void> {
-    const { consistentIndex, scheduledCompact: scheduled, finishedCompact: finished } = await readMeta(this.metaBucket);
+  private async restore(taken?: TakenCheckpoint): Promise<void> {
+    const meta = await readMeta(this.metaBucket);
+    const { consistentIndex, scheduledCompact: scheduled, finishedCompact: finished } = meta;
     this.revs.appliedIndex = consistentIndex;
-    const maxMain = await restoreIndex(this.keyBucket, this.index, this.live);
+    const { maxMain, restore } = await restoreIndexOnOpen(taken, this.backend, this.keyBucket, meta, this.index, this.live);
+    this.indexRestore = restore;
     this.revs.compactMainRev = Math.max(scheduled ?? -1, finished ?? -1);
     // Compaction may have removed every revision up to compactMainRev (e.g. trailing tombstones).
     this.revs.currentRev = Math.max(1, maxMain, this.revs.compactMainRev);

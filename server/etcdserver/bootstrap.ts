@@ -199,8 +199,14 @@ async function restartFromDataDir(cfg: ServerConfig, log: Logger, { wal, store, 
   if (contents.hardState) storage.setHardState(contents.hardState);
   storage.append(contents.entries);
   log.info(
-    { 'local-member-id': identity.memberId.toString(16), 'wal-entries': contents.entries.length, 'consistent-index': store.consistentIndex },
+    {
+      'local-member-id': identity.memberId.toString(16), 'wal-entries': contents.entries.length, 'consistent-index': store.consistentIndex,
+      'key-index-from': store.indexRestore.source,
+    },
     'restarting member from data directory',
   );
+  if (store.indexRestore.checkpointUnusable !== undefined) {
+    log.info({ reason: store.indexRestore.checkpointUnusable }, 'key index checkpoint did not match the backend; rebuilt the index by scanning it');
+  }
   return { identity, membership, confState, snapshotIndex, forcedNewCluster: cfg.forceNewCluster };
 }
