@@ -39,6 +39,8 @@ async function checkAdmin(auth: AuthServer, resolver: AuthResolver, call: { meta
 
 /** Bytes per Snapshot response message (etcd's snapshotSendBufferSize: 32 KiB). */
 export const SNAPSHOT_BLOB_BYTES = 32 * 1024;
+/** Bytes of the temporary database read at a time while streaming it (a multiple of the blob size). */
+const SNAPSHOT_READ_BYTES = 32 * SNAPSHOT_BLOB_BYTES;
 
 /**
  * Maintenance.Snapshot, as etcd's v3rpc/maintenance.go: the backend as a bbolt database in etcd's
@@ -76,15 +78,28 @@ async function streamSnapshot(server: MaintenanceServer, call: grpc.ServerWritab
             call.once('cancelled', done);
           }
         });
+      const readAt = async (at: number): Promise<Buffer> => {
+        const buf = Buffer.allocUnsafe(Math.min(SNAPSHOT_READ_BYTES, total - at));
+        const { bytesRead } = await fh.read(buf, 0, buf.length, at);
+        if (bytesRead !== buf.length) throw new Error('snapshot: short read of the temporary database');
+        return buf;
+      };
       const h = createHash('sha256');
-      for (let sent = 0; sent < total && !cancelled; ) {
-        const blob = Buffer.allocUnsafe(Math.min(SNAPSHOT_BLOB_BYTES, total - sent));
-        const { bytesRead } = await fh.read(blob, 0, blob.length, sent);
-        if (bytesRead !== blob.length) throw new Error('snapshot: short read of the temporary database');
-        sent += blob.length;
-        h.update(blob);
-        // etcd 3.4 (v3rpc/maintenance.go): no header, remaining_bytes = total - sent, not counting the checksum.
-        await write({ remaining_bytes: total - sent, blob });
+      // The file is read SNAPSHOT_READ_BYTES at a time, the next read in flight while this one's
+      // blobs (views into it) are sent, so the stream rarely waits on the disk.
+      let next: Promise<Buffer> | null = total > 0 ? readAt(0) : null;
+      for (let readTo = 0, sent = 0; next !== null && !cancelled; ) {
+        const chunk = await next;
+        readTo += chunk.length;
+        next = readTo < total ? readAt(readTo) : null;
+        next?.catch(() => undefined); // awaited next round, or dropped on cancel
+        h.update(chunk);
+        for (let o = 0; o < chunk.length && !cancelled; o += SNAPSHOT_BLOB_BYTES) {
+          const blob = chunk.subarray(o, Math.min(o + SNAPSHOT_BLOB_BYTES, chunk.length));
+          sent += blob.length;
+          // etcd 3.4 (v3rpc/maintenance.go): no header, remaining_bytes = total - sent, not counting the checksum.
+          await write({ remaining_bytes: total - sent, blob });
+        }
       }
       if (!cancelled) await write({ remaining_bytes: 0, blob: h.digest() });
       call.end();

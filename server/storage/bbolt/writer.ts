@@ -20,6 +20,11 @@ import {
 /** Where pages go: `pgid * pageSize` is the byte offset of `data`. */
 export interface PageSink {
   write(pgid: number, data: Buffer): void;
+  /**
+   * A zeroed buffer of `bytes` for the page(s) at `pgid`, which the sink writes out later: the
+   * caller fills it before its next call to the sink (so pages are encoded in place, not copied).
+   */
+  page(pgid: number, bytes: number): Buffer;
 }
 
 /** Collects the file in memory (tests, small files). */
@@ -28,6 +33,11 @@ export class MemorySink implements PageSink {
   constructor(private readonly pageSize = DEFAULT_PAGE_SIZE) {}
   write(pgid: number, data: Buffer): void {
     this.parts.push({ pgid, data: Buffer.from(data) });
+  }
+  page(pgid: number, bytes: number): Buffer {
+    const data = Buffer.alloc(bytes);
+    this.parts.push({ pgid, data });
+    return data;
   }
   contents(): Buffer {
     const end = Math.max(0, ...this.parts.map((p) => p.pgid * this.pageSize + p.data.length));
@@ -40,32 +50,60 @@ export class MemorySink implements PageSink {
 /** Bytes a FileSink buffers before it writes them (consecutive pages join one write). */
 const FILE_SINK_BUFFER_BYTES = 1 << 20;
 
-/** Writes pages to an open file descriptor, joining consecutive pages into large writes. */
+/**
+ * Writes pages to an open file descriptor. Consecutive pages are encoded straight into one staging
+ * buffer and written with one write(2) when it is full; a page larger than the buffer gets its own.
+ */
 export class FileSink implements PageSink {
-  private buffered: Buffer[] = [];
-  private bufferedBytes = 0;
-  private bufferStart = -1;
+  private readonly staging = Buffer.alloc(FILE_SINK_BUFFER_BYTES);
+  private used = 0;
+  /** File offset of staging[0], or -1 while nothing is staged. */
+  private stagingStart = -1;
+  /** A page too large for the staging buffer, written at the next call. */
+  private large: { at: number; buf: Buffer } | null = null;
+
   constructor(private readonly fd: number, private readonly pageSize = DEFAULT_PAGE_SIZE) {}
+
   write(pgid: number, data: Buffer): void {
+    data.copy(this.page(pgid, data.length));
+  }
+
+  page(pgid: number, bytes: number): Buffer {
+    this.writeLarge();
     const at = pgid * this.pageSize;
-    if (this.bufferStart < 0 || at !== this.bufferStart + this.bufferedBytes) {
+    if (bytes > this.staging.length) {
       this.flush();
-      this.bufferStart = at;
+      this.large = { at, buf: Buffer.alloc(bytes) };
+      return this.large.buf;
     }
-    this.buffered.push(data);
-    this.bufferedBytes += data.length;
-    if (this.bufferedBytes >= FILE_SINK_BUFFER_BYTES) this.flush();
+    if (this.stagingStart < 0 || at !== this.stagingStart + this.used || this.used + bytes > this.staging.length) {
+      this.flush();
+      this.stagingStart = at;
+    }
+    const buf = this.staging.subarray(this.used, this.used + bytes);
+    this.used += bytes;
+    return buf;
   }
+
   flush(): void {
-    if (this.bufferedBytes > 0) {
-      const buf = Buffer.concat(this.buffered);
-      let o = 0;
-      while (o < buf.length) o += fs.writeSync(this.fd, buf, o, buf.length - o, this.bufferStart + o);
+    this.writeLarge();
+    if (this.used > 0) {
+      writeAll(this.fd, this.staging.subarray(0, this.used), this.stagingStart);
+      this.staging.fill(0, 0, this.used);
     }
-    this.buffered = [];
-    this.bufferedBytes = 0;
-    this.bufferStart = -1;
+    this.used = 0;
+    this.stagingStart = -1;
   }
+
+  private writeLarge(): void {
+    if (this.large === null) return;
+    writeAll(this.fd, this.large.buf, this.large.at);
+    this.large = null;
+  }
+}
+
+function writeAll(fd: number, buf: Buffer, position: number): void {
+  for (let o = 0; o < buf.length; ) o += fs.writeSync(fd, buf, o, buf.length - o, position + o);
 }
 
 interface Element {
@@ -131,10 +169,9 @@ export class BboltWriter {
     const pages = Math.max(1, Math.ceil(size / this.pageSize));
     const id = this.nextPgid;
     this.nextPgid += pages;
-    const buf = Buffer.alloc(pages * this.pageSize);
+    const buf = this.sink.page(id, pages * this.pageSize);
     writePageHeader(buf, 0, { id: BigInt(id), flags, count: els.length, overflow: pages - 1 });
     encodeElements(buf, flags, els);
-    this.sink.write(id, buf);
     return id;
   }
 }

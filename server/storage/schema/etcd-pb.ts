@@ -102,8 +102,68 @@ export interface PbKeyValue {
   lease: bigint;
 }
 
+/** Bytes of `n` (a non-negative safe integer) as a varint. */
+function varintBytes(n: number): number {
+  let len = 1;
+  while (n >= 0x80) {
+    n = Math.floor(n / 0x80);
+    len++;
+  }
+  return len;
+}
+
+function isSmallInt(n: number): boolean {
+  return n >= 0 && n <= Number.MAX_SAFE_INTEGER;
+}
+
+/**
+ * mvccpb.KeyValue as gogoproto marshals it, sized first and written into one buffer: a snapshot
+ * encodes one per stored revision, so the general Writer's arrays and joins are avoided. Numbers
+ * outside what the fast path handles (negative or unsafe) go through the Writer.
+ */
 export function encodePbKeyValue(kv: PbKeyValue): Buffer {
-  return new Writer().bytes(1, kv.key).int(2, kv.createRevision).int(3, kv.modRevision).int(4, kv.version).bytes(5, kv.value).int(6, kv.lease).done();
+  const { key, value, createRevision: create, modRevision: mod, version } = kv;
+  if (!isSmallInt(create) || !isSmallInt(mod) || !isSmallInt(version)) {
+    return new Writer().bytes(1, key).int(2, create).int(3, mod).int(4, version).bytes(5, value).int(6, kv.lease).done();
+  }
+  const lease: number[] = [];
+  if (kv.lease !== 0n) {
+    tag(lease, 6, 0);
+    varint(lease, kv.lease);
+  }
+  const size = (key.length > 0 ? 1 + varintBytes(key.length) + key.length : 0)
+    + (create !== 0 ? 1 + varintBytes(create) : 0)
+    + (mod !== 0 ? 1 + varintBytes(mod) : 0)
+    + (version !== 0 ? 1 + varintBytes(version) : 0)
+    + (value.length > 0 ? 1 + varintBytes(value.length) + value.length : 0)
+    + lease.length;
+  const out = Buffer.allocUnsafe(size);
+  let o = 0;
+  const putVarint = (n: number): void => {
+    while (n >= 0x80) {
+      out[o++] = (n % 0x80) | 0x80;
+      n = Math.floor(n / 0x80);
+    }
+    out[o++] = n;
+  };
+  const putBytes = (field: number, b: Buffer): void => {
+    if (b.length === 0) return;
+    out[o++] = (field << 3) | 2;
+    putVarint(b.length);
+    o += b.copy(out, o);
+  };
+  const putInt = (field: number, n: number): void => {
+    if (n === 0) return;
+    out[o++] = field << 3;
+    putVarint(n);
+  };
+  putBytes(1, key);
+  putInt(2, create);
+  putInt(3, mod);
+  putInt(4, version);
+  putBytes(5, value);
+  for (const byte of lease) out[o++] = byte;
+  return out;
 }
 
 export function decodePbKeyValue(buf: Buffer): PbKeyValue {
