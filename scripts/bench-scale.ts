@@ -17,7 +17,10 @@
  *     outside the prefix in a sequential loop; once it has done WARMUP_PUTS puts, Defragment is
  *     called (no compaction before it, so both rewrite the whole live data set); the stall is the
  *     longest single put whose [start, end] overlaps the Defragment call. The Defragment's own
- *     duration and the writer's latency before it are reported alongside.
+ *     duration and the writer's latency before it are reported alongside;
+ *   - restart after kill -9 (start on the same data dir to the first Range): etcd's restart is the
+ *     same either way; cairn's SIGTERM restart reads the key-index checkpoint its clean close
+ *     wrote (mvcc/index-checkpoint.ts), after a kill it scans the key bucket.
  *
  * Prints a markdown table per key count (etcd, cairn, cairn/etcd) as soon as that size is done, and
  * at the end a summary of the ratios per size against issue 12's targets.
@@ -175,6 +178,8 @@ interface Row {
   snapshotS: number;
   snapshotMb: number;
   defrag: DefragResult;
+  /** kill -9, then start on the same data dir to the first Range (cairn: no index checkpoint). */
+  crashRestartS: number;
   loadAvg: [number, number];
 }
 
@@ -201,8 +206,12 @@ async function measure(kind: MemberKind, n: number, concurrency: number): Promis
     fs.rmSync(path.join(m.tmpDir, 'scale.snapshot.db'));
     c.close();
     const defrag = await defragStall(m.endpoint);
+    const t1 = Date.now();
+    await m.kill('SIGKILL');
+    await m.restart();
+    const crashRestartS = (Date.now() - t1) / 1000;
     const loadAvg: [number, number] = [loadStart, os.loadavg()[0]];
-    return { kind, loadS, rssLoadedMb, anonLoadedMb, stopS, restartS, rssRestartedMb, anonRestartedMb, fullRangeS, paginatedS, snapshotS, snapshotMb, defrag, loadAvg };
+    return { kind, loadS, rssLoadedMb, anonLoadedMb, stopS, restartS, rssRestartedMb, anonRestartedMb, fullRangeS, paginatedS, snapshotS, snapshotMb, defrag, crashRestartS, loadAvg };
   } finally {
     await m.cleanup();
   }
@@ -246,6 +255,7 @@ function printSize(n: number, rows: Row[], concurrency: number): void {
   line('  writer puts overlapping the defragment', (r) => r.defrag.putsDuringDefrag, '', 0);
   line('  writer put p50 before it', (r) => r.defrag.baselineP50Ms, 'ms', 2);
   line('  writer put max before it', (r) => r.defrag.baselineMaxMs, 'ms', 1);
+  line('restart after kill -9 (to first Range)', (r) => r.crashRestartS, 's');
 }
 
 function printSummary(results: Array<{ n: number; rows: Row[] }>): void {
