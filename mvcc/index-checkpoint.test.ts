@@ -1,5 +1,6 @@
 import * as fs from 'node:fs';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
+import { mulberry32 } from '../cluster-tests/prng';
 import { checkpointPath } from './index-checkpoint';
 import { KvStore } from './kv-store';
 import { b, del, kvSummary, put, removeTempDirs, tempDir } from './test-helpers';
@@ -15,21 +16,10 @@ afterEach(async () => {
 });
 afterAll(removeTempDirs);
 
-/** A deterministic PRNG (mulberry32), so a failing history replays. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
 /** Puts (some with leases, some several in one txn), deletes, range deletes and compactions. */
 async function randomHistory(s: KvStore, seed: number, ops: number): Promise<void> {
-  const rnd = prng(seed);
+  // Seeded, so a failing history replays.
+  const rnd = mulberry32(seed);
   const key = (): string => `k${String(Math.floor(rnd() * 60)).padStart(2, '0')}`;
   for (let i = 0; i < ops; i++) {
     const r = rnd();
