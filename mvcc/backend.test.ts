@@ -109,6 +109,50 @@ describe('Backend', () => {
   });
 });
 
+describe('sizeBytes', () => {
+  /** What the size must equal: every file in the directory, stat'ed (the backend idle). */
+  async function statAll(dir: string): Promise<number> {
+    const fs = await import('node:fs');
+    const path = await import('node:path');
+    let total = 0;
+    for (const name of fs.readdirSync(dir)) {
+      const st = fs.statSync(path.join(dir, name));
+      if (st.isFile()) total += st.size;
+    }
+    return total;
+  }
+
+  it('equals the bytes of every file in the directory, live tables taken from LevelDB and the rest stat\'ed', async () => {
+    const fs = await import('node:fs');
+    const path = await import('node:path');
+    const dir = tempDir();
+    const be = await fresh({ batchIntervalMs: 60_000 }, dir);
+    const bucket = be.bucket('key');
+    // Incompressible values, several MiB: LevelDB writes several tables (its 4 MiB write buffer).
+    const value = Buffer.alloc(64 * 1024);
+    for (let round = 0; round < 3; round++) {
+      for (let i = 0; i < 80; i++) {
+        for (let j = 0; j < value.length; j += 4) value.writeUInt32LE(((round * 80 + i) * 2654435761 + j * 40503) >>> 0, j);
+        bucket.put(`k${round}-${i}`, Buffer.from(value));
+      }
+      await be.forceCommit();
+    }
+    await be.defragment();
+    const tables = fs.readdirSync(dir).filter((n) => n.endsWith('.ldb'));
+    expect(tables.length).toBeGreaterThan(1);
+    // The sizes LevelDB reports for its live tables are the files' (so those need no stat).
+    const { liveTableBytes } = await import('./backend-files');
+    const live = liveTableBytes((be as unknown as { db: Parameters<typeof liveTableBytes>[0] }).db);
+    expect([...live.keys()].sort()).toEqual(tables.map((n) => String(Number(n.slice(0, -4)))).sort());
+    for (const [num, bytes] of live) expect(bytes).toBe(fs.statSync(path.join(dir, `${num.padStart(6, '0')}.ldb`)).size);
+    expect(await be.sizeBytes()).toBe(await statAll(dir));
+    // A table file LevelDB's version does not list (one being written, or not yet deleted) is stat'ed.
+    fs.writeFileSync(path.join(dir, '999999.ldb'), Buffer.alloc(12_345));
+    expect(await be.sizeBytes()).toBe(await statAll(dir));
+    fs.rmSync(path.join(dir, '999999.ldb'));
+  });
+});
+
 describe('defragment', () => {
   it('reclaims deleted data even when all of it is still in the memtable', async () => {
     const { Backend } = await import('./backend');

@@ -8,11 +8,9 @@
  * `forceCommit({ sync: true })` makes everything written so far durable.
  */
 import assert from 'node:assert/strict';
-import { promises as fs } from 'node:fs';
-import { join } from 'node:path';
 import { ErrBackend, ErrClosed } from './errors';
 import { BATCH_INTERVAL_MS, BATCH_LIMIT, DEFAULT_LEVELDB_CACHE_BYTES, ITERATOR_CHUNK_ENTRIES } from './limits';
-import { finishInterruptedInstall, levelFingerprint, openLevel, removeOldDir, swapInstallDir, writeInstallDir, type LevelDb } from './backend-files';
+import { finishInterruptedInstall, levelDirBytes, levelFingerprint, openLevel, removeOldDir, swapInstallDir, writeInstallDir, type LevelDb } from './backend-files';
 
 export interface BackendOptions {
   readonly batchIntervalMs?: number;
@@ -270,17 +268,8 @@ export class Backend {
   /** Approximate size of the database on disk (all files in the LevelDB directory). */
   async sizeBytes(): Promise<number> {
     if (this.swapping !== null) await this.swapping;
-    const names = await fs.readdir(this.path);
-    let total = 0;
-    for (const name of names) {
-      try {
-        const st = await fs.stat(join(this.path, name));
-        if (st.isFile()) total += st.size;
-      } catch {
-        // LevelDB deletes obsolete files concurrently; a vanished file has no size.
-      }
-    }
-    return total;
+    this.assertOpen();
+    return levelDirBytes(this.db, this.path);
   }
 
   /** LevelDB's own estimate of the bytes used by live data (Status.dbSizeInUse). */
