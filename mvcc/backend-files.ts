@@ -58,11 +58,11 @@ export function liveTableBytes(db: LevelDb): Map<string, number> {
  * outside it (the log, the manifest, a table still being written, an obsolete one not yet deleted)
  * are stat'ed: at 300k keys of 1 KiB, about 5 stats per refresh instead of about 200.
  */
-export async function levelDirBytes(db: LevelDb, path: string): Promise<number> {
+export async function levelDirBytes(db: LevelDb | null, path: string): Promise<number> {
   const names = await fs.readdir(path);
   // Read after the listing: a table finished since is in it with its final size, one deleted since
-  // is in neither (and its stat below fails).
-  const live = liveTableBytes(db);
+  // is in neither (and its stat below fails). A closed database (null) has no version: stat all.
+  const live = db === null ? new Map<string, number>() : liveTableBytes(db);
   let total = 0;
   const stats: Array<Promise<void>> = [];
   for (const name of names) {

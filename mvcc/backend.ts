@@ -268,8 +268,8 @@ export class Backend {
   /** Approximate size of the database on disk (all files in the LevelDB directory). */
   async sizeBytes(): Promise<number> {
     if (this.swapping !== null) await this.swapping;
-    this.assertOpen();
-    return levelDirBytes(this.db, this.path);
+    // After close the size is still readable (a /metrics scrape racing shutdown), by stat alone.
+    return levelDirBytes(this.closed ? null : this.db, this.path);
   }
 
   /** LevelDB's own estimate of the bytes used by live data (Status.dbSizeInUse). */
