@@ -1,3 +1,4 @@
+import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -91,13 +92,88 @@ describe('WAL round trip', () => {
     const dir = tmpWalDir();
     let fsyncs = 0;
     const w = await Wal.open(dir, { segmentSizeBytes: TEST_SEGMENT_BYTES, observer: { fsyncSeconds: () => fsyncs++ } });
-    const saves = entries(1, 50).map((e) => w.save({ entries: [e], sync: true }));
+    // Saves of two entries: a lone one-entry save is synced inline (see below).
+    const saves = Array.from({ length: 25 }, (_, i) => w.save({ entries: entries(2 * i + 1, 2 * i + 2), sync: true }));
     await Promise.all(saves);
-    // The first save's sync is running while the other 49 queue: they share one more write + fsync.
+    // The first save's sync is running while the other 24 queue: they share one more fsync.
     expect(fsyncs).toBe(2);
     await w.close();
     const r = await Wal.open(dir, { segmentSizeBytes: TEST_SEGMENT_BYTES });
     expect((await r.readAll()).entries.map((e) => e.index)).toEqual(entries(1, 50).map((e) => e.index));
+    await r.close();
+  });
+});
+
+describe('where the fdatasync runs', () => {
+  /**
+   * Occupies every libuv thread-pool thread: each opens the read end of a FIFO, which blocks until
+   * release() opens its write end. A thread-pool fdatasync cannot even start meanwhile.
+   */
+  async function blockThreadPool(): Promise<{ release: () => Promise<void> }> {
+    const threads = Number(process.env.UV_THREADPOOL_SIZE ?? 4);
+    const base = path.dirname(tmpWalDir('cairn-wal-fifo-'));
+    const fifos = Array.from({ length: threads }, (_, i) => path.join(base, `fifo-${i}`));
+    for (const f of fifos) execFileSync('mkfifo', [f]);
+    const opens = fifos.map((f) => fs.promises.open(f, 'r'));
+    return {
+      release: async () => {
+        // Opening a write end succeeds once a reader is blocked in open, which releases that thread.
+        for (const f of fifos) {
+          for (;;) {
+            try {
+              fs.closeSync(fs.openSync(f, fs.constants.O_WRONLY | fs.constants.O_NONBLOCK));
+              break;
+            } catch (e) {
+              if ((e as NodeJS.ErrnoException).code !== 'ENXIO') throw e;
+              await new Promise((r) => setImmediate(r)); // that reader has not reached open yet
+            }
+          }
+        }
+        for (const h of await Promise.all(opens)) await h.close();
+      },
+    };
+  }
+
+  it('a lone save of one entry is fdatasynced on the calling thread; a larger round in the thread pool', async () => {
+    const dir = tmpWalDir();
+    const fsyncs: number[] = [];
+    const w = await Wal.open(dir, { segmentSizeBytes: TEST_SEGMENT_BYTES, observer: { fsyncSeconds: (s) => fsyncs.push(s) } });
+    const turns = async (n: number): Promise<void> => {
+      for (let i = 0; i < n; i++) await new Promise((r) => setImmediate(r));
+    };
+    const pool = await blockThreadPool();
+    // With every pool thread blocked, only an inline fdatasync can complete.
+    let lone = false;
+    const first = w.save({ entries: [entry(1)], sync: true }).then(() => (lone = true));
+    await turns(20);
+    const loneDoneWhileBlocked = lone;
+    let larger = false;
+    const second = w.save({ entries: entries(2, 3), sync: true }).then(() => (larger = true));
+    await turns(20);
+    const largerDoneWhileBlocked = larger;
+    await pool.release();
+    await Promise.all([first, second]);
+    expect(loneDoneWhileBlocked).toBe(true);
+    expect(largerDoneWhileBlocked).toBe(false);
+    expect(larger).toBe(true);
+    expect(fsyncs).toHaveLength(2);
+    await w.close();
+    const r = await Wal.open(dir, { segmentSizeBytes: TEST_SEGMENT_BYTES });
+    expect(plain((await r.readAll()).entries)).toEqual(plain(entries(1, 3)));
+    await r.close();
+  });
+
+  it('a save that fills the segment is synced before the cut closes it, whichever way its round runs', async () => {
+    const dir = tmpWalDir();
+    const w = await Wal.open(dir, { segmentSizeBytes: TEST_SEGMENT_BYTES });
+    // One save at a time (the Ready loop's shape), of one entry (inline rounds) or two (thread-pool
+    // rounds), across several cuts.
+    const big = 3000;
+    for (let i = 1; i <= 100; i += i % 3 === 0 ? 2 : 1) await w.save({ entries: i % 3 === 0 ? entries(i, i + 1, 1, big) : [entry(i, 1, big)], sync: true });
+    await w.close();
+    expect(segmentPaths(dir).length).toBeGreaterThan(3);
+    const r = await Wal.open(dir, { segmentSizeBytes: TEST_SEGMENT_BYTES });
+    expect(plain((await r.readAll()).entries)).toEqual(plain(entries(1, 100, 1, big)));
     await r.close();
   });
 });
