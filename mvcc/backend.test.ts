@@ -1,5 +1,6 @@
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { Backend } from './backend';
+import { openLevel, writeLevelBatch } from './backend-files';
 import { removeTempDirs, tempDir } from './test-helpers';
 
 const open: Backend[] = [];
@@ -184,5 +185,19 @@ describe('defragment', () => {
       await b.close();
       fs.rmSync(dir, { recursive: true, force: true });
     }
+  });
+});
+
+describe('writeLevelBatch', () => {
+  it('writes puts and deletes as one batch that the public API reads back, and refuses a closed database as batch() does', async () => {
+    const db = await openLevel(tempDir(), 1 << 20);
+    const k = (s: string): Buffer => Buffer.from(s);
+    await writeLevelBatch(db, [{ type: 'put', key: k('a'), value: k('1') }, { type: 'put', key: k('b'), value: k('2') }, { type: 'put', key: k('c'), value: Buffer.alloc(0) }], false);
+    await writeLevelBatch(db, [{ type: 'del', key: k('a') }, { type: 'put', key: k('b'), value: k('3') }], true);
+    const rows: string[] = [];
+    for await (const [key, value] of db.iterator()) rows.push(`${key.toString()}=${value.toString()}`);
+    expect(rows).toEqual(['b=3', 'c=']);
+    await db.close();
+    await expect(writeLevelBatch(db, [{ type: 'put', key: k('d'), value: k('4') }], false)).rejects.toMatchObject({ code: 'LEVEL_DATABASE_NOT_OPEN' });
   });
 });

@@ -10,7 +10,7 @@
 import assert from 'node:assert/strict';
 import { ErrBackend, ErrClosed } from './errors';
 import { BATCH_INTERVAL_MS, BATCH_LIMIT, DEFAULT_LEVELDB_CACHE_BYTES, ITERATOR_CHUNK_ENTRIES } from './limits';
-import { finishInterruptedInstall, levelDirBytes, levelFingerprint, openLevel, removeOldDir, swapInstallDir, writeInstallDir, type LevelDb } from './backend-files';
+import { finishInterruptedInstall, levelDirBytes, levelFingerprint, openLevel, removeOldDir, swapInstallDir, writeInstallDir, writeLevelBatch, type BatchOp, type LevelDb } from './backend-files';
 
 export interface BackendOptions {
   readonly batchIntervalMs?: number;
@@ -57,7 +57,6 @@ interface PendingOp {
 
 type Overlay = Map<string, PendingOp>;
 
-type BatchOp = { type: 'put'; key: Buffer; value: Buffer } | { type: 'del'; key: Buffer };
 export type Entry = [key: Buffer, value: Buffer];
 
 export interface IterateOptions {
@@ -461,7 +460,7 @@ export class Backend {
     }
     try {
       const started = performance.now();
-      await this.db.batch(ops, { sync });
+      await writeLevelBatch(this.db, ops, sync);
       this.onCommit?.((performance.now() - started) / 1000);
       this.unsynced = !sync;
     } catch (e) {
