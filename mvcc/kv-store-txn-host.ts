@@ -124,10 +124,12 @@ export class StoreTxnHost implements TxnHost {
           reads.live.delete(staged.latin1);
           reads.cache.delete(staged.latin1);
         } else {
+          // A key live already is in the live set: an update skips the tree walk of adding it.
+          const wasLive = ki.isLive;
           ki.put(main, change.sub, change.kv.lease);
           // The txn took both from the index (or its own earlier write); they must agree.
           assert(ki.createRevision === change.kv.createRevision && ki.version === change.kv.version, 'key index generation out of step');
-          reads.live.add(staged.latin1);
+          if (!wasLive) reads.live.add(staged.latin1);
           reads.cache.set(staged.latin1, change.kv);
         }
       }
