@@ -8,6 +8,7 @@ import { encodeConfChangeContext } from './membership/conf-change-context';
 import type { Member } from './membership/membership';
 import type { ServerMetrics } from './metrics';
 import type { RaftNode } from './raft-node';
+import { encodePutRaftRequest } from './raft-request-encoder';
 import { Wait } from './wait';
 
 /** etcd refuses new proposals when apply lags commit by more than this many entries (maxGapBetweenApplyAndCommitIndex). */
@@ -51,7 +52,7 @@ export class Proposer {
     if (raft.commitIndex > this.deps.appliedIndex() + MAX_GAP_BETWEEN_APPLY_AND_COMMIT) throw new ErrTooManyRequests();
     const id = this.deps.ids.nextId().toString();
     req.header = { ...req.header, ID: id };
-    const data = this.requestCodec.encode(req);
+    const data = encodePutRaftRequest(req) ?? this.requestCodec.encode(req);
     if (data.length > this.deps.maxRequestBytes) throw new ErrRequestTooLarge();
     const done = this.wait.register(id, Date.now() + this.deps.requestTimeoutMs);
     let entryData: Uint8Array;

@@ -6,7 +6,7 @@
  * copy of the keys and values; a Put's response was ~2 % of a put's main-thread time. The bytes
  * follow proto3's rules as gogoproto's Marshal writes them (fields in number order, zero values
  * omitted), so any client decodes them as it decodes etcd's; the equivalence with protobufjs is
- * checked in test/server/kv-response-encoder.test.ts.
+ * checked in test/server/kv-response-encoder.test.ts. The wire primitives are proto/wire-writer.ts.
  *
  *   RangeResponse       header=1 ResponseHeader, kvs=2 repeated KeyValue, more=3 bool, count=4 int64
  *   PutResponse         header=1 ResponseHeader, prev_kv=2 KeyValue
@@ -15,105 +15,7 @@
  *   KeyValue            key=1 bytes, create_revision=2, mod_revision=3, version=4 int64, value=5 bytes, lease=6 int64
  */
 import type { DeleteRangeResponse, KeyValueMsg, PutResponse, RangeResponse, ResponseHeader } from '../../proto/etcd-types';
-
-type Int64 = number | string | bigint;
-
-const WIRE_VARINT = 0;
-const WIRE_BYTES = 2;
-const U64_MASK = 0xffff_ffff_ffff_ffffn;
-
-/**
- * The last few decimal strings turned into operands: a header's cluster_id and member_id are the
- * same 20-digit strings in every response of a member, and BigInt() parses them each time.
- */
-const parsedStrings = new Map<string, bigint>();
-const MAX_PARSED_STRINGS = 16;
-
-/** A 64-bit field value as a varint operand: a number when it is a safe non-negative integer. */
-function operand(v: Int64): number | bigint {
-  if (typeof v === 'number' && v >= 0 && Number.isSafeInteger(v)) return v;
-  if (typeof v === 'string') {
-    let b = parsedStrings.get(v);
-    if (b === undefined) {
-      b = BigInt(v) & U64_MASK;
-      if (parsedStrings.size >= MAX_PARSED_STRINGS) parsedStrings.clear();
-      parsedStrings.set(v, b);
-    }
-    return b;
-  }
-  // Negative int64 values are written as 64-bit two's complement (10 bytes), as protobuf does.
-  return BigInt(v) & U64_MASK;
-}
-
-function isZero(v: number | bigint): boolean {
-  return v === 0 || v === 0n;
-}
-
-function varintSize(v: number | bigint): number {
-  let n = 1;
-  if (typeof v === 'number') {
-    while (v >= 0x80) {
-      v = Math.floor(v / 0x80);
-      n++;
-    }
-    return n;
-  }
-  while (v >= 0x80n) {
-    v >>= 7n;
-    n++;
-  }
-  return n;
-}
-
-/** Writes `v` at `off`; returns the offset after it. */
-function writeVarint(buf: Buffer, off: number, v: number | bigint): number {
-  if (typeof v === 'number') {
-    while (v >= 0x80) {
-      buf[off++] = (v % 0x80) | 0x80;
-      v = Math.floor(v / 0x80);
-    }
-    buf[off++] = v;
-    return off;
-  }
-  while (v >= 0x80n) {
-    buf[off++] = Number(v & 0x7fn) | 0x80;
-    v >>= 7n;
-  }
-  buf[off++] = Number(v);
-  return off;
-}
-
-/** Field numbers here are below 16, so every tag is one byte. */
-function tag(field: number, wire: number): number {
-  return (field << 3) | wire;
-}
-
-function varintFieldSize(v: number | bigint): number {
-  return isZero(v) ? 0 : 1 + varintSize(v);
-}
-
-function bytesFieldSize(length: number): number {
-  return length === 0 ? 0 : 1 + varintSize(length) + length;
-}
-
-function writeVarintField(buf: Buffer, off: number, field: number, v: number | bigint): number {
-  if (isZero(v)) return off;
-  buf[off++] = tag(field, WIRE_VARINT);
-  return writeVarint(buf, off, v);
-}
-
-function writeBytesField(buf: Buffer, off: number, field: number, b: Uint8Array): number {
-  if (b.length === 0) return off;
-  buf[off++] = tag(field, WIRE_BYTES);
-  off = writeVarint(buf, off, b.length);
-  buf.set(b, off);
-  return off + b.length;
-}
-
-/** An embedded message: tag, length, body (present even when its body is empty). */
-function messageSize(bodySize: number): number {
-  return 1 + varintSize(bodySize) + bodySize;
-}
+import { WIRE_BYTES, bytesFieldSize, messageSize, operand, tag, varintFieldSize, writeBytesField, writeVarint, writeVarintField } from '../../proto/wire-writer';
 
 interface HeaderOperands {
   readonly values: readonly (number | bigint)[];
