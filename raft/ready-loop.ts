@@ -18,6 +18,11 @@ export interface PersistBatch {
   readonly snapshot: Snapshot | undefined;
   /** fsync needed: term/vote changed or entries present (etcd-io/raft MustSync). */
   readonly mustSync: boolean;
+  /**
+   * A leader's messages were handed to the transport just before this persist (step 1): they are
+   * still on their way to the socket, so the persist must not block this thread while it syncs.
+   */
+  readonly sentBefore: boolean;
 }
 
 /** The I/O a ReadyLoop drives. Every completion is a callback so a simulator can deliver it at a simulated time. */
@@ -137,16 +142,17 @@ export class ReadyLoop {
     if (rd.readStates.length > 0) this.io.onReadStates(rd.readStates);
     if (gen !== this.gen) return true;
     // 1. etcd raft.go: `if islead { r.transport.Send(r.processMessages(rd.Messages)) }` before the save.
-    if (this.leader && rd.messages.length > 0) this.io.send(rd.messages);
+    const sentBefore = this.leader && rd.messages.length > 0;
+    if (sentBefore) this.io.send(rd.messages);
     if (gen !== this.gen) return true;
     // 2. One batch per Ready; a snapshot's data is installed before the WAL records it.
     if (rd.entries.length === 0 && !rd.hardState && !rd.snapshot) {
       this.persisted = true;
     } else if (rd.snapshot) {
       const snap = rd.snapshot;
-      this.call(gen, 'snapshot install failed', (done) => this.io.installSnapshot(snap, done), () => this.startPersist(gen, rd));
+      this.call(gen, 'snapshot install failed', (done) => this.io.installSnapshot(snap, done), () => this.startPersist(gen, rd, sentBefore));
     } else {
-      this.startPersist(gen, rd);
+      this.startPersist(gen, rd, sentBefore);
     }
     // 3. Apply concurrently with the persist (a follower may apply entries a quorum holds before
     // its own copy is durable; etcd-io/raft hands them out as committed, allowUnstable).
@@ -174,8 +180,8 @@ export class ReadyLoop {
     this.releaseIdle();
   }
 
-  private startPersist(gen: number, rd: Ready): void {
-    const batch: PersistBatch = { entries: rd.entries, hardState: rd.hardState, snapshot: rd.snapshot, mustSync: rd.mustSync };
+  private startPersist(gen: number, rd: Ready, sentBefore: boolean): void {
+    const batch: PersistBatch = { entries: rd.entries, hardState: rd.hardState, snapshot: rd.snapshot, mustSync: rd.mustSync, sentBefore };
     this.call(gen, 'wal write failed', (done) => this.io.persist(batch, done), () => {
       this.persisted = true;
     });

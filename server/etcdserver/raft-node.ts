@@ -218,6 +218,10 @@ export class RaftNode {
         hardState: hs ? { term: hs.term, vote: hs.vote, commit: hs.commit } : undefined,
         snapshot: snap ? { index: snap.metadata.index, term: snap.metadata.term, data: encodeConfStateRecord(snap.metadata.confState) } : undefined,
         sync: batch.mustSync,
+        // The leader's MsgApps are still in the transport's queue: an inline fsync would hold
+        // them until it returns, adding the leader's fsync to every follower's (measured: a
+        // follower received the MsgApp 2.5-2.8 ms after the send at one client).
+        syncInline: !batch.sentBefore,
       })
       .then(
         () => true,

@@ -85,6 +85,8 @@ interface Waiter {
   sync: boolean;
   /** Entry records in the save (decides whether its round may fdatasync inline). */
   entries: number;
+  /** The caller lets its round fdatasync inline (false: a leader whose messages are still being sent). */
+  syncInline: boolean;
   resolve: () => void;
   reject: (e: unknown) => void;
 }
@@ -177,7 +179,7 @@ export class Wal {
    * Persist one Ready: a snapshot from the leader (replacing this member's whole log), entries (a
    * later record at an index replaces an earlier one and everything after it) and the hard state.
    */
-  async save(opts: { entries: readonly WalEntry[]; hardState?: WalHardState; snapshot?: WalSnapshotMeta; sync: boolean }): Promise<void> {
+  async save(opts: { entries: readonly WalEntry[]; hardState?: WalHardState; snapshot?: WalSnapshotMeta; sync: boolean; syncInline?: boolean }): Promise<void> {
     const recs: PendingRecord[] = [];
     if (opts.snapshot) recs.push(snapshotRecord(opts.snapshot, SNAPSHOT_REPLACES_LOG));
     for (const e of opts.entries) {
@@ -192,7 +194,7 @@ export class Wal {
     if (recs.length === 0) return;
     // unsafeNoFsync, a test-only bug cluster-tests' self-test must catch: Raft is told the Ready is
     // durable although nothing was fsynced (with loseUnsyncedWrites, it stays in memory).
-    await this.enqueue(recs, opts.sync && !this.opts.faults?.unsafeNoFsync);
+    await this.enqueue(recs, opts.sync && !this.opts.faults?.unsafeNoFsync, opts.syncInline ?? true);
   }
 
   async saveMetadata(metadata: Uint8Array): Promise<void> {
@@ -236,7 +238,7 @@ export class Wal {
    * is the crc chain's order); a synced save then waits for the next fdatasync, which covers every
    * write before it. While one fdatasync runs, the saves written meanwhile wait for one more.
    */
-  private enqueue(recs: PendingRecord[], sync: boolean): Promise<void> {
+  private enqueue(recs: PendingRecord[], sync: boolean, syncInline = true): Promise<void> {
     if (this.closed) return Promise.reject(new Error('wal: closed'));
     // Power-cut simulation: an unsynced write stays in memory until a synced one carries it.
     if (this.opts.faults?.loseUnsyncedWrites && !sync) {
@@ -250,7 +252,7 @@ export class Wal {
     let entries = 0;
     for (const r of recs) if (r.entryIndex !== undefined) entries++;
     return new Promise((resolve, reject) => {
-      const waiter = { sync, entries, resolve, reject };
+      const waiter = { sync, entries, syncInline, resolve, reject };
       if (this.cutting) {
         this.queued.push(...recs);
         this.queuedWaiters.push(waiter);
@@ -284,7 +286,7 @@ export class Wal {
   }
 
   private inlineRound(w: readonly Waiter[]): boolean {
-    return w.length === 1 && w[0].entries <= INLINE_SYNC_MAX_ENTRIES && this.lastSyncSeconds < INLINE_SYNC_MAX_SECONDS;
+    return w.length === 1 && w[0].syncInline && w[0].entries <= INLINE_SYNC_MAX_ENTRIES && this.lastSyncSeconds < INLINE_SYNC_MAX_SECONDS;
   }
 
   /** This round's fdatasync on the calling thread (see INLINE_SYNC_MAX_ENTRIES). */
