@@ -295,7 +295,9 @@ export class Wal {
     this.syncWaiters = [];
     const snapshotIndex = this.lastSnapshot?.index ?? 0;
     try {
-      this.observeSync(process.hrtime.bigint(), () => fs.fdatasyncSync(this.tail.fd));
+      const started = process.hrtime.bigint();
+      fs.fdatasyncSync(this.tail.fd);
+      this.observeSync(started);
     } catch (e) {
       for (const x of w) x.reject(e);
       this.failed(e);
@@ -383,9 +385,8 @@ export class Wal {
     this.observeSync(started);
   }
 
-  /** Runs `inline` (if given), then records the fdatasync's duration (metrics, the slow-disk warning, the inline rule). */
-  private observeSync(started: bigint, inline?: () => void): void {
-    inline?.();
+  /** Records an fdatasync's duration (metrics, the slow-disk warning, the inline rule). */
+  private observeSync(started: bigint): void {
     const seconds = Number(process.hrtime.bigint() - started) / 1e9;
     this.lastSyncSeconds = seconds;
     this.opts.observer?.fsyncSeconds?.(seconds);
