@@ -141,8 +141,15 @@ export interface MemberMsg {
 }
 
 /** What is proposed through Raft (proto/cairn/internal.proto). Exactly one field is set. */
+/** cairnpb.RequestHeader: who proposed a request, and its ID. */
+export interface RequestHeader {
+  ID?: Int64;
+  username?: string;
+  auth_revision?: Int64;
+}
+
 export interface InternalRaftRequest {
-  header?: { ID?: Int64; username?: string; auth_revision?: Int64 } | null;
+  header?: RequestHeader | null;
   put?: PutRequest | null;
   delete_range?: DeleteRangeRequest | null;
   txn?: TxnRequest | null;

@@ -8,6 +8,7 @@ import { encodeConfChangeContext } from './membership/conf-change-context';
 import type { Member } from './membership/membership';
 import type { ServerMetrics } from './metrics';
 import type { RaftNode } from './raft-node';
+import { decodePutRaftRequest } from './raft-request-decoder';
 import { encodePutRaftRequest } from './raft-request-encoder';
 import { Wait } from './wait';
 
@@ -97,7 +98,7 @@ export class Proposer {
    */
   request(e: Entry): InternalRaftRequest {
     const mine = this.proposed.get(e.data);
-    if (mine === undefined) return this.requestCodec.decode(e.data);
+    if (mine === undefined) return decodePutRaftRequest(e.data) ?? this.requestCodec.decode(e.data);
     this.proposed.delete(e.data);
     return mine;
   }

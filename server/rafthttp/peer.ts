@@ -160,7 +160,7 @@ export class Peer {
     }
     const batch = this.queue;
     this.queue = [];
-    const buf = Buffer.from(encodeBatch(this.t.clusterId, this.t.memberId, batch));
+    const buf = encodeBatch(this.t.clusterId, this.t.memberId, batch);
     this.t.metrics?.peerSentBytes.inc(this.to, buf.length);
     const ok = stream.write(buf);
     if (!ok) this.blocked = true;
