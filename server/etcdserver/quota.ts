@@ -4,8 +4,13 @@ import type { AlarmStore } from './alarms';
 import { ErrNoSpace } from './errors';
 import type { ServerMetrics } from './metrics';
 
-/** How often the cached backend size (for the quota check) is refreshed. */
-export const DB_SIZE_REFRESH_MS = 250;
+/**
+ * How often the cached backend size (for the quota check and etcd_mvcc_db_total_size_in_bytes) is
+ * refreshed. Between refreshes check() adds every accepted write's cost, so a burst cannot overshoot
+ * the quota; at 250 ms the directory listing and stats were ~2% of each member's main thread at 100
+ * clients putting on 3 members (BENCHMARKS.md), at 1 s a quarter of that.
+ */
+export const DB_SIZE_REFRESH_MS = 1_000;
 /** The backend bytes a lease record costs, for the quota check (etcd's leaseOverhead). */
 export const LEASE_COST_BYTES = 64;
 
