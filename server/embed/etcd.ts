@@ -18,6 +18,7 @@ import { MemberLifecycle } from './lifecycle';
 import { listenMetrics, resolveTls } from './tls-setup';
 import { callCounter, grpcMetricsInterceptor, initializeGrpcMetrics, withByteCounters } from '../v3rpc/grpc-metrics';
 import { authResolver } from '../v3rpc/auth-interceptor';
+import { UnaryFastPath, injectedHttp2Server, unaryMethods, type FastUnaryMethod } from '../v3rpc/unary-fast-path';
 
 /** gRPC's own receive limit sits 512 KiB above --max-request-bytes, as in etcd (v3rpc/grpc.go). */
 export const GRPC_OVERHEAD_BYTES = 512 * 1024;
@@ -76,9 +77,12 @@ export async function startMember(config: ServerConfig, log: Logger = pino({ lev
   const services = clientServices(server, metrics, resolver);
   // Client gRPC bytes are counted where grpc-js encodes and decodes; etcd pre-initializes the
   // grpc_server_* series of the services it registers before Election and Lock.
+  const fastMethods: FastUnaryMethod[] = [];
   for (const s of services) {
     if (s.name !== 'v3electionpb.Election' && s.name !== 'v3lockpb.Lock') initializeGrpcMetrics(metrics, [s.definition]);
-    grpcServer.addService(withByteCounters(s.definition, metrics), s.implementation);
+    const definition = withByteCounters(s.definition, metrics);
+    grpcServer.addService(definition, s.implementation);
+    if (s.name === 'etcdserverpb.KV') fastMethods.push(...unaryMethods(definition, s.implementation));
   }
   // The gateway's calls are counted as gRPC calls, as etcd's gateway (a gRPC client of its member) is.
   const gateway = new Gateway(services.map((sv) => ({ ...sv, definition: withByteCounters(sv.definition, metrics) })), {
@@ -87,6 +91,11 @@ export async function startMember(config: ServerConfig, log: Logger = pino({ lev
     countCall: callCounter(metrics),
   });
   const injector = grpcServer.createConnectionInjector(grpc.ServerCredentials.createInsecure());
+  // The KV service's unary calls skip grpc-js's per-call machinery (v3rpc/unary-fast-path.ts).
+  const fastPath = new UnaryFastPath(fastMethods, { maxReceiveMessageBytes: cfg.maxRequestBytes + GRPC_OVERHEAD_BYTES, countCall: callCounter(metrics) });
+  const injectorServer = injectedHttp2Server(grpcServer);
+  if (injectorServer) fastPath.attach(injectorServer);
+  else log.warn('grpc-js keeps its HTTP/2 servers elsewhere than this version did: KV calls take grpc-js\'s own path');
   const httpServer = http.createServer(httpHandler(server, metrics, gateway));
 
   const transport = new PeerTransport({
