@@ -261,7 +261,8 @@ class FastUnaryCall extends EventEmitter {
   private notifyCancelled(): void {
     if (this.cancelled) return;
     this.cancelled = true;
-    process.nextTick(() => this.emit('cancelled', 'cancelled'));
+    // The KV handlers never listen (the flag is what they could read): no tick per call for them.
+    if (this.listenerCount('cancelled') > 0) process.nextTick(() => this.emit('cancelled', 'cancelled'));
   }
 }
 
