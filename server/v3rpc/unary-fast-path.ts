@@ -261,8 +261,7 @@ class FastUnaryCall extends EventEmitter {
   private notifyCancelled(): void {
     if (this.cancelled) return;
     this.cancelled = true;
-    // The KV handlers never listen (the flag is what they could read): no tick per call for them.
-    if (this.listenerCount('cancelled') > 0) process.nextTick(() => this.emit('cancelled', 'cancelled'));
+    process.nextTick(() => this.emit('cancelled', 'cancelled'));
   }
 }
 

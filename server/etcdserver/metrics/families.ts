@@ -59,20 +59,6 @@ export function hotCounterVec<L extends string>(r: prom.Registry, name: string, 
   });
 }
 
-/**
- * An unlabelled counter on a hot path (the client gRPC byte counters, one inc() per message):
- * prom-client's inc() builds a label object and hashes it even without labels. inc() here adds to
- * a plain number that the counter's collect() hands to prom-client when it is read, as hotCounterVec.
- */
-export function hotCounter(r: prom.Registry, name: string, help: string): prom.Counter {
-  const c = hotCounterVec(r, name, help, []);
-  const s = c.series({});
-  // prom-client sets inc on the instance; collect() above still calls it with a label object.
-  const promInc = c.inc.bind(c) as (labels: prom.LabelValues<string>, value: number) => void;
-  c.inc = ((a?: number | prom.LabelValues<string>, b?: number) => (typeof a === 'object' ? promInc(a, b ?? 1) : s.inc(a))) as prom.Counter['inc'];
-  return c;
-}
-
 export function histogram(r: prom.Registry, name: string, help: string, buckets: number[]): prom.Histogram {
   return new prom.Histogram({ name, help, buckets, registers: [r] });
 }

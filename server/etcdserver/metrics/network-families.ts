@@ -1,5 +1,5 @@
 import type * as prom from 'prom-client';
-import { counterVec, exp, gaugeVec, histogramVec, hotCounter, hotCounterVec } from './families';
+import { counter, counterVec, exp, gaugeVec, histogramVec, hotCounterVec } from './families';
 
 /**
  * etcd_network_* (etcd 3.4 rafthttp/metrics.go, v3rpc/metrics.go) and the grpc_server_* families of
@@ -22,8 +22,8 @@ export function networkFamilies(r: prom.Registry) {
     snapshotReceiveFailures: counterVec(r, 'etcd_network_snapshot_receive_failures', 'Total number of snapshot receive failures', ['From']),
     snapshotReceiveSeconds: histogramVec(r, 'etcd_network_snapshot_receive_total_duration_seconds', 'Total latency distributions of v3 snapshot receives', ['From'], exp(0.1, 2, 10)),
     snapshotReceiveInflights: gaugeVec(r, 'etcd_network_snapshot_receive_inflights_total', 'Total number of inflight snapshot receives', ['From']),
-    clientGrpcSentBytes: hotCounter(r, 'etcd_network_client_grpc_sent_bytes_total', 'The total number of bytes sent to grpc clients.'),
-    clientGrpcReceivedBytes: hotCounter(r, 'etcd_network_client_grpc_received_bytes_total', 'The total number of bytes received from grpc clients.'),
+    clientGrpcSentBytes: counter(r, 'etcd_network_client_grpc_sent_bytes_total', 'The total number of bytes sent to grpc clients.'),
+    clientGrpcReceivedBytes: counter(r, 'etcd_network_client_grpc_received_bytes_total', 'The total number of bytes received from grpc clients.'),
 
     grpcStarted: hotCounterVec(r, 'grpc_server_started_total', 'Total number of RPCs started on the server.', ['grpc_type', 'grpc_service', 'grpc_method']),
     grpcHandled: hotCounterVec(r, 'grpc_server_handled_total', 'Total number of RPCs completed on the server, regardless of success or failure.', ['grpc_type', 'grpc_service', 'grpc_method', 'grpc_code']),
