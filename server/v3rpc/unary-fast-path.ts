@@ -34,6 +34,15 @@ const DEADLINE_REGEX = /(\d{1,8})\s*([HMSmun])/;
 const DEADLINE_UNIT_MS: Record<string, number> = { H: 3_600_000, M: 60_000, S: 1_000, m: 1, u: 0.001, n: 0.000001 };
 /** The 5-byte gRPC message prefix: compressed flag and big-endian length. */
 const PREFIX_BYTES = 5;
+/** Up to this size a response is copied behind its prefix into one write; above, written after it. */
+const COPY_INTO_FRAME_MAX_BYTES = 64 * 1024;
+
+function messagePrefix(length: number): Buffer {
+  const prefix = Buffer.allocUnsafe(PREFIX_BYTES);
+  prefix[0] = 0;
+  prefix.writeUInt32BE(length, 1);
+  return prefix;
+}
 
 export interface FastUnaryMethod {
   readonly definition: grpc.MethodDefinition<unknown, unknown>;
@@ -220,15 +229,22 @@ class FastUnaryCall extends EventEmitter {
       this.fail({ code: grpc.status.INTERNAL, details: 'Error serializing response' });
       return;
     }
-    const framed = Buffer.allocUnsafe(PREFIX_BYTES + message.length);
-    framed[0] = 0;
-    framed.writeUInt32BE(message.length, 1);
-    message.copy(framed, PREFIX_BYTES);
     this.finish(grpc.status.OK);
     this.counts.sent();
     const trailers = { 'grpc-status': grpc.status.OK, 'grpc-message': 'OK', ...trailer?.toHttp2Headers() };
     this.stream.once('wantTrailers', () => this.stream.sendTrailers(trailers));
     this.stream.respond(RESPONSE_HEADERS, { waitForTrailers: true });
+    if (message.length > COPY_INTO_FRAME_MAX_BYTES) {
+      // A large Range: the prefix on its own, so the response is not copied once more (grpc-js
+      // copies every message into its framed buffer, 300 MB for a 300k-key list).
+      this.stream.write(messagePrefix(message.length));
+      this.stream.end(message);
+      return;
+    }
+    const framed = Buffer.allocUnsafe(PREFIX_BYTES + message.length);
+    framed[0] = 0;
+    framed.writeUInt32BE(message.length, 1);
+    message.copy(framed, PREFIX_BYTES);
     this.stream.end(framed);
   };
 
