@@ -1,7 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import * as crypto from 'node:crypto';
 import { messageCodec } from '../../proto';
-import type { InternalRaftRequest, PutRequest } from '../../proto/etcd-types';
+import type { InternalRaftRequest } from '../../proto/etcd-types';
+import { putRequest, randomPutRaftRequest } from '../support/raft-requests';
 import { WireFormatError } from '../../proto/wire-reader';
 import { decodePutRaftRequest } from '../../server/etcdserver/raft-request-decoder';
 import { encodePutRaftRequest } from '../../server/etcdserver/raft-request-encoder';
@@ -17,9 +18,7 @@ function withoutNulls(o: InternalRaftRequest): Record<string, unknown> {
   return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== null));
 }
 
-function put(over: Partial<PutRequest> = {}): PutRequest {
-  return { key: Buffer.from('/registry/pods/default/p'), value: Buffer.from('v'), lease: '0', prev_kv: false, ignore_value: false, ignore_lease: false, ...over };
-}
+const put = putRequest;
 
 /** Both encodings of `req` (protobufjs's and the hand encoder's) decode as protobufjs decodes them. */
 function same(req: InternalRaftRequest): void {
@@ -45,13 +44,7 @@ describe('InternalRaftRequest Put decoder', () => {
   for (const [name, req] of cases) it(name, () => same(req));
 
   it('random puts', () => {
-    for (let i = 0; i < 300; i++) {
-      const r = crypto.randomBytes(16);
-      same({
-        header: { ID: r.readBigUInt64BE(0).toString(), username: i % 3 === 0 ? `user${i}` : '', auth_revision: String(r.readUInt32BE(8) * (i % 2)) },
-        put: put({ key: crypto.randomBytes(r[12] % 40), value: crypto.randomBytes(r[13] * (i % 5)), lease: (r.readBigInt64BE(0) >> BigInt(r[14] % 64)).toString(), prev_kv: (r[15] & 1) === 1, ignore_value: (r[15] & 2) === 2, ignore_lease: (r[15] & 4) === 4 }),
-      });
-    }
+    for (let i = 0; i < 300; i++) same(randomPutRaftRequest(i, 0));
   });
 
   it('gives the key and value as views into the entry, not copies', () => {

@@ -1,7 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import * as crypto from 'node:crypto';
 import { messageCodec } from '../../proto';
-import type { InternalRaftRequest, PutRequest } from '../../proto/etcd-types';
+import type { InternalRaftRequest } from '../../proto/etcd-types';
+import { putRequest, randomPutRaftRequest } from '../support/raft-requests';
 import { encodePutRaftRequest } from '../../server/etcdserver/raft-request-encoder';
 
 /**
@@ -11,9 +12,7 @@ import { encodePutRaftRequest } from '../../server/etcdserver/raft-request-encod
  */
 const codec = messageCodec<InternalRaftRequest>('cairnpb.InternalRaftRequest');
 
-function put(over: Partial<PutRequest> = {}): PutRequest {
-  return { key: Buffer.from('/registry/pods/default/p'), value: Buffer.from('v'), lease: '0', prev_kv: false, ignore_value: false, ignore_lease: false, ...over };
-}
+const put = putRequest;
 
 function same(req: InternalRaftRequest): void {
   const hand = encodePutRaftRequest(req);
@@ -35,13 +34,7 @@ describe('InternalRaftRequest Put encoder', () => {
   for (const [name, req] of cases) it(name, () => same(req));
 
   it('random puts', () => {
-    for (let i = 0; i < 300; i++) {
-      const r = crypto.randomBytes(16);
-      same({
-        header: { ID: r.readBigUInt64BE(0).toString(), username: i % 3 === 0 ? `user${i}` : '', auth_revision: String(r.readUInt32BE(8) * (i % 2)) },
-        put: put({ key: crypto.randomBytes(1 + (r[12] % 40)), value: crypto.randomBytes(r[13] * (i % 5)), lease: (r.readBigInt64BE(0) >> BigInt(r[14] % 64)).toString(), prev_kv: (r[15] & 1) === 1, ignore_value: (r[15] & 2) === 2, ignore_lease: (r[15] & 4) === 4 }),
-      });
-    }
+    for (let i = 0; i < 300; i++) same(randomPutRaftRequest(i, 1));
   });
 
   it('leaves every other request to protobufjs', () => {
