@@ -140,7 +140,6 @@ export interface MemberMsg {
   isLearner: boolean;
 }
 
-/** What is proposed through Raft (proto/cairn/internal.proto). Exactly one field is set. */
 /** cairnpb.RequestHeader: who proposed a request, and its ID. */
 export interface RequestHeader {
   ID?: Int64;
@@ -148,6 +147,7 @@ export interface RequestHeader {
   auth_revision?: Int64;
 }
 
+/** What is proposed through Raft (proto/cairn/internal.proto). Exactly one field is set. */
 export interface InternalRaftRequest {
   header?: RequestHeader | null;
   put?: PutRequest | null;

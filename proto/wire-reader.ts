@@ -6,10 +6,10 @@
  * alone. A truncated or malformed input throws WireFormatError, as protobufjs throws on it.
  */
 
-export const WIRE_VARINT = 0;
-export const WIRE_FIXED64 = 1;
-export const WIRE_BYTES = 2;
-export const WIRE_FIXED32 = 5;
+import { WIRE_BYTES, WIRE_VARINT } from './wire-writer';
+
+const WIRE_FIXED64 = 1;
+const WIRE_FIXED32 = 5;
 
 /** The input is not a valid protobuf encoding (protobufjs: "index out of range", "invalid wire type"). */
 export class WireFormatError extends Error {
@@ -93,13 +93,6 @@ export class WireReader {
     const v = this.uint64();
     if (typeof v === 'number') return String(v);
     return BigInt.asIntN(64, v).toString();
-  }
-
-  /** A uint64 that must be a safe integer (Raft terms and indexes). */
-  safeUint64(): number {
-    const v = this.uint64();
-    if (typeof v !== 'number') throw new WireFormatError(`uint64 ${v} exceeds 2^53 - 1`);
-    return v;
   }
 
   bool(): boolean {

@@ -85,14 +85,15 @@ export async function startMember(config: ServerConfig, log: Logger = pino({ lev
     if (s.name === 'etcdserverpb.KV') fastMethods.push(...unaryMethods(definition, s.implementation));
   }
   // The gateway's calls are counted as gRPC calls, as etcd's gateway (a gRPC client of its member) is.
+  const countCall = callCounter(metrics);
   const gateway = new Gateway(services.map((sv) => ({ ...sv, definition: withByteCounters(sv.definition, metrics) })), {
     maxMessageBytes: cfg.maxRequestBytes + GRPC_OVERHEAD_BYTES,
     log,
-    countCall: callCounter(metrics),
+    countCall,
   });
   const injector = grpcServer.createConnectionInjector(grpc.ServerCredentials.createInsecure());
   // The KV service's unary calls skip grpc-js's per-call machinery (v3rpc/unary-fast-path.ts).
-  const fastPath = new UnaryFastPath(fastMethods, { maxReceiveMessageBytes: cfg.maxRequestBytes + GRPC_OVERHEAD_BYTES, countCall: callCounter(metrics) });
+  const fastPath = new UnaryFastPath(fastMethods, { maxReceiveMessageBytes: cfg.maxRequestBytes + GRPC_OVERHEAD_BYTES, countCall });
   const injectorServer = injectedHttp2Server(grpcServer);
   if (injectorServer) fastPath.attach(injectorServer);
   else log.warn('grpc-js keeps its HTTP/2 servers elsewhere than this version did: KV calls take grpc-js\'s own path');

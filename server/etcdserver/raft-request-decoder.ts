@@ -12,7 +12,8 @@
  * protobufjs over edge and random puts.
  */
 import type { InternalRaftRequest, PutRequest, RequestHeader } from '../../proto/etcd-types';
-import { WIRE_BYTES, WIRE_VARINT, WireReader } from '../../proto/wire-reader';
+import { WireReader } from '../../proto/wire-reader';
+import { WIRE_BYTES, WIRE_VARINT } from '../../proto/wire-writer';
 
 const PUT_FIELD = 4;
 const HEADER_FIELD = 100;

@@ -1,8 +1,8 @@
 import * as protobuf from 'protobufjs';
 import type { ConfState, Entry, Message, Snapshot } from '../../raft';
 import { protoRoot } from '../../proto';
-import { WIRE_VARINT, WireReader } from '../../proto/wire-reader';
-import { WIRE_BYTES, bytesFieldSize, messageSize, tag, varintFieldSize, writeBytesField, writeVarint, writeVarintField } from '../../proto/wire-writer';
+import { WireReader } from '../../proto/wire-reader';
+import { WIRE_BYTES, WIRE_VARINT, bytesFieldSize, messageSize, tag, varintFieldSize, writeBytesField, writeVarint, writeVarintField } from '../../proto/wire-writer';
 
 /**
  * Raft messages on the wire between members (proto/cairn/raft.proto). Node IDs are uint64 and

@@ -241,11 +241,7 @@ class FastUnaryCall extends EventEmitter {
       this.stream.end(message);
       return;
     }
-    const framed = Buffer.allocUnsafe(PREFIX_BYTES + message.length);
-    framed[0] = 0;
-    framed.writeUInt32BE(message.length, 1);
-    message.copy(framed, PREFIX_BYTES);
-    this.stream.end(framed);
+    this.stream.end(Buffer.concat([messagePrefix(message.length), message]));
   };
 
   /** A status before any message: grpc-js's trailers-only response. */

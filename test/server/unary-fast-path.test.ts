@@ -111,7 +111,7 @@ describe('KV unary calls served before grpc-js', () => {
     expect(fast).toEqual(grpcJs);
   });
 
-  it('answers a Range of a large response (written after its prefix, not copied behind it) as grpc-js does', async () => {
+  it('answers a Range whose response is over the copy limit (written after its prefix) as grpc-js does', async () => {
     const big = PutRequest.encode({ key: Buffer.from('big'), value: Buffer.alloc(300 * 1024, 7) }).finish();
     await call(PUT, [frame(big, false)]);
     const [fast, grpcJs] = await bothWays(RANGE, [RangeRequest.encode({ key: Buffer.from('big') }).finish()]);
